@@ -1,0 +1,26 @@
+namespace PageAlloc.Domain.Allocator;
+
+/// <summary>ALLOC_* flags (mm/internal.h): which watermark to check and which reserves to use.</summary>
+[Flags]
+internal enum AllocFlags
+{
+    WmarkMin = 0,
+    WmarkLow = 1,
+    WmarkHigh = 2,
+    WmarkMask = 3,
+
+    /// <summary>ALLOC_NO_WATERMARKS (__GFP_MEMALLOC).</summary>
+    NoWatermarks = 1 << 2,
+
+    /// <summary>ALLOC_MIN_RESERVE (__GFP_HIGH): half of the min reserve.</summary>
+    MinReserve = 1 << 3,
+
+    /// <summary>ALLOC_NON_BLOCK (cannot direct-reclaim): a further quarter, with MinReserve.</summary>
+    NonBlock = 1 << 4,
+
+    /// <summary>ALLOC_NOFRAGMENT: no fallback below pageblock_order on the first pass.</summary>
+    NoFragment = 1 << 5,
+
+    /// <summary>ALLOC_RESERVES.</summary>
+    Reserves = MinReserve | NonBlock,
+}

@@ -1,0 +1,235 @@
+using PageAlloc.Domain.Model;
+using static PageAlloc.Domain.Model.PageAllocConstants;
+
+namespace PageAlloc.Domain.Allocator;
+
+/// <summary>
+/// The simulated machine: nodes with their zones, built from a <see cref="MachineConfig"/>, with
+/// the boot-time tuning the kernel computes (min_free_kbytes, watermarks, lowmem reserves, pcp
+/// batch and high) and the allocation entry point that walks the zonelist.
+/// </summary>
+public sealed class Machine
+{
+    private readonly Zone[] _zones;
+    private readonly Dictionary<string, Zone> _byKey;
+
+    public Machine(MachineConfig config)
+    {
+        var problems = config.Validate();
+        if (problems.Count > 0)
+        {
+            throw new ArgumentException("Invalid machine configuration: " + string.Join(" ", problems), nameof(config));
+        }
+        Config = config;
+        Cpus = config.Cpus;
+        var layout = config.Nodes
+            .SelectMany(n => n.Zones.Select(z =>
+            {
+                var type = ZoneTypes.TryParse(z.Name, out var t) ? t : throw new ArgumentException($"Unknown zone {z.Name}");
+                return (Node: n.Id, Type: type, z.StartPfn, Pages: (int)z.Pages);
+            }))
+            .OrderBy(z => z.Node).ThenBy(z => z.Type)
+            .ToList();
+
+        MinFreeKbytes = config.MinFreeKbytes ?? CalculateMinFreeKbytes(layout.Where(z => z.Type != ZoneType.Movable).Sum(z => (long)z.Pages));
+        var lowmemPages = layout.Where(z => z.Type != ZoneType.Movable).Sum(z => (long)z.Pages);
+        _zones = layout.Select(z =>
+        {
+            var key = z.Node == 0 ? ZoneTypes.Name(z.Type) : $"{ZoneTypes.Name(z.Type)}@{z.Node}";
+            var upper = layout.Where(u => u.Node == z.Node).ToList();
+            var tuning = ComputeTuning(z.Type, z.Pages, lowmemPages, MinFreeKbytes, upper.Select(u => (u.Type, (long)u.Pages)).ToList(), config.Cpus);
+            return new Zone(z.Node, z.Type, key, z.StartPfn, z.Pages, tuning, config.Cpus);
+        }).ToArray();
+        _byKey = _zones.ToDictionary(z => z.Key, StringComparer.OrdinalIgnoreCase);
+        _zonelists = new Zone[_zones.Length][][];
+        for (var i = 0; i < _zones.Length; i++)
+        {
+            _zonelists[i] = new Zone[ZoneTypes.Count * 2][];
+            for (var highest = 0; highest < ZoneTypes.Count; highest++)
+            {
+                _zonelists[i][highest * 2] = BuildZonelist(_zones[i], (ZoneType)highest, thisNode: false);
+                _zonelists[i][(highest * 2) + 1] = BuildZonelist(_zones[i], (ZoneType)highest, thisNode: true);
+            }
+        }
+    }
+
+    // Zonelists per preferred zone, highest zone type and __GFP_THISNODE, built once at boot as
+    // build_zonelists() does.
+    private readonly Zone[][][] _zonelists;
+
+    public MachineConfig Config { get; }
+
+    public int Cpus { get; }
+
+    /// <summary>vm.min_free_kbytes in force.</summary>
+    public long MinFreeKbytes { get; }
+
+    /// <summary>Every populated zone, by node and then zone type.</summary>
+    public IReadOnlyList<Zone> Zones => _zones;
+
+    public IEnumerable<int> NodeIds => _zones.Select(z => z.NodeId).Distinct();
+
+    /// <summary>Finds a zone by its key ("Normal", "DMA32", "Normal@1"), ignoring case.</summary>
+    public Zone? FindZone(string key) => _byKey.GetValueOrDefault(key);
+
+    /// <summary>The zone that holds a pfn, or null when no zone does.</summary>
+    public Zone? ZoneOfPfn(long pfn) => _zones.FirstOrDefault(z => z.Contains(pfn));
+
+    /// <summary>
+    /// calculate_min_free_kbytes(): int_sqrt(lowmem_kbytes * 16), clamped to 128..262144.
+    /// </summary>
+    public static long CalculateMinFreeKbytes(long lowmemPages)
+    {
+        var lowmemKbytes = lowmemPages * PageSizeKb;
+        var value = (long)Math.Sqrt(lowmemKbytes * 16.0);
+        while (value * value > lowmemKbytes * 16)
+        {
+            value--;
+        }
+        return Math.Clamp(value, 128, 262144);
+    }
+
+    /// <summary>
+    /// __setup_per_zone_wmarks(), setup_per_zone_lowmem_reserve(), zone_batchsize() and
+    /// zone_highsize() for one zone. The node's CPUs are all the machine's CPUs.
+    /// </summary>
+    private static ZoneTuning ComputeTuning(
+        ZoneType type, long managed, long lowmemPages, long minFreeKbytes, List<(ZoneType Type, long Managed)> nodeZones, int cpus)
+    {
+        var pagesMin = minFreeKbytes >> 2; // PAGE_SHIFT - 10
+        var tmp = lowmemPages == 0 ? 0 : pagesMin * managed / lowmemPages;
+        var min = type == ZoneType.Movable ? Math.Clamp(managed / 1024, 32, 128) : tmp;
+        tmp = Math.Max(tmp >> 2, managed * WatermarkScaleFactor / 10000);
+        var low = min + tmp;
+        var high = low + tmp;
+        var watermarks = new Watermarks(min, low, high, high + tmp);
+
+        var reserve = new long[ZoneTypes.Count];
+        var ratio = ZoneTypes.LowmemReserveRatio(type);
+        long upperManaged = 0;
+        for (var j = (int)type + 1; j < ZoneTypes.Count; j++)
+        {
+            upperManaged += nodeZones.Where(z => (int)z.Type == j).Sum(z => z.Managed);
+            reserve[j] = ratio == 0 || managed == 0 ? 0 : upperManaged / ratio;
+        }
+
+        // zone_batchsize()
+        var batch = (int)Math.Min(managed >> 10, 1024 * 1024 / (PageSizeKb * 1024)) / 4;
+        if (batch < 1)
+        {
+            batch = 1;
+        }
+        batch = Math.Max(1, (1 << ILog2(batch + (batch / 2))) - 1);
+
+        // zone_highsize(): the low watermark (or managed/8 for high_max) split across the CPUs.
+        var highMin = (int)Math.Max(low / cpus, batch << 2);
+        var highMax = (int)Math.Max(managed / MinPercpuPagelistHighFraction / cpus, batch << 2);
+        return new ZoneTuning(watermarks, reserve, batch, highMin, highMax);
+    }
+
+    /// <summary>
+    /// alloc_pages(gfp, order) with <paramref name="zone"/> as the preferred zone:
+    /// get_page_from_freelist() walks the zonelist (that zone, then lower zones of its node, then
+    /// other nodes, unless __GFP_THISNODE) at the low watermark, with ALLOC_NOFRAGMENT on Normal
+    /// when DMA32 exists; then the slow path retries once at the min watermark with the
+    /// __GFP_HIGH / non-blocking allowances (no reclaim, compaction or OOM: see README).
+    /// </summary>
+    public PageResult<AllocatedBlock> AllocPages(Zone zone, int order, GfpFlags gfp, int cpu)
+    {
+        if ((Zone.CheckOrder(order) ?? zone.CheckCpu(cpu)) is { } error)
+        {
+            return error;
+        }
+        if (!Gfp.TryGetZone(gfp, out var gfpZone))
+        {
+            return new PageError(PageErrorKind.InvalidGfp,
+                $"gfp {Gfp.Format(gfp)} names two zone modifiers or both mobility bits (GFP_ZONE_BAD).");
+        }
+        var highest = (ZoneType)Math.Min((int)zone.Type, (int)gfpZone);
+        var mt = Gfp.MigrateTypeOf(gfp);
+        var zonelist = _zonelists[Array.IndexOf(_zones, zone)][((int)highest * 2) + ((gfp & GfpFlags.ThisNode) != 0 ? 1 : 0)];
+
+        var alloc = AllocFlags.WmarkLow;
+        if (zonelist.Length > 1 && zonelist[0].Type == ZoneType.Normal && zonelist[1].Type == ZoneType.Dma32 && zonelist[1].NodeId == zonelist[0].NodeId)
+        {
+            alloc |= AllocFlags.NoFragment; // alloc_flags_nofragment()
+        }
+        var block = GetPageFromFreelist(zonelist, order, mt, alloc, highest, gfp, cpu);
+        if (block is null && (alloc & AllocFlags.NoFragment) != 0)
+        {
+            block = GetPageFromFreelist(zonelist, order, mt, alloc & ~AllocFlags.NoFragment, highest, gfp, cpu);
+        }
+        if (block is null)
+        {
+            block = GetPageFromFreelist(zonelist, order, mt, SlowpathAllocFlags(gfp), highest, gfp, cpu);
+        }
+        if (block is { } b)
+        {
+            return b;
+        }
+        zone.CountAllocFailure();
+        return new PageError(PageErrorKind.OutOfMemory,
+            $"alloc_pages: no order-{order} {MigrateTypes.Name(mt)} block above the watermarks in zone {zone.Key} or below it.");
+    }
+
+    /// <summary>gfp_to_alloc_flags(): the min watermark, with the reserves the gfp allows.</summary>
+    private static AllocFlags SlowpathAllocFlags(GfpFlags gfp)
+    {
+        if ((gfp & GfpFlags.MemAlloc) != 0 && (gfp & GfpFlags.NoMemAlloc) == 0)
+        {
+            return AllocFlags.NoWatermarks;
+        }
+        var alloc = AllocFlags.WmarkMin;
+        if ((gfp & GfpFlags.High) != 0)
+        {
+            alloc |= AllocFlags.MinReserve;
+        }
+        if ((gfp & GfpFlags.DirectReclaim) == 0 && (gfp & GfpFlags.NoMemAlloc) == 0)
+        {
+            alloc |= AllocFlags.NonBlock;
+        }
+        return alloc;
+    }
+
+    private static AllocatedBlock? GetPageFromFreelist(
+        Zone[] zonelist, int order, MigrateType mt, AllocFlags alloc, ZoneType highest, GfpFlags gfp, int cpu)
+    {
+        foreach (var z in zonelist)
+        {
+            if ((alloc & AllocFlags.NoWatermarks) == 0
+                && !z.WatermarkOk(order, z.Watermarks.Get(alloc), highest, alloc))
+            {
+                continue;
+            }
+            var idx = z.RmqueueBlock(order, mt, alloc, cpu, out var fromPcp);
+            if (idx < 0)
+            {
+                continue;
+            }
+            var compound = (gfp & GfpFlags.Comp) != 0 && order > 0;
+            z.PrepNewPage(idx, order, compound);
+            return new AllocatedBlock(z, z.PfnOf(idx), order, mt, compound, fromPcp);
+        }
+        return null;
+    }
+
+    /// <summary>The zonelist: the preferred node's zones from highest down, then the other nodes'.</summary>
+    private Zone[] BuildZonelist(Zone preferred, ZoneType highest, bool thisNode) =>
+        _zones.Where(z => z.Type <= highest && (!thisNode || z.NodeId == preferred.NodeId))
+            .OrderBy(z => z.NodeId == preferred.NodeId ? 0 : 1)
+            .ThenBy(z => z.NodeId)
+            .ThenByDescending(z => z.Type)
+            .ToArray();
+
+    /// <summary>Every zone's statistics.</summary>
+    public IReadOnlyList<ZoneStats> Stats() => _zones.Select(z => z.Stats()).ToList();
+
+    /// <summary>Every inconsistency in every zone.</summary>
+    public IReadOnlyList<string> CheckInvariants() => _zones.SelectMany(z => z.CheckInvariants()).ToList();
+
+    /// <summary>The cpu a request runs on when it names none: the thread's processor, folded onto the simulated CPUs.</summary>
+    public int CurrentCpu() => (int)((uint)Thread.GetCurrentProcessorId() % (uint)Cpus);
+}
+
+/// <summary>A successful allocation: the head pfn and how it was served.</summary>
+public sealed record AllocatedBlock(Zone Zone, long Pfn, int Order, MigrateType MigrateType, bool Compound, bool FromPcp);

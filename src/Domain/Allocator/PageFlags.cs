@@ -1,0 +1,30 @@
+namespace PageAlloc.Domain.Allocator;
+
+/// <summary>
+/// The per-page flag byte: the subset of struct page state the allocator reads. Buddy and Pcp mark
+/// the head of a free block (its order is in the order byte); Head and Tail mark compound pages;
+/// Allocated marks the head of a live allocation, whose order is recorded as page_owner does.
+/// </summary>
+[Flags]
+internal enum PageFlags : byte
+{
+    None = 0,
+
+    /// <summary>PageBuddy: head of a block on a zone->free_area list.</summary>
+    Buddy = 1 << 0,
+
+    /// <summary>Head of a block on a per-CPU page list (the kernel keeps no flag; see README).</summary>
+    Pcp = 1 << 1,
+
+    /// <summary>PG_head: head of a compound page.</summary>
+    Head = 1 << 2,
+
+    /// <summary>PageTail: a tail of a compound page.</summary>
+    Tail = 1 << 3,
+
+    /// <summary>PG_hwpoison.</summary>
+    HwPoison = 1 << 4,
+
+    /// <summary>Head of a live allocation (page_owner's record); the order byte holds its order.</summary>
+    Allocated = 1 << 5,
+}

@@ -1,0 +1,170 @@
+using PageAlloc.Domain.Model;
+using static PageAlloc.Domain.Model.PageAllocConstants;
+
+namespace PageAlloc.Domain.Allocator;
+
+// The allocation side of one zone: watermark checks, rmqueue() through the pcp or the buddy, and
+// prep_new_page(). The walk over zones lives in Machine.AllocPages (get_page_from_freelist()).
+public sealed partial class Zone
+{
+    /// <summary>
+    /// __zone_watermark_ok(): free pages above the mark (less the allowances for __GFP_HIGH and
+    /// atomic requests) plus the lowmem reserve, and for order &gt; 0 a free block that is big enough.
+    /// Reads the counters without zone->lock, as the kernel does.
+    /// </summary>
+    internal bool WatermarkOk(int order, long mark, ZoneType highestZone, AllocFlags alloc)
+    {
+        var freePages = NrFreePages - ((1L << order) - 1);
+        var min = mark;
+        if ((alloc & AllocFlags.MinReserve) != 0)
+        {
+            min -= min / 2;
+            if ((alloc & AllocFlags.NonBlock) != 0)
+            {
+                min -= min / 4;
+            }
+        }
+        if (freePages <= min + LowmemReserve[(int)highestZone])
+        {
+            return false;
+        }
+        if (order == 0)
+        {
+            return true;
+        }
+        for (var o = order; o <= MaxPageOrder; o++)
+        {
+            if (Volatile.Read(ref _nrFree[o]) == 0)
+            {
+                continue;
+            }
+            for (var mt = 0; mt < MigrateTypes.PcpTypes; mt++)
+            {
+                if (!_freeLists.IsEmpty(FreeListId(o, (MigrateType)mt)))
+                {
+                    return true;
+                }
+            }
+        }
+        return false;
+    }
+
+    /// <summary>
+    /// rmqueue(): the pcp path for pcp orders (falling through to the buddy when the pcp lock is
+    /// contended or the refill found nothing), the buddy path otherwise. Returns the page index or
+    /// -1; does not set up the page (see <see cref="PrepNewPage"/>).
+    /// </summary>
+    internal int RmqueueBlock(int order, MigrateType mt, AllocFlags alloc, int cpu, out bool fromPcp)
+    {
+        if (PcpAllowedOrder(order))
+        {
+            var idx = RmqueuePcplist(order, mt, alloc, _pcp[cpu]);
+            if (idx >= 0)
+            {
+                fromPcp = true;
+                return idx;
+            }
+        }
+        fromPcp = false;
+        return RmqueueBuddy(order, mt, alloc);
+    }
+
+    /// <summary>rmqueue_buddy(): __rmqueue() under zone->lock.</summary>
+    private int RmqueueBuddy(int order, MigrateType mt, AllocFlags alloc)
+    {
+        using var _ = ZoneLock.Enter();
+        var idx = Rmqueue(order, mt, alloc);
+        if (idx >= 0)
+        {
+            _events[(int)VmEvent.PgAlloc] += 1L << order;
+            _events[(int)VmEvent.AllocFromBuddy]++;
+        }
+        return idx;
+    }
+
+    /// <summary>
+    /// rmqueue_pcplist() + __rmqueue_pcplist(): take the first block of the list for (mt, order);
+    /// when the list is empty refill it with nr_pcp_alloc() blocks from the buddy (rmqueue_bulk()).
+    /// </summary>
+    private int RmqueuePcplist(int order, MigrateType mt, AllocFlags alloc, PerCpuPages pcp)
+    {
+        if (!pcp.Lock.TryEnter())
+        {
+            return IntrusiveLists.Nil; // pcp_spin_trylock() failed: fall through to the buddy
+        }
+        try
+        {
+            pcp.FreeCount >>= 1;
+            var list = PerCpuPages.OrderToPindex(mt, order);
+            if (pcp.Lists.IsEmpty(list))
+            {
+                var alloced = RmqueueBulk(order, pcp.NrPcpAlloc(order), pcp, list, mt, alloc);
+                pcp.Count += alloced << order;
+                if (alloced == 0)
+                {
+                    return IntrusiveLists.Nil;
+                }
+            }
+            var idx = pcp.Lists.First(list);
+            pcp.Lists.Remove(list, idx);
+            Flags[idx] = (byte)PageFlags.None;
+            pcp.Count -= 1 << order;
+            pcp.Events[(int)VmEvent.PgAlloc] += 1L << order;
+            pcp.Events[(int)VmEvent.AllocFromPcp]++;
+            return idx;
+        }
+        finally
+        {
+            pcp.Lock.Exit();
+        }
+    }
+
+    /// <summary>rmqueue_bulk(): move up to count blocks from the buddy to the tail of a pcp list.</summary>
+    private int RmqueueBulk(int order, int count, PerCpuPages pcp, int list, MigrateType mt, AllocFlags alloc)
+    {
+        using var _ = ZoneLock.Enter();
+        var i = 0;
+        for (; i < count; i++)
+        {
+            var idx = Rmqueue(order, mt, alloc);
+            if (idx < 0)
+            {
+                break;
+            }
+            Flags[idx] = (byte)PageFlags.Pcp;
+            Order[idx] = (byte)order;
+            pcp.Lists.AddTail(list, idx);
+        }
+        if (i > 0)
+        {
+            _events[(int)VmEvent.PcpRefill]++;
+            _events[(int)VmEvent.PcpRefillPages] += (long)i << order;
+        }
+        return i;
+    }
+
+    /// <summary>
+    /// prep_new_page(): refcount 1 on the head (set_page_refcounted()), and with __GFP_COMP and
+    /// order &gt; 0 a compound page (prep_compound_page(): PG_head, and PageTail on every tail).
+    /// The order is recorded on the head, as page_owner records it. The refcount is written last,
+    /// so a racing (buggy) free sees either a free page or a fully set up one.
+    /// </summary>
+    internal void PrepNewPage(int idx, int order, bool compound)
+    {
+        var isCompound = compound && order > 0;
+        if (isCompound)
+        {
+            Flags.AsSpan(idx + 1, (1 << order) - 1).Fill((byte)PageFlags.Tail);
+        }
+        Flags[idx] = (byte)(PageFlags.Allocated | (isCompound ? PageFlags.Head : PageFlags.None));
+        Order[idx] = (byte)order;
+        Volatile.Write(ref RefCount[idx], 1);
+    }
+
+    /// <summary>Counts an allocation that failed on this zone (it was the preferred zone).</summary>
+    internal void CountAllocFailure()
+    {
+        using var _ = ZoneLock.Enter();
+        _events[(int)VmEvent.AllocFail]++;
+    }
+}

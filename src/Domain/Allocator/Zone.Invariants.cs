@@ -1,0 +1,211 @@
+using PageAlloc.Domain.Model;
+using static PageAlloc.Domain.Model.PageAllocConstants;
+
+namespace PageAlloc.Domain.Allocator;
+
+// The CONFIG_DEBUG_VM of the simulation: walk every list and every page and report each
+// inconsistency. O(pages); for tests and for users who ask, never on the allocation paths.
+public sealed partial class Zone
+{
+    /// <summary>Every inconsistency found, in words; empty when the zone is consistent.</summary>
+    public IReadOnlyList<string> CheckInvariants()
+    {
+        using var _ = LockAll();
+        var problems = new List<string>();
+        void Report(string what)
+        {
+            if (problems.Count < 100)
+            {
+                problems.Add($"{Key}: {what}");
+            }
+        }
+
+        // 1. The buddy free lists: heads flagged Buddy with the list's order, aligned, inside the
+        //    zone, on the list of their pageblock's type, links consistent, counters right.
+        long listFreePages = 0;
+        for (var order = 0; order < NrPageOrders; order++)
+        {
+            long blocksAtOrder = 0;
+            for (var mt = 0; mt < MigrateTypes.Count; mt++)
+            {
+                var list = FreeListId(order, (MigrateType)mt);
+                long blocks = 0;
+                var prev = IntrusiveLists.Nil;
+                for (var idx = _freeLists.First(list); idx != IntrusiveLists.Nil; idx = _freeLists.Next(idx))
+                {
+                    var pfn = PfnOf(idx);
+                    if (blocks++ > SpannedPages)
+                    {
+                        Report($"free list order {order} {MigrateTypes.Name((MigrateType)mt)} loops");
+                        break;
+                    }
+                    if (_freeLists.Prev(idx) != prev)
+                    {
+                        Report($"pfn {Hex(pfn)}: prev link broken on free list order {order}");
+                    }
+                    prev = idx;
+                    if (Flags[idx] != (byte)PageFlags.Buddy || Order[idx] != order)
+                    {
+                        Report($"pfn {Hex(pfn)} on the order-{order} free list has flags {(PageFlags)Flags[idx]} order {Order[idx]}");
+                    }
+                    if ((pfn & ((1L << order) - 1)) != 0 || idx + (1L << order) > SpannedPages)
+                    {
+                        Report($"pfn {Hex(pfn)}: order-{order} free block misaligned or past the zone's end");
+                    }
+                    if (PageblockMigrateType(idx) != (MigrateType)mt)
+                    {
+                        Report($"pfn {Hex(pfn)} is on the {MigrateTypes.Name((MigrateType)mt)} list but its pageblock is {MigrateTypes.Name(PageblockMigrateType(idx))}");
+                    }
+                    listFreePages += 1L << order;
+                }
+                if (blocks != _nrFreeByType[list])
+                {
+                    Report($"order {order} {MigrateTypes.Name((MigrateType)mt)}: {blocks} blocks listed, counter says {_nrFreeByType[list]}");
+                }
+                blocksAtOrder += blocks;
+            }
+            if (blocksAtOrder != _nrFree[order])
+            {
+                Report($"order {order}: {blocksAtOrder} blocks listed, nr_free says {_nrFree[order]}");
+            }
+        }
+        if (listFreePages != _freePages)
+        {
+            Report($"free lists hold {listFreePages} pages, NR_FREE_PAGES says {_freePages}");
+        }
+
+        // 2. The pcp lists: heads flagged Pcp with the list's order; pcp->count right.
+        foreach (var pcp in _pcp)
+        {
+            long pages = 0;
+            for (var pindex = 0; pindex < PerCpuPages.NrPcpLists; pindex++)
+            {
+                var order = PerCpuPages.PindexToOrder(pindex);
+                for (var idx = pcp.Lists.First(pindex); idx != IntrusiveLists.Nil; idx = pcp.Lists.Next(idx))
+                {
+                    if (Flags[idx] != (byte)PageFlags.Pcp || Order[idx] != order)
+                    {
+                        Report($"pfn {Hex(PfnOf(idx))} on cpu {pcp.Cpu}'s pcp list {pindex} has flags {(PageFlags)Flags[idx]} order {Order[idx]}");
+                    }
+                    pages += 1L << order;
+                    if (pages > SpannedPages)
+                    {
+                        Report($"cpu {pcp.Cpu}'s pcp list {pindex} loops");
+                        break;
+                    }
+                }
+            }
+            if (pages != pcp.Count)
+            {
+                Report($"cpu {pcp.Cpu}: pcp lists hold {pages} pages, pcp->count says {pcp.Count}");
+            }
+        }
+
+        // 3. Every page belongs to exactly one block, and each block's pages look as they should.
+        long walkFree = 0, walkPcp = 0, walkLeaked = 0;
+        for (var idx = 0; idx < SpannedPages;)
+        {
+            var flags = (PageFlags)Flags[idx];
+            var pfn = PfnOf(idx);
+            int size;
+            if ((flags & (PageFlags.Buddy | PageFlags.Pcp)) != 0)
+            {
+                size = 1 << Order[idx];
+                if ((flags & PageFlags.Buddy) != 0)
+                {
+                    walkFree += size;
+                    CheckMissedMerge(idx, Order[idx], Report);
+                }
+                else
+                {
+                    walkPcp += size;
+                }
+                if (RefCount[idx] != 0)
+                {
+                    Report($"free pfn {Hex(pfn)} has refcount {RefCount[idx]}");
+                }
+                CheckInterior(idx, size, expectedFlags: PageFlags.None, expectedRef: 0, "free block", Report);
+            }
+            else if ((flags & PageFlags.Allocated) != 0)
+            {
+                size = 1 << Order[idx];
+                if (RefCount[idx] < 1)
+                {
+                    Report($"allocated pfn {Hex(pfn)} has refcount {RefCount[idx]}");
+                }
+                var compound = (flags & PageFlags.Head) != 0;
+                CheckInterior(idx, size, compound ? PageFlags.Tail : PageFlags.None, 0, "allocated block", Report);
+            }
+            else if (flags == PageFlags.HwPoison && RefCount[idx] == 0)
+            {
+                size = 1;
+                walkLeaked++;
+            }
+            else
+            {
+                Report($"pfn {Hex(pfn)} belongs to no block: flags {flags}, refcount {RefCount[idx]}");
+                size = 1;
+            }
+            if (idx + (long)size > SpannedPages)
+            {
+                Report($"block at pfn {Hex(pfn)} runs past the zone's end");
+            }
+            idx += size;
+        }
+        if (walkFree != _freePages)
+        {
+            Report($"page walk found {walkFree} free pages, NR_FREE_PAGES says {_freePages}");
+        }
+        var pcpCount = _pcp.Sum(p => (long)p.Count);
+        if (walkPcp != pcpCount)
+        {
+            Report($"page walk found {walkPcp} pcp pages, pcp counts say {pcpCount}");
+        }
+        if (walkLeaked != _hwPoisonLeaked)
+        {
+            Report($"page walk found {walkLeaked} leaked HWPoison pages, counter says {_hwPoisonLeaked}");
+        }
+        return problems;
+    }
+
+    private void CheckInterior(int idx, int size, PageFlags expectedFlags, int expectedRef, string what, Action<string> report)
+    {
+        var end = Math.Min(idx + size, SpannedPages);
+        if (end - idx <= 1)
+        {
+            return;
+        }
+        var flags = Flags.AsSpan(idx + 1, end - idx - 1);
+        var refs = RefCount.AsSpan(idx + 1, end - idx - 1);
+        var badFlag = flags.IndexOfAnyExcept((byte)expectedFlags);
+        var badRef = refs.IndexOfAnyExcept(expectedRef);
+        if (badFlag >= 0 || badRef >= 0)
+        {
+            var at = idx + 1 + (badFlag >= 0 ? badFlag : badRef);
+            report($"pfn {Hex(PfnOf(at))} inside the {what} at {Hex(PfnOf(idx))} has flags {(PageFlags)Flags[at]} refcount {RefCount[at]}");
+        }
+    }
+
+    /// <summary>Two free buddies of the same order that __free_one_page() should have merged.</summary>
+    private void CheckMissedMerge(int idx, int order, Action<string> report)
+    {
+        if (order >= MaxPageOrder)
+        {
+            return;
+        }
+        var pfn = PfnOf(idx);
+        var buddyIdx = idx + ((pfn ^ (1L << order)) - pfn);
+        if (buddyIdx <= idx || !IsBuddyAt(buddyIdx, order))
+        {
+            return;
+        }
+        var mt = PageblockMigrateType(idx);
+        var buddyMt = PageblockMigrateType((int)buddyIdx);
+        var mayMerge = order < PageblockOrder || mt == buddyMt
+            || (MigrateTypes.IsMergeable(mt) && MigrateTypes.IsMergeable(buddyMt));
+        if (mayMerge)
+        {
+            report($"order-{order} buddies at {Hex(pfn)} and {Hex(PfnOf((int)buddyIdx))} are both free but not merged");
+        }
+    }
+}

@@ -1,0 +1,114 @@
+using PageAlloc.Domain.Model;
+
+namespace PageAlloc.Domain.Allocator;
+
+// Reading one page's state, as a user inspecting the allocator sees it.
+public sealed partial class Zone
+{
+    /// <summary>The state of one page: its own fields and the block that holds it.</summary>
+    public PageResult<PageState> GetPageState(long pfn)
+    {
+        if (CheckRange(pfn, 1) is { } error)
+        {
+            return error;
+        }
+        using var _ = LockAll();
+        var idx = IndexOf(pfn);
+        var (head, order, kind) = LocateBlock(idx);
+        int? cpu = null;
+        if (kind == BlockKind.Pcp)
+        {
+            cpu = _pcp.FirstOrDefault(p => Enumerable.Range(0, PerCpuPages.NrPcpLists).Any(l => ListContains(p.Lists, l, head)))?.Cpu;
+        }
+        var flags = (PageFlags)Flags[idx];
+        var names = Enum.GetValues<PageFlags>()
+            .Where(f => f != PageFlags.None && flags.HasFlag(f))
+            .Select(f => f.ToString().ToLowerInvariant())
+            .ToArray();
+        var where = kind switch
+        {
+            BlockKind.Buddy => PageLocation.Buddy,
+            BlockKind.Pcp => PageLocation.Pcp,
+            BlockKind.Allocated => PageLocation.Allocated,
+            _ => PageLocation.HwPoisonLeaked,
+        };
+        var compound = (Flags[head] & (byte)PageFlags.Head) != 0;
+        return new PageState(pfn, RefCount[idx], names, where, PfnOf(head), order, compound, cpu, PageblockMigrateType(idx));
+    }
+
+    private static bool ListContains(IntrusiveLists lists, int list, int idx)
+    {
+        for (var i = lists.First(list); i != IntrusiveLists.Nil; i = lists.Next(i))
+        {
+            if (i == idx)
+            {
+                return true;
+            }
+        }
+        return false;
+    }
+
+    /// <summary>The pfns on one free list, head first. For tests and the invariant checker's users.</summary>
+    internal List<long> FreeListPfns(int order, MigrateType mt)
+    {
+        using var _ = ZoneLock.Enter();
+        var pfns = new List<long>();
+        var list = FreeListId(order, mt);
+        for (var i = _freeLists.First(list); i != IntrusiveLists.Nil; i = _freeLists.Next(i))
+        {
+            pfns.Add(PfnOf(i));
+        }
+        return pfns;
+    }
+
+    /// <summary>Pages on one CPU's pcp lists of one order, summed over migratetypes.</summary>
+    internal long PcpPagesOfOrder(int cpu, int order)
+    {
+        var pcp = _pcp[cpu];
+        using var _ = pcp.Lock.Enter();
+        long pages = 0;
+        for (var pindex = 0; pindex < PerCpuPages.NrPcpLists; pindex++)
+        {
+            if (PerCpuPages.PindexToOrder(pindex) != order)
+            {
+                continue;
+            }
+            for (var i = pcp.Lists.First(pindex); i != IntrusiveLists.Nil; i = pcp.Lists.Next(i))
+            {
+                pages += 1L << order;
+            }
+        }
+        return pages;
+    }
+}
+
+/// <summary>Where a page is.</summary>
+public enum PageLocation
+{
+    /// <summary>In a block on a zone free list.</summary>
+    Buddy,
+
+    /// <summary>In a block on a per-CPU page list.</summary>
+    Pcp,
+
+    /// <summary>In a live allocation.</summary>
+    Allocated,
+
+    /// <summary>HWPoison, freed and taken out of use.</summary>
+    HwPoisonLeaked,
+}
+
+/// <summary>
+/// One page: its refcount and flags, where it is, the head and order of the block that holds it,
+/// the cpu whose pcp list holds it, and its pageblock's migratetype.
+/// </summary>
+public sealed record PageState(
+    long Pfn,
+    int Refcount,
+    IReadOnlyList<string> Flags,
+    PageLocation Where,
+    long BlockPfn,
+    int BlockOrder,
+    bool Compound,
+    int? Cpu,
+    MigrateType PageblockMigrateType);

@@ -1,0 +1,143 @@
+using PageAlloc.Domain.Model;
+using static PageAlloc.Domain.Model.PageAllocConstants;
+
+namespace PageAlloc.Domain.Allocator;
+
+// Freeing a prepared block (refcount already zero, flags cleared): to the pcp for pcp orders,
+// otherwise to the buddy; and the pcp drain paths.
+public sealed partial class Zone
+{
+    /// <summary>
+    /// __free_frozen_pages(): blocks of pcp orders go to the pcp list of their pageblock's type
+    /// (HighAtomic on the Movable list; Isolate straight to the buddy), others to free_one_page()
+    /// (__free_pages_ok()). A contended pcp trylock also falls back to the buddy.
+    /// </summary>
+    internal void FreeFrozenPages(int idx, int order, int cpu)
+    {
+        if (!PcpAllowedOrder(order))
+        {
+            FreeOneBlock(idx, order);
+            return;
+        }
+        var mt = PageblockMigrateType(idx);
+        if ((int)mt >= MigrateTypes.PcpTypes)
+        {
+            if (mt == MigrateType.Isolate)
+            {
+                FreeOneBlock(idx, order);
+                return;
+            }
+            mt = MigrateType.Movable;
+        }
+        var pcp = _pcp[cpu];
+        if (!pcp.Lock.TryEnter())
+        {
+            FreeOneBlock(idx, order);
+            return;
+        }
+        try
+        {
+            FreeFrozenPageCommit(pcp, idx, mt, order);
+        }
+        finally
+        {
+            pcp.Lock.Exit();
+        }
+    }
+
+    /// <summary>
+    /// free_frozen_page_commit(): add at the head of the pcp list; when pcp->count reaches high,
+    /// return nr_pcp_free() pages to the buddy, starting with the list just freed to. The kernel's
+    /// free_high heuristic for back-to-back order 1..3 frees is not modelled.
+    /// </summary>
+    private void FreeFrozenPageCommit(PerCpuPages pcp, int idx, MigrateType mt, int order)
+    {
+        pcp.Events[(int)VmEvent.PgFree] += 1L << order;
+        var pindex = PerCpuPages.OrderToPindex(mt, order);
+        Flags[idx] = (byte)PageFlags.Pcp;
+        Order[idx] = (byte)order;
+        pcp.Lists.AddHead(pindex, idx);
+        pcp.Count += 1 << order;
+        if (pcp.FreeCount < (pcp.Batch << PcpBatchScaleMax))
+        {
+            pcp.FreeCount += 1 << order;
+        }
+        if (pcp.Count >= pcp.High)
+        {
+            FreePcppagesBulk(pcp, pcp.NrPcpFree(), pindex);
+        }
+    }
+
+    /// <summary>
+    /// free_pcppages_bulk(): under zone->lock, take blocks from the tails of the pcp lists
+    /// round-robin (starting at pindex) and give them to __free_one_page() with the migratetype
+    /// re-read from their pageblock. Returns the pages returned.
+    /// </summary>
+    private int FreePcppagesBulk(PerCpuPages pcp, int count, int pindex)
+    {
+        count = Math.Min(count, pcp.Count);
+        if (count <= 0)
+        {
+            return 0;
+        }
+        var drained = 0;
+        pindex--;
+        using var _ = ZoneLock.Enter();
+        while (count > 0)
+        {
+            do
+            {
+                if (++pindex > PerCpuPages.NrPcpLists - 1)
+                {
+                    pindex = 0;
+                }
+            }
+            while (pcp.Lists.IsEmpty(pindex));
+
+            var order = PerCpuPages.PindexToOrder(pindex);
+            var nrPages = 1 << order;
+            do
+            {
+                var idx = pcp.Lists.Last(pindex);
+                var mt = PageblockMigrateType(idx);
+                pcp.Lists.Remove(pindex, idx);
+                count -= nrPages;
+                pcp.Count -= nrPages;
+                drained += nrPages;
+                Flags[idx] = (byte)PageFlags.None;
+                FreeOneBlockCore(idx, order, mt, toTail: false);
+            }
+            while (count > 0 && !pcp.Lists.IsEmpty(pindex));
+        }
+        _events[(int)VmEvent.PcpDrain]++;
+        _events[(int)VmEvent.PcpDrainPages] += drained;
+        return drained;
+    }
+
+    /// <summary>drain_pages_zone(): return every page on one CPU's pcp lists to the buddy.</summary>
+    internal int DrainPcp(int cpu)
+    {
+        var pcp = _pcp[cpu];
+        using var _ = pcp.Lock.Enter();
+        return FreePcppagesBulk(pcp, pcp.Count, 0);
+    }
+
+    /// <summary>drain_pages() for one CPU, or drain_all_pages() when cpu is null. Returns pages drained.</summary>
+    public PageResult<long> DrainPages(int? cpu)
+    {
+        if (cpu is { } c)
+        {
+            if (CheckCpu(c) is { } error)
+            {
+                return error;
+            }
+            return DrainPcp(c);
+        }
+        long total = 0;
+        for (var i = 0; i < _pcp.Length; i++)
+        {
+            total += DrainPcp(i);
+        }
+        return total;
+    }
+}

@@ -1,0 +1,123 @@
+using PageAlloc.Domain.Concurrency;
+using PageAlloc.Domain.Model;
+using static PageAlloc.Domain.Model.PageAllocConstants;
+
+namespace PageAlloc.Domain.Allocator;
+
+// Statistics: every counter is kept as the allocator runs, so a snapshot costs
+// O(orders x migratetypes + cpus), never O(pages).
+public sealed partial class Zone
+{
+    /// <summary>
+    /// Takes every lock of the zone in the order the allocator takes them (each pcp lock, then
+    /// zone->lock, then the refcount lock, which is never held while taking another), for a
+    /// consistent view.
+    /// </summary>
+    internal AllLocksScope LockAll()
+    {
+        foreach (var pcp in _pcp)
+        {
+            pcp.Lock.Enter();
+        }
+        ZoneLock.Enter();
+        RefLock.Enter();
+        return new AllLocksScope(this);
+    }
+
+    internal readonly ref struct AllLocksScope
+    {
+        private readonly Zone _zone;
+
+        public AllLocksScope(Zone zone) => _zone = zone;
+
+        public void Dispose()
+        {
+            _zone.RefLock.Exit();
+            _zone.ZoneLock.Exit();
+            for (var i = _zone._pcp.Length - 1; i >= 0; i--)
+            {
+                _zone._pcp[i].Lock.Exit();
+            }
+        }
+    }
+
+    /// <summary>A consistent snapshot of the zone's counters.</summary>
+    public ZoneStats Stats()
+    {
+        using var _ = LockAll();
+        return StatsLocked();
+    }
+
+    private ZoneStats StatsLocked()
+    {
+        var byType = new long[MigrateTypes.Count][];
+        for (var mt = 0; mt < MigrateTypes.Count; mt++)
+        {
+            byType[mt] = new long[NrPageOrders];
+            for (var order = 0; order < NrPageOrders; order++)
+            {
+                byType[mt][order] = _nrFreeByType[FreeListId(order, (MigrateType)mt)];
+            }
+        }
+        var pageblocks = new long[MigrateTypes.Count];
+        foreach (var mt in _pageblockMt)
+        {
+            pageblocks[mt]++;
+        }
+        var events = (long[])_events.Clone();
+        events[(int)VmEvent.HwPoisonLeaked] = _hwPoisonLeaked;
+        var pcps = new PcpStats[_pcp.Length];
+        long pcpPages = 0;
+        for (var cpu = 0; cpu < _pcp.Length; cpu++)
+        {
+            var p = _pcp[cpu];
+            pcps[cpu] = new PcpStats(cpu, p.Count, p.High, p.Batch, p.HighMin, p.HighMax);
+            pcpPages += p.Count;
+            for (var e = 0; e < VmEvents.Count; e++)
+            {
+                events[e] += p.Events[e];
+            }
+        }
+        var locks = new[]
+        {
+            ZoneLock.Snapshot(),
+            LockStats.Sum($"{Key} pcp->lock (all cpus)", _pcp.Select(p => p.Lock.Snapshot())),
+            RefLock.Snapshot(),
+        };
+        return new ZoneStats(
+            Key, NodeId, Type, StartPfn, SpannedPages, ManagedPages,
+            _freePages, pcpPages, ManagedPages - _freePages - pcpPages - _hwPoisonLeaked, _hwPoisonLeaked,
+            Watermarks, [.. LowmemReserve], (long[])_nrFree.Clone(), byType, pageblocks, pcps, events, locks);
+    }
+}
+
+/// <summary>One CPU's pcp for this zone, as /proc/zoneinfo's pagesets show it.</summary>
+public sealed record PcpStats(int Cpu, int Count, int High, int Batch, int HighMin, int HighMax);
+
+/// <summary>
+/// A zone's counters. NrFree counts blocks per order (buddyinfo); NrFreeByType[mt][order] counts
+/// blocks per migratetype and order (pagetypeinfo); PageblocksByType[mt] counts pageblocks.
+/// Events are indexed by <see cref="VmEvent"/>. AllocatedPages = managed - free - pcp - leaked.
+/// </summary>
+public sealed record ZoneStats(
+    string Zone,
+    int Node,
+    ZoneType Type,
+    long StartPfn,
+    long SpannedPages,
+    long ManagedPages,
+    long FreePages,
+    long PcpPages,
+    long AllocatedPages,
+    long HwPoisonLeakedPages,
+    Watermarks Watermarks,
+    long[] LowmemReserve,
+    long[] NrFree,
+    long[][] NrFreeByType,
+    long[] PageblocksByType,
+    PcpStats[] Pcp,
+    long[] Events,
+    LockStats[] Locks)
+{
+    public long Event(VmEvent e) => Events[(int)e];
+}

@@ -1,0 +1,161 @@
+using System.Diagnostics;
+using PageAlloc.Domain.Concurrency;
+using PageAlloc.Domain.Model;
+using static PageAlloc.Domain.Model.PageAllocConstants;
+
+namespace PageAlloc.Domain.Allocator;
+
+/// <summary>
+/// struct zone: a contiguous range of page frames with its buddy free lists, per-CPU page sets,
+/// watermarks, counters and lock. Page state is kept as struct-of-arrays indexed by
+/// <c>pfn - StartPfn</c>: refcount, list links (4 bytes each), flags and order (1 byte each),
+/// 14 bytes per page where the kernel's struct page takes 64. Buddy arithmetic is done on absolute
+/// pfns, so blocks are naturally aligned machine-wide as in the kernel.
+/// <para>Locks: <see cref="ZoneLock"/> (zone->lock) guards the free lists and PageBuddy state;
+/// each pcp has its own lock, taken outside the zone lock; <see cref="RefLock"/> serialises
+/// refcount transitions on allocated pages (the kernel uses per-page atomics; see README).</para>
+/// </summary>
+public sealed partial class Zone
+{
+    // Struct-of-arrays page state (the simulation's mem_map).
+    internal readonly int[] RefCount;
+    internal readonly int[] Next;
+    internal readonly int[] Prev;
+    internal readonly byte[] Flags;
+    internal readonly byte[] Order;
+
+    private readonly byte[] _pageblockMt;
+    private readonly long _firstPageblock;
+    private readonly IntrusiveLists _freeLists;
+    private readonly long[] _nrFree = new long[NrPageOrders];
+    private readonly long[] _nrFreeByType = new long[NrPageOrders * MigrateTypes.Count];
+    private readonly long[] _events = new long[VmEvents.Count];
+    private readonly PerCpuPages[] _pcp;
+    private long _freePages;
+    private long _hwPoisonLeaked;
+
+    internal Zone(int nodeId, ZoneType type, string key, long startPfn, int pages, ZoneTuning tuning, int cpus)
+    {
+        NodeId = nodeId;
+        Type = type;
+        Key = key;
+        StartPfn = startPfn;
+        SpannedPages = pages;
+        Watermarks = tuning.Watermarks;
+        LowmemReserve = tuning.LowmemReserve;
+
+        // Fresh arrays come zeroed from the OS and untouched pages are never committed, so even a
+        // 1 TiB zone is built in the time it takes to free its order-10 blocks.
+        RefCount = new int[pages];
+        Next = new int[pages];
+        Prev = new int[pages];
+        Flags = new byte[pages];
+        Order = new byte[pages];
+        _firstPageblock = startPfn >> PageblockOrder;
+        var lastPageblock = (startPfn + pages - 1) >> PageblockOrder;
+        _pageblockMt = new byte[lastPageblock - _firstPageblock + 1];
+
+        _freeLists = new IntrusiveLists(Next, Prev, NrPageOrders * MigrateTypes.Count);
+        ZoneLock = new InstrumentedLock($"{key} zone->lock");
+        RefLock = new InstrumentedLock($"{key} refcount");
+        _pcp = new PerCpuPages[cpus];
+        for (var cpu = 0; cpu < cpus; cpu++)
+        {
+            _pcp[cpu] = new PerCpuPages(cpu, Next, Prev, tuning.Batch, tuning.HighMin, tuning.HighMax, key);
+        }
+        Boot();
+    }
+
+    public int NodeId { get; }
+
+    public ZoneType Type { get; }
+
+    /// <summary>The kernel's zone name (zone_names[]).</summary>
+    public string Name => ZoneTypes.Name(Type);
+
+    /// <summary>The name the API uses: the zone name, with "@node" for nodes other than 0.</summary>
+    public string Key { get; }
+
+    public long StartPfn { get; }
+
+    public int SpannedPages { get; }
+
+    public long EndPfn => StartPfn + SpannedPages;
+
+    /// <summary>managed_pages: every page, as PageAlloc reserves none (see README).</summary>
+    public long ManagedPages => SpannedPages;
+
+    public Watermarks Watermarks { get; }
+
+    /// <summary>lowmem_reserve[], indexed by the highest zone type a request may use.</summary>
+    public IReadOnlyList<long> LowmemReserve { get; }
+
+    public int Cpus => _pcp.Length;
+
+    public InstrumentedLock ZoneLock { get; }
+
+    public InstrumentedLock RefLock { get; }
+
+    /// <summary>NR_FREE_PAGES: pages in the buddy free lists (pcp pages excluded, as in the kernel).</summary>
+    public long NrFreePages => Volatile.Read(ref _freePages);
+
+    public bool Contains(long pfn) => pfn >= StartPfn && pfn < EndPfn;
+
+    internal PerCpuPages Pcp(int cpu) => _pcp[cpu];
+
+    /// <summary>
+    /// memblock_free_all() for this zone: free every page as the largest aligned blocks, at the
+    /// tail of the lists (FPI_TO_TAIL), with every pageblock Movable (memmap_init_range()).
+    /// </summary>
+    private void Boot()
+    {
+        Array.Fill(_pageblockMt, (byte)MigrateType.Movable);
+        using var _ = ZoneLock.Enter();
+        var pfn = StartPfn;
+        var end = EndPfn;
+        while (pfn < end)
+        {
+            // __free_pages_memory(): order = min(MAX_PAGE_ORDER, __ffs(start)), shrunk to fit.
+            var order = AlignmentOrder(pfn);
+            while (pfn + (1L << order) > end)
+            {
+                order--;
+            }
+            var idx = IndexOf(pfn);
+            FreeOneBlockLocked(idx, order, toTail: true);
+            pfn += 1L << order;
+        }
+    }
+
+    internal int IndexOf(long pfn) => (int)(pfn - StartPfn);
+
+    internal long PfnOf(int idx) => StartPfn + idx;
+
+    internal MigrateType PageblockMigrateType(int idx) =>
+        (MigrateType)_pageblockMt[((StartPfn + idx) >> PageblockOrder) - _firstPageblock];
+
+    /// <summary>set_pageblock_migratetype() for every pageblock a block of this order covers.</summary>
+    private void ChangePageblockRange(int idx, int order, MigrateType mt)
+    {
+        var first = ((StartPfn + idx) >> PageblockOrder) - _firstPageblock;
+        var count = order >= PageblockOrder ? 1 << (order - PageblockOrder) : 1;
+        _pageblockMt.AsSpan((int)first, count).Fill((byte)mt);
+    }
+
+    [Conditional("DEBUG")]
+    private void AssertZoneLocked() => Debug.Assert(ZoneLock.IsHeldByCurrentThread, "zone->lock must be held");
+}
+
+/// <summary>zone->_watermark[]: min, low, high and promo, in pages.</summary>
+public sealed record Watermarks(long Min, long Low, long High, long Promo)
+{
+    internal long Get(AllocFlags mark) => (mark & AllocFlags.WmarkMask) switch
+    {
+        AllocFlags.WmarkMin => Min,
+        AllocFlags.WmarkLow => Low,
+        _ => High,
+    };
+}
+
+/// <summary>What the machine computes for a zone before building it.</summary>
+internal sealed record ZoneTuning(Watermarks Watermarks, long[] LowmemReserve, int Batch, int HighMin, int HighMax);

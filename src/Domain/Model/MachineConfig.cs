@@ -1,0 +1,118 @@
+namespace PageAlloc.Domain.Model;
+
+/// <summary>
+/// The simulated machine, as read from the "Machine" configuration section. Mutable so that the
+/// configuration binder can fill it; <see cref="Validate"/> says what is wrong with it.
+/// </summary>
+public sealed class MachineConfig
+{
+    /// <summary>Simulated CPUs; each has a per-CPU page set in every zone.</summary>
+    public int Cpus { get; set; } = 4;
+
+    /// <summary>vm.min_free_kbytes; null computes the kernel's boot default (calculate_min_free_kbytes).</summary>
+    public long? MinFreeKbytes { get; set; }
+
+    public List<NodeConfig> Nodes { get; set; } = [];
+
+    /// <summary>
+    /// The default of design.md: node 0 with DMA (pfn 1..4095; pfn 0 is reserved as on x86-64),
+    /// DMA32 (pfn 4096..1048575) and Normal (pfn 1048576.., 4 GiB), 4 CPUs.
+    /// </summary>
+    public static MachineConfig Default() => new()
+    {
+        Cpus = 4,
+        Nodes =
+        [
+            new NodeConfig
+            {
+                Id = 0,
+                Zones =
+                [
+                    new ZoneConfig { Name = "DMA", StartPfn = 1, Pages = 4095 },
+                    new ZoneConfig { Name = "DMA32", StartPfn = 4096, Pages = 1048576 - 4096 },
+                    new ZoneConfig { Name = "Normal", StartPfn = 1048576, Pages = 1048576 },
+                ],
+            },
+        ],
+    };
+
+    /// <summary>The largest zone PageAlloc accepts: 2^31 - 1 pages (just under 8 TiB).</summary>
+    public const long MaxZonePages = int.MaxValue;
+
+    public const int MaxCpus = 1024;
+
+    /// <summary>Every problem with this configuration, in words; empty when it is usable.</summary>
+    public IReadOnlyList<string> Validate()
+    {
+        var problems = new List<string>();
+        if (Cpus is < 1 or > MaxCpus)
+        {
+            problems.Add($"Cpus must be 1..{MaxCpus}, not {Cpus}.");
+        }
+        if (MinFreeKbytes is < 0)
+        {
+            problems.Add($"MinFreeKbytes must not be negative, not {MinFreeKbytes}.");
+        }
+        if (Nodes.Count == 0)
+        {
+            problems.Add("At least one node is needed.");
+        }
+        var ranges = new List<(long Start, long End, string Name)>();
+        var nodeIds = new HashSet<int>();
+        foreach (var node in Nodes)
+        {
+            if (!nodeIds.Add(node.Id) || node.Id < 0)
+            {
+                problems.Add($"Node id {node.Id} is negative or used twice.");
+            }
+            var types = new HashSet<ZoneType>();
+            foreach (var zone in node.Zones)
+            {
+                var label = $"node {node.Id} zone '{zone.Name}'";
+                if (!ZoneTypes.TryParse(zone.Name, out var type))
+                {
+                    problems.Add($"{label}: the name must be DMA, DMA32, Normal or Movable.");
+                    continue;
+                }
+                if (!types.Add(type))
+                {
+                    problems.Add($"{label}: a node has at most one zone of each type.");
+                }
+                if (zone.StartPfn < 0 || zone.Pages < 1 || zone.Pages > MaxZonePages)
+                {
+                    problems.Add($"{label}: StartPfn must be >= 0 and Pages 1..{MaxZonePages}.");
+                    continue;
+                }
+                ranges.Add((zone.StartPfn, zone.StartPfn + zone.Pages, label));
+            }
+        }
+        ranges.Sort((a, b) => a.Start.CompareTo(b.Start));
+        for (var i = 1; i < ranges.Count; i++)
+        {
+            if (ranges[i].Start < ranges[i - 1].End)
+            {
+                problems.Add($"{ranges[i].Name} overlaps {ranges[i - 1].Name}.");
+            }
+        }
+        return problems;
+    }
+}
+
+public sealed class NodeConfig
+{
+    public int Id { get; set; }
+
+    public List<ZoneConfig> Zones { get; set; } = [];
+}
+
+public sealed class ZoneConfig
+{
+    /// <summary>DMA, DMA32, Normal or Movable.</summary>
+    public string Name { get; set; } = "Normal";
+
+    /// <summary>zone_start_pfn (machine-wide page frame number).</summary>
+    public long StartPfn { get; set; }
+
+    /// <summary>spanned_pages; PageAlloc has no holes, so present = managed = spanned.</summary>
+    public long Pages { get; set; }
+}
