@@ -1,0 +1,73 @@
+using PageAlloc.Domain.Allocator;
+using PageAlloc.Domain.Model;
+using PageAlloc.Domain.Proc;
+
+namespace PageAlloc.Tests.Unit;
+
+/// <summary>
+/// Boot-time tuning against a real kernel: a machine with the managed page counts of the machine
+/// this was written on (Linux 6.18, 2 CPUs, min_free_kbytes 67584) must show the same watermarks,
+/// protection, batch and high values that its /proc/zoneinfo showed.
+/// </summary>
+public class TuningTests
+{
+    private static readonly Machine Real = new(new MachineConfig
+    {
+        Cpus = 2,
+        MinFreeKbytes = 67584,
+        Nodes =
+        [
+            new NodeConfig
+            {
+                Id = 0,
+                Zones =
+                [
+                    new ZoneConfig { Name = "DMA", StartPfn = 1, Pages = 3840 },
+                    new ZoneConfig { Name = "DMA32", StartPfn = 4096, Pages = 772917 },
+                    new ZoneConfig { Name = "Normal", StartPfn = 1048576, Pages = 131072 },
+                ],
+            },
+        ],
+    });
+
+    [Theory]
+    [InlineData("DMA", 71, 88, 105, 122)]
+    [InlineData("DMA32", 14385, 17981, 21577, 25173)]
+    [InlineData("Normal", 2439, 3048, 3657, 4266)]
+    public void Watermarks_MatchTheKernel(string zone, long min, long low, long high, long promo) =>
+        Assert.Equal(new Watermarks(min, low, high, promo), Real.FindZone(zone)!.Watermarks);
+
+    [Fact]
+    public void LowmemReserve_MatchesTheKernelsProtection()
+    {
+        Assert.Equal([0L, 3019, 3531, 3531], Real.FindZone("DMA")!.LowmemReserve);
+        Assert.Equal([0L, 0, 512, 512], Real.FindZone("DMA32")!.LowmemReserve);
+    }
+
+    [Theory]
+    [InlineData("DMA", 1, 44, 240)]
+    [InlineData("DMA32", 63, 8990, 48307)]
+    [InlineData("Normal", 31, 1524, 8192)]
+    public void PcpBatchAndHigh_MatchTheKernel(string zone, int batch, int highMin, int highMax)
+    {
+        var pcp = Real.FindZone(zone)!.Stats().Pcp[0];
+        Assert.Equal((batch, highMin, highMax), (pcp.Batch, pcp.HighMin, pcp.HighMax));
+    }
+
+    [Fact]
+    public void ZoneInfo_PagesetsAndThresholds_ReadAsTheKernelPrintsThem()
+    {
+        var text = ProcFs.ZoneInfo(Real.Stats(), Real.Cpus);
+        Assert.Contains("\n  pagesets\n    cpu: 0\n              count:    0\n              high:     8990\n              batch:    63\n"
+            + "              high_min: 8990\n              high_max: 48307\n  vm stats threshold: 24\n", text, StringComparison.Ordinal);
+        Assert.Contains("Node 0, zone  Movable\n  pages free     0\n        boost    0\n        min      32\n", text, StringComparison.Ordinal);
+        Assert.Contains("        protection: (0, 3019, 3531, 3531)\n      nr_free_pages 3840\n", text, StringComparison.Ordinal);
+    }
+
+    [Theory]
+    [InlineData(1L << 20, 8192)]          // 4 GiB of lowmem: sqrt(4194304 * 16)
+    [InlineData(16, 128)]                 // tiny: clamped up
+    [InlineData(1L << 30, 262144)]        // 4 TiB: clamped down
+    public void MinFreeKbytes_IsIntSqrtOfLowmemKbytesTimes16(long lowmemPages, long expected) =>
+        Assert.Equal(expected, Machine.CalculateMinFreeKbytes(lowmemPages));
+}
