@@ -1,0 +1,59 @@
+using PageAlloc.Domain.Allocator;
+using PageAlloc.Domain.Concurrency;
+using PageAlloc.Domain.Model;
+
+namespace PageAlloc.Api.Contracts;
+
+public sealed record ZoneSummary(string Name, int Node, long StartPfn, long SpannedPages, long ManagedPages, long FreePages, long PcpPages)
+{
+    public static ZoneSummary From(ZoneStats s) =>
+        new(s.Zone, s.Node, s.StartPfn, s.SpannedPages, s.ManagedPages, s.FreePages, s.PcpPages);
+}
+
+public sealed record ZoneDetail(
+    string Name, int Node, long StartPfn, long SpannedPages, long ManagedPages, long FreePages, long PcpPages,
+    Watermarks Watermarks, long[] LowmemReserve, PcpStats[] Pcp);
+
+public sealed record AllocPagesResponse(long Pfn, int Order, string Zone, MigrateType Migratetype, bool Compound, bool FromPcp, string Gfp);
+
+public sealed record SplitPageResponse(long Pfn, int Order, int Pages);
+
+public sealed record FreePagesResponse(long Pfn, int Order, bool Freed, int Refcount);
+
+public sealed record RefcountResponse(long Pfn, int Refcount, bool Freed);
+
+public sealed record ChunkResponse(long Pfn, int Order);
+
+public sealed record RangeFreeResponse(long Freed, long NotFreed, long Leaked, ChunkResponse[] Chunks, FreeStrategy Strategy);
+
+public sealed record DrainPagesResponse(long Drained);
+
+/// <summary>A zone's counters: buddyinfo per order, pagetypeinfo per migratetype, pcp per cpu, events, locks.</summary>
+public sealed record ZoneStatsResponse(
+    string Zone,
+    int Node,
+    long ManagedPages,
+    long FreePages,
+    long PcpPages,
+    long AllocatedPages,
+    long HwPoisonLeakedPages,
+    long[] Buddyinfo,
+    Dictionary<string, long[]> Pagetypeinfo,
+    Dictionary<string, long> PageblocksByType,
+    PcpStats[] Pcp,
+    Dictionary<string, long> Vmstat,
+    LockStats[] Locks)
+{
+    public static ZoneStatsResponse From(ZoneStats s) => new(
+        s.Zone, s.Node, s.ManagedPages, s.FreePages, s.PcpPages, s.AllocatedPages, s.HwPoisonLeakedPages,
+        s.NrFree,
+        Enum.GetValues<MigrateType>().ToDictionary(MigrateTypes.Name, mt => s.NrFreeByType[(int)mt]),
+        Enum.GetValues<MigrateType>().ToDictionary(MigrateTypes.Name, mt => s.PageblocksByType[(int)mt]),
+        s.Pcp,
+        Enum.GetValues<VmEvent>().ToDictionary(VmEvents.Name, e => s.Event(e)),
+        s.Locks);
+}
+
+public sealed record MachineTotals(long ManagedPages, long FreePages, long PcpPages, long AllocatedPages, long HwPoisonLeakedPages);
+
+public sealed record MachineStatsResponse(int Cpus, long MinFreeKbytes, MachineTotals Totals, ZoneStatsResponse[] Zones);

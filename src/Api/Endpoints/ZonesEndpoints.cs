@@ -1,0 +1,209 @@
+using Microsoft.AspNetCore.Http.HttpResults;
+using PageAlloc.Api.Contracts;
+using PageAlloc.Api.Infrastructure;
+using PageAlloc.Domain.Allocator;
+using PageAlloc.Domain.Model;
+
+namespace PageAlloc.Api.Endpoints;
+
+/// <summary>/zones: the zones, and the allocator's calls on one zone.</summary>
+public static class ZonesEndpoints
+{
+    public static RouteGroupBuilder MapZones(this IEndpointRouteBuilder app)
+    {
+        var group = app.MapGroup("/zones").WithTags("Zones");
+
+        group.MapGet("/", ListZones).WithName("ListZones").WithSummary("List the zones of every node");
+        group.MapGet("/{zone}", GetZone).WithName("GetZone")
+            .WithSummary("One zone: watermarks, lowmem reserve, pcp high and batch per cpu")
+            .ProducesProblem(StatusCodes.Status404NotFound);
+
+        var pages = app.MapGroup("/zones/{zone}").WithTags("Pages")
+            .ProducesProblem(StatusCodes.Status404NotFound)
+            .ProducesProblem(StatusCodes.Status400BadRequest);
+        pages.MapPost("/alloc_pages", AllocPages).WithName("AllocPages")
+            .WithSummary("alloc_pages(gfp, order): allocate a block, falling back to lower zones as the kernel's zonelist does")
+            .ProducesProblem(StatusCodes.Status507InsufficientStorage);
+        pages.MapPost("/split_page", SplitPage).WithName("SplitPage")
+            .WithSummary("split_page(page, order): turn a non-compound block into order-0 pages with refcount 1")
+            .ProducesProblem(StatusCodes.Status409Conflict);
+        pages.MapPost("/free_contig_range", FreeContigRange).WithName("FreeContigRange")
+            .WithSummary("free_contig_range(pfn, nr_pages) with the per-page, chunked or upstream strategy")
+            .ProducesProblem(StatusCodes.Status409Conflict);
+        pages.MapPost("/free_pages", FreePages).WithName("FreePages")
+            .WithSummary("__free_pages(page, order): drop the head's reference; at zero the block is freed")
+            .ProducesProblem(StatusCodes.Status409Conflict);
+        pages.MapPost("/free_pages_bulk", FreePagesBulk).WithName("FreePagesBulk")
+            .WithSummary("free_pages_bulk(pages): free order-0 pages, contiguous runs together (the vfree path)")
+            .ProducesProblem(StatusCodes.Status409Conflict);
+        pages.MapPost("/get_page", GetPage).WithName("GetPage")
+            .WithSummary("get_page(page): take a reference").ProducesProblem(StatusCodes.Status409Conflict);
+        pages.MapPost("/put_page", PutPage).WithName("PutPage")
+            .WithSummary("put_page(page): drop a reference; at zero the page (or compound page) is freed")
+            .ProducesProblem(StatusCodes.Status409Conflict);
+        pages.MapPost("/hwpoison", HwPoison).WithName("HwPoison")
+            .WithSummary("Mark an in-use order-0 page HWPoison (memory_failure()); freeing it later leaks it deliberately")
+            .ProducesProblem(StatusCodes.Status409Conflict);
+        pages.MapGet("/pages/{pfn}", GetPageState).WithName("GetPageState")
+            .WithSummary("One page: refcount, flags, and the block that holds it (buddy, pcp or allocated)");
+        pages.MapPost("/drain_pages", DrainPages).WithName("DrainPages")
+            .WithSummary("drain_pages(cpu): return one cpu's (or every cpu's) pcp pages to the buddy");
+        pages.MapGet("/stats", GetZoneStats).WithName("GetZoneStats")
+            .WithSummary("The zone's counters: buddyinfo, pagetypeinfo, pcp, vmstat events, lock statistics");
+        return group;
+    }
+
+    private static bool TryZone(MachineHost host, string name, out Zone zone, out ProblemHttpResult problem)
+    {
+        zone = host.Machine.FindZone(name)!;
+        problem = zone is null ? Problems.UnknownZone(name, host.Machine.Zones.Select(z => z.Key)) : null!;
+        return zone is not null;
+    }
+
+    private static int CpuOf(MachineHost host, int? cpu) => cpu ?? host.Machine.CurrentCpu();
+
+    public static Ok<ZoneSummary[]> ListZones(MachineHost host) =>
+        TypedResults.Ok(host.Machine.Stats().Select(ZoneSummary.From).ToArray());
+
+    public static Results<Ok<ZoneDetail>, ProblemHttpResult> GetZone(MachineHost host, string zone)
+    {
+        if (!TryZone(host, zone, out var z, out var problem))
+        {
+            return problem;
+        }
+        var s = z.Stats();
+        return TypedResults.Ok(new ZoneDetail(s.Zone, s.Node, s.StartPfn, s.SpannedPages, s.ManagedPages, s.FreePages, s.PcpPages,
+            s.Watermarks, s.LowmemReserve, s.Pcp));
+    }
+
+    public static Results<Created<AllocPagesResponse>, ProblemHttpResult> AllocPages(MachineHost host, string zone, AllocPagesRequest request)
+    {
+        if (!TryZone(host, zone, out var z, out var problem))
+        {
+            return problem;
+        }
+        var gfpText = request.Gfp ?? "GFP_KERNEL";
+        if (!Gfp.TryParse(gfpText, out var gfp, out var unknown))
+        {
+            return Problems.From(new PageError(PageErrorKind.InvalidGfp,
+                $"'{unknown}' is not a GFP flag. Use the kernel's names, e.g. GFP_KERNEL|__GFP_COMP."));
+        }
+        var result = host.Machine.AllocPages(z, request.Order!.Value, gfp, CpuOf(host, request.Cpu));
+        if (result.Error is { } error)
+        {
+            return Problems.From(error);
+        }
+        var b = result.Value;
+        return TypedResults.Created($"/zones/{b.Zone.Key}/pages/{b.Pfn}",
+            new AllocPagesResponse(b.Pfn, b.Order, b.Zone.Key, b.MigrateType, b.Compound, b.FromPcp, Gfp.Format(gfp)));
+    }
+
+    public static Results<Ok<SplitPageResponse>, ProblemHttpResult> SplitPage(MachineHost host, string zone, BlockRequest request)
+    {
+        if (!TryZone(host, zone, out var z, out var problem))
+        {
+            return problem;
+        }
+        var result = z.SplitPage(request.Pfn!.Value, request.Order!.Value);
+        return result.Error is { } error ? Problems.From(error)
+            : TypedResults.Ok(new SplitPageResponse(result.Value.Pfn, result.Value.Order, result.Value.Pages));
+    }
+
+    public static Results<Ok<RangeFreeResponse>, ProblemHttpResult> FreeContigRange(MachineHost host, string zone, FreeContigRangeRequest request)
+    {
+        if (!TryZone(host, zone, out var z, out var problem))
+        {
+            return problem;
+        }
+        var strategy = request.Strategy ?? FreeStrategy.Chunked;
+        var chunks = new List<FreedChunk>();
+        var result = z.FreeContigRange(request.Pfn!.Value, request.NrPages!.Value, strategy, CpuOf(host, request.Cpu), chunks);
+        return result.Error is { } error ? Problems.From(error) : TypedResults.Ok(RangeResponse(result.Value, chunks, strategy));
+    }
+
+    public static Results<Ok<RangeFreeResponse>, ProblemHttpResult> FreePagesBulk(MachineHost host, string zone, FreePagesBulkRequest request)
+    {
+        if (!TryZone(host, zone, out var z, out var problem))
+        {
+            return problem;
+        }
+        var strategy = request.Strategy ?? FreeStrategy.Chunked;
+        var chunks = new List<FreedChunk>();
+        var result = z.FreePagesBulk(request.Pfns!, strategy, CpuOf(host, request.Cpu), chunks);
+        return result.Error is { } error ? Problems.From(error) : TypedResults.Ok(RangeResponse(result.Value, chunks, strategy));
+    }
+
+    private static RangeFreeResponse RangeResponse(ContigFreeSummary s, List<FreedChunk> chunks, FreeStrategy strategy) =>
+        new(s.Freed, s.NotFreed, s.Leaked, chunks.Select(c => new ChunkResponse(c.Pfn, c.Order)).ToArray(), strategy);
+
+    public static Results<Ok<FreePagesResponse>, ProblemHttpResult> FreePages(MachineHost host, string zone, BlockRequest request)
+    {
+        if (!TryZone(host, zone, out var z, out var problem))
+        {
+            return problem;
+        }
+        var result = z.FreePages(request.Pfn!.Value, request.Order!.Value, CpuOf(host, request.Cpu));
+        return result.Error is { } error ? Problems.From(error)
+            : TypedResults.Ok(new FreePagesResponse(result.Value.Pfn, request.Order.Value, result.Value.Freed, result.Value.Refcount));
+    }
+
+    public static Results<Ok<RefcountResponse>, ProblemHttpResult> GetPage(MachineHost host, string zone, PageRequest request) =>
+        RefcountCall(host, zone, z => z.GetPage(request.Pfn!.Value));
+
+    public static Results<Ok<RefcountResponse>, ProblemHttpResult> PutPage(MachineHost host, string zone, PageRequest request) =>
+        RefcountCall(host, zone, z => z.PutPage(request.Pfn!.Value, CpuOf(host, request.Cpu)));
+
+    public static Results<Ok<RefcountResponse>, ProblemHttpResult> HwPoison(MachineHost host, string zone, PageRequest request) =>
+        RefcountCall(host, zone, z => z.SetHwPoison(request.Pfn!.Value));
+
+    private static Results<Ok<RefcountResponse>, ProblemHttpResult> RefcountCall(
+        MachineHost host, string zone, Func<Zone, PageResult<RefcountResult>> call)
+    {
+        if (!TryZone(host, zone, out var z, out var problem))
+        {
+            return problem;
+        }
+        var result = call(z);
+        return result.Error is { } error ? Problems.From(error)
+            : TypedResults.Ok(new RefcountResponse(result.Value.Pfn, result.Value.Refcount, result.Value.Freed));
+    }
+
+    /// <summary>The pfn is decimal or 0x-prefixed hex, as the kernel prints it.</summary>
+    public static Results<Ok<PageState>, ProblemHttpResult> GetPageState(MachineHost host, string zone, string pfn)
+    {
+        if (!TryZone(host, zone, out var z, out var problem))
+        {
+            return problem;
+        }
+        if (!TryParsePfn(pfn, out var value))
+        {
+            return Problems.BadRequest("invalid-pfn", "Invalid pfn", $"'{pfn}' is not a pfn: use decimal or 0x-prefixed hex.");
+        }
+        var result = z.GetPageState(value);
+        return result.Error is { } error ? Problems.From(error) : TypedResults.Ok(result.Value);
+    }
+
+    private static bool TryParsePfn(string text, out long pfn) =>
+        text.StartsWith("0x", StringComparison.OrdinalIgnoreCase)
+            ? long.TryParse(text.AsSpan(2), System.Globalization.NumberStyles.AllowHexSpecifier, null, out pfn) && pfn >= 0
+            : long.TryParse(text, System.Globalization.NumberStyles.None, null, out pfn);
+
+    public static Results<Ok<DrainPagesResponse>, ProblemHttpResult> DrainPages(MachineHost host, string zone, DrainPagesRequest? request)
+    {
+        if (!TryZone(host, zone, out var z, out var problem))
+        {
+            return problem;
+        }
+        var result = z.DrainPages(request?.Cpu);
+        return result.Error is { } error ? Problems.From(error) : TypedResults.Ok(new DrainPagesResponse(result.Value));
+    }
+
+    public static Results<Ok<ZoneStatsResponse>, ProblemHttpResult> GetZoneStats(MachineHost host, string zone)
+    {
+        if (!TryZone(host, zone, out var z, out var problem))
+        {
+            return problem;
+        }
+        return TypedResults.Ok(ZoneStatsResponse.From(z.Stats()));
+    }
+}

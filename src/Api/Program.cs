@@ -1,0 +1,54 @@
+using System.Text.Json;
+using System.Text.Json.Serialization;
+using PageAlloc.Api.Endpoints;
+using PageAlloc.Api.Infrastructure;
+using PageAlloc.Domain.Model;
+
+var builder = WebApplication.CreateBuilder(args);
+
+// The simulated machine comes from the "Machine" section (appsettings.json holds design.md's
+// default); a bad configuration stops the service at start with every problem listed.
+var config = builder.Configuration.GetSection("Machine").Get<MachineConfig>() ?? MachineConfig.Default();
+if (config.Nodes.Count == 0)
+{
+    config.Nodes = MachineConfig.Default().Nodes;
+}
+var problems = config.Validate();
+if (problems.Count > 0)
+{
+    throw new InvalidOperationException("Invalid Machine configuration: " + string.Join(" ", problems));
+}
+builder.Services.AddSingleton(new MachineHost(config));
+
+// Enums travel as kebab-case strings ("per-page", "movable"); camelCase properties.
+builder.Services.ConfigureHttpJsonOptions(o =>
+    o.SerializerOptions.Converters.Add(new JsonStringEnumConverter(JsonNamingPolicy.KebabCaseLower)));
+
+// Contract validation (.NET 10), ProblemDetails for every error, 400 for unreadable requests.
+builder.Services.AddValidation();
+builder.Services.AddProblemDetails();
+builder.Services.AddExceptionHandler<BadRequestExceptionHandler>();
+builder.Services.Configure<RouteHandlerOptions>(o => o.ThrowOnBadRequest = true); // so the handler can say what was wrong
+builder.Services.AddHealthChecks();
+
+builder.Services.AddEndpointsApiExplorer();
+builder.Services.AddSwaggerGen(o =>
+{
+    o.SwaggerDoc("v1", new() { Title = "PageAlloc", Version = "v1", Description = "The Linux page allocator, simulated and served over HTTP." });
+    o.SupportNonNullableReferenceTypes();
+});
+
+var app = builder.Build();
+
+app.UseExceptionHandler();
+app.UseStatusCodePages();
+
+app.UseSwagger();
+app.UseSwaggerUI();
+app.MapGet("/", () => TypedResults.Redirect("/swagger")).ExcludeFromDescription();
+app.MapHealthChecks("/healthz");
+
+app.MapZones();
+app.MapMachine();
+
+app.Run();
