@@ -54,6 +54,11 @@ public sealed record ZoneStatsResponse(
         s.Locks);
 }
 
-public sealed record MachineTotals(long ManagedPages, long FreePages, long PcpPages, long AllocatedPages, long HwPoisonLeakedPages);
+public sealed record MachineTotals(long ManagedPages, long FreePages, long PcpPages, long AllocatedPages, long HwPoisonLeakedPages)
+{
+    public static MachineTotals From(IReadOnlyList<ZoneStats> zones) => new(
+        zones.Sum(z => z.ManagedPages), zones.Sum(z => z.FreePages), zones.Sum(z => z.PcpPages),
+        zones.Sum(z => z.AllocatedPages), zones.Sum(z => z.HwPoisonLeakedPages));
+}
 
 public sealed record MachineStatsResponse(int Cpus, long MinFreeKbytes, MachineTotals Totals, ZoneStatsResponse[] Zones);

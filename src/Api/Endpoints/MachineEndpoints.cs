@@ -32,16 +32,14 @@ public static class MachineEndpoints
     {
         var machine = host.Machine;
         var zones = machine.Stats();
-        var totals = new MachineTotals(
-            zones.Sum(z => z.ManagedPages), zones.Sum(z => z.FreePages), zones.Sum(z => z.PcpPages),
-            zones.Sum(z => z.AllocatedPages), zones.Sum(z => z.HwPoisonLeakedPages));
-        return TypedResults.Ok(new MachineStatsResponse(machine.Cpus, machine.MinFreeKbytes, totals,
+        return TypedResults.Ok(new MachineStatsResponse(machine.Cpus, machine.MinFreeKbytes, MachineTotals.From(zones),
             zones.Select(ZoneStatsResponse.From).ToArray()));
     }
 
-    public static Ok Reset(MachineHost host)
+    /// <summary>Boots a fresh machine from the served configuration and returns its totals.</summary>
+    public static Ok<MachineTotals> Reset(MachineHost host)
     {
         host.Reset();
-        return TypedResults.Ok();
+        return TypedResults.Ok(MachineTotals.From(host.Machine.Stats()));
     }
 }
