@@ -1,0 +1,74 @@
+using System.Net;
+using System.Text;
+
+namespace PageAlloc.Tests.Integration;
+
+/// <summary>A table of bad requests: each is a 4xx problem, and the stats stay byte-identical.</summary>
+public class BadRequestTests
+{
+    public static TheoryData<string, string, int, string> Cases() => new()
+    {
+        // path, body, status, a word the problem must contain
+        { "/zones/Normal/alloc_pages", "{", 400, "" },
+        { "/zones/Normal/alloc_pages", "", 400, "" },
+        { "/zones/Normal/alloc_pages", "not json", 400, "" },
+        { "/zones/Normal/alloc_pages", """{"order":"nine"}""", 400, "" },
+        { "/zones/Normal/alloc_pages", """{"order":9.5}""", 400, "" },
+        { "/zones/Normal/alloc_pages", """{"order":99999999999999}""", 400, "" },
+        { "/zones/Normal/alloc_pages", """{"order":11}""", 400, "Order" },
+        { "/zones/Normal/alloc_pages", """{"order":-1}""", 400, "Order" },
+        { "/zones/Normal/alloc_pages", """{}""", 400, "Order" },
+        { "/zones/Normal/alloc_pages", """{"order":0,"gfp":"GFP_KERNAL"}""", 400, "GFP_KERNAL" },
+        { "/zones/Normal/alloc_pages", """{"order":0,"gfp":""}""", 400, "invalid-gfp" },
+        { "/zones/Normal/alloc_pages", """{"order":0,"gfp":"GFP_DMA|GFP_DMA32"}""", 400, "GFP_ZONE_BAD" },
+        { "/zones/Normal/alloc_pages", """{"order":0,"cpu":4}""", 400, "cpu 4" },
+        { "/zones/Normal/alloc_pages", """{"order":0,"cpu":-3}""", 400, "Cpu" },
+        { "/zones/Normal/split_page", """{"pfn":1048576,"order":9}""", 409, "is free" },
+        { "/zones/Normal/split_page", """{"pfn":1048577,"order":9}""", 400, "aligned" },
+        { "/zones/Normal/split_page", """{"pfn":5,"order":0}""", 400, "not inside zone Normal" },
+        { "/zones/Normal/free_pages", """{"pfn":1048576,"order":0}""", 409, "is free" },
+        { "/zones/Normal/free_pages", """{"pfn":-1,"order":0}""", 400, "Pfn" },
+        { "/zones/Normal/free_pages", """{"pfn":9223372036854775807,"order":10}""", 400, "" },
+        { "/zones/Normal/free_pages", """{"order":0}""", 400, "Pfn" },
+        { "/zones/Normal/free_contig_range", """{"pfn":1048576,"nrPages":512}""", 409, "is free" },
+        { "/zones/Normal/free_contig_range", """{"pfn":1048576,"nrPages":0}""", 400, "NrPages" },
+        { "/zones/Normal/free_contig_range", """{"pfn":2097000,"nrPages":1000}""", 400, "not inside" },
+        { "/zones/Normal/free_contig_range", """{"pfn":1048576,"nrPages":1,"strategy":"fastest"}""", 400, "" },
+        { "/zones/Normal/free_pages_bulk", """{"pfns":[]}""", 400, "Pfns" },
+        { "/zones/Normal/free_pages_bulk", """{"pfns":[1048576,1048576]}""", 409, "" },
+        { "/zones/Normal/get_page", """{"pfn":1048576}""", 409, "is free" },
+        { "/zones/Normal/put_page", """{"pfn":1048600}""", 409, "inside an order-10 buddy block at 0x100000" },
+        { "/zones/Normal/hwpoison", """{"pfn":1048576}""", 409, "" },
+        { "/zones/Normal/drain_pages", """{"cpu":99}""", 400, "cpu 99" },
+    };
+
+    [Theory]
+    [MemberData(nameof(Cases))]
+    public async Task BadRequest_IsAProblem_AndChangesNothing(string path, string body, int status, string mentions)
+    {
+        await using var app = new PageAllocApp();
+        var client = app.CreateClient();
+        var before = await client.StatsWithoutLocks();
+
+        var response = await client.PostAsync(path, new StringContent(body, Encoding.UTF8, "application/json"), TestContext.Current.CancellationToken);
+
+        var text = await response.Content.ReadAsStringAsync(TestContext.Current.CancellationToken);
+        Assert.True(status == (int)response.StatusCode, $"{(int)response.StatusCode}: {text}");
+        Assert.Equal("application/problem+json", response.Content.Headers.ContentType?.MediaType);
+        Assert.Contains(mentions, text, StringComparison.Ordinal);
+        Assert.Equal(before, await client.StatsWithoutLocks());
+    }
+
+    [Theory]
+    [InlineData("/zones/Normal/pages/banana")]
+    [InlineData("/zones/Normal/pages/-4")]
+    [InlineData("/zones/Normal/pages/0xZZ")]
+    [InlineData("/zones/Normal/pages/99999999999999999999999")]
+    [InlineData("/zones/Normal/pages/12")]
+    public async Task GetPageState_BadPfn_Is400(string path)
+    {
+        await using var app = new PageAllocApp();
+        var response = await app.CreateClient().GetAsync(path, TestContext.Current.CancellationToken);
+        Assert.Equal(HttpStatusCode.BadRequest, response.StatusCode);
+    }
+}
