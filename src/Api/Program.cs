@@ -22,7 +22,10 @@ builder.Services.AddSingleton(new MachineHost(config));
 
 // Enums travel as kebab-case strings ("per-page", "movable"); camelCase properties.
 builder.Services.ConfigureHttpJsonOptions(o =>
-    o.SerializerOptions.Converters.Add(new JsonStringEnumConverter(JsonNamingPolicy.KebabCaseLower)));
+{
+    o.SerializerOptions.Converters.Add(new JsonStringEnumConverter(JsonNamingPolicy.KebabCaseLower));
+    o.SerializerOptions.TypeInfoResolverChain.Insert(0, ApiJsonContext.Default);
+});
 
 // Contract validation (.NET 10), ProblemDetails for every error, 400 for unreadable requests.
 builder.Services.AddValidation();

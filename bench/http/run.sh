@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# Requests per second of alloc_pages + free_pages pairs against GET /healthz on the same Release
+# server, 32 connections, 127.0.0.1 only. The two alternate for ROUNDS rounds so that both see the
+# same machine; each round's ratio is printed, then the median. Needs wrk (apt-get install wrk).
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+duration=${DURATION:-5s}
+rounds=${ROUNDS:-5}
+connections=${CONNECTIONS:-32}
+dotnet build -c Release src/Api -v q -nologo >/dev/null
+# Run from the output folder so that appsettings.json (logging at Warning) is the content root's.
+(cd src/Api/bin/Release/net10.0 && exec dotnet PageAlloc.Api.dll --urls http://127.0.0.1:8080) >/tmp/pagealloc-bench.log 2>&1 &
+server=$!
+trap 'kill $server' EXIT
+for _ in $(seq 50); do curl -sf http://127.0.0.1:8080/healthz >/dev/null && break; sleep 0.2; done
+
+run() { wrk -t2 -c"$connections" -d"$1" --latency -s "bench/http/$2.lua" http://127.0.0.1:8080; }
+run 5s healthz >/dev/null # warm-up: JIT, tiered compilation, connection pools
+run 5s alloc-free >/dev/null
+
+ratios=()
+for r in $(seq "$rounds"); do
+  health=$(run "$duration" healthz)
+  pairs=$(run "$duration" alloc-free)
+  h=$(echo "$health" | awk '/Requests\/sec/ {print $2}')
+  p=$(echo "$pairs" | awk '/Requests\/sec/ {print $2}')
+  hp99=$(echo "$health" | awk '$1 == "99%" {print $2}')
+  pp99=$(echo "$pairs" | awk '$1 == "99%" {print $2}')
+  ratio=$(echo "scale=3; $p / $h" | bc)
+  ratios+=("$ratio")
+  echo "round $r: healthz $h req/s (p99 $hp99), alloc+free $p req/s (p99 $pp99), ratio $ratio"
+done
+median=$(printf '%s\n' "${ratios[@]}" | sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}')
+echo "median ratio (alloc/free requests per second over healthz, $connections connections): $median"
