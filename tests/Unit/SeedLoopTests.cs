@@ -31,8 +31,8 @@ public class SeedLoopTests
         RunSeedLoop(machine, strategy, 200);
 
         var zone = machine.Normal();
-        Assert.Equal(0, zone.PcpPagesOfOrder(0, 0));
-        Assert.True(zone.PcpPagesOfOrder(0, 9) >= 512);
+        Assert.Equal(0, zone.Stats().PcpBlocksByOrder[0]);
+        Assert.True(zone.Stats().PcpBlocksByOrder[9] >= 1);
         Assert.Equal(0, zone.Stats().AllocatedPages);
         machine.AssertConsistent();
     }
@@ -45,7 +45,7 @@ public class SeedLoopTests
         RunSeedLoop(machine, FreeStrategy.PerPage, 200);
 
         var zone = machine.Normal();
-        Assert.True(zone.PcpPagesOfOrder(0, 0) > 0);
+        Assert.True(zone.Stats().PcpBlocksByOrder[0] > 0);
         Assert.Equal(0, zone.Stats().AllocatedPages);
         machine.AssertConsistent();
     }

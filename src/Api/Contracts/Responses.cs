@@ -40,6 +40,7 @@ public sealed record ZoneStatsResponse(
     long[] Buddyinfo,
     Dictionary<string, long[]> Pagetypeinfo,
     Dictionary<string, long> PageblocksByType,
+    long[] PcpBlocksByOrder,
     PcpStats[] Pcp,
     Dictionary<string, long> Vmstat,
     LockStats[] Locks)
@@ -49,6 +50,7 @@ public sealed record ZoneStatsResponse(
         s.NrFree,
         Enum.GetValues<MigrateType>().ToDictionary(MigrateTypes.Name, mt => s.NrFreeByType[(int)mt]),
         Enum.GetValues<MigrateType>().ToDictionary(MigrateTypes.Name, mt => s.PageblocksByType[(int)mt]),
+        s.PcpBlocksByOrder,
         s.Pcp,
         Enum.GetValues<VmEvent>().ToDictionary(VmEvents.Name, e => s.Event(e)),
         s.Locks);

@@ -49,6 +49,33 @@ internal sealed class PerCpuPages
     /// <summary>pcp->free_count: recent frees, raised on free and halved on allocation.</summary>
     public int FreeCount;
 
+    /// <summary>Blocks on each list, kept as blocks come and go so statistics never walk the lists.</summary>
+    public readonly int[] ListBlocks = new int[NrPcpLists];
+
+    /// <summary>list_add() of a block to the head of a pcp list (a free).</summary>
+    public void AddHead(int pindex, int idx)
+    {
+        Lists.AddHead(pindex, idx);
+        ListBlocks[pindex]++;
+        Count += 1 << PindexToOrder(pindex);
+    }
+
+    /// <summary>list_add_tail() of a block (a refill from the buddy).</summary>
+    public void AddTail(int pindex, int idx)
+    {
+        Lists.AddTail(pindex, idx);
+        ListBlocks[pindex]++;
+        Count += 1 << PindexToOrder(pindex);
+    }
+
+    /// <summary>list_del() of a block (an allocation or a drain).</summary>
+    public void Remove(int pindex, int idx)
+    {
+        Lists.Remove(pindex, idx);
+        ListBlocks[pindex]--;
+        Count -= 1 << PindexToOrder(pindex);
+    }
+
     /// <summary>Event counters kept under this pcp's lock (the kernel's per-cpu vm_event_states).</summary>
     public readonly long[] Events = new long[VmEvents.Count];
 

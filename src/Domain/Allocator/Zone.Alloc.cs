@@ -99,16 +99,14 @@ public sealed partial class Zone
             if (pcp.Lists.IsEmpty(list))
             {
                 var alloced = RmqueueBulk(order, pcp.NrPcpAlloc(order), pcp, list, mt, alloc);
-                pcp.Count += alloced << order;
                 if (alloced == 0)
                 {
                     return IntrusiveLists.Nil;
                 }
             }
             var idx = pcp.Lists.First(list);
-            pcp.Lists.Remove(list, idx);
+            pcp.Remove(list, idx);
             Flags[idx] = (byte)PageFlags.None;
-            pcp.Count -= 1 << order;
             pcp.Events[(int)VmEvent.PgAlloc] += 1L << order;
             pcp.Events[(int)VmEvent.AllocFromPcp]++;
             return idx;
@@ -133,7 +131,7 @@ public sealed partial class Zone
             }
             Flags[idx] = (byte)PageFlags.Pcp;
             Order[idx] = (byte)order;
-            pcp.Lists.AddTail(list, idx);
+            pcp.AddTail(list, idx); // pcp->count += alloced << order, block by block
         }
         if (i > 0)
         {

@@ -81,6 +81,7 @@ public sealed partial class Zone
             for (var pindex = 0; pindex < PerCpuPages.NrPcpLists; pindex++)
             {
                 var order = PerCpuPages.PindexToOrder(pindex);
+                var blocks = 0;
                 for (var idx = pcp.Lists.First(pindex); idx != IntrusiveLists.Nil; idx = pcp.Lists.Next(idx))
                 {
                     if (Flags[idx] != (byte)PageFlags.Pcp || Order[idx] != order)
@@ -88,11 +89,16 @@ public sealed partial class Zone
                         Report($"pfn {Hex(PfnOf(idx))} on cpu {pcp.Cpu}'s pcp list {pindex} has flags {(PageFlags)Flags[idx]} order {Order[idx]}");
                     }
                     pages += 1L << order;
+                    blocks++;
                     if (pages > SpannedPages)
                     {
                         Report($"cpu {pcp.Cpu}'s pcp list {pindex} loops");
                         break;
                     }
+                }
+                if (blocks != pcp.ListBlocks[pindex])
+                {
+                    Report($"cpu {pcp.Cpu}: pcp list {pindex} holds {blocks} blocks, its counter says {pcp.ListBlocks[pindex]}");
                 }
             }
             if (pages != pcp.Count)

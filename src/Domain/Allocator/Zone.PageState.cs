@@ -60,26 +60,6 @@ public sealed partial class Zone
         }
         return pfns;
     }
-
-    /// <summary>Pages on one CPU's pcp lists of one order, summed over migratetypes.</summary>
-    internal long PcpPagesOfOrder(int cpu, int order)
-    {
-        var pcp = _pcp[cpu];
-        using var _ = pcp.Lock.Enter();
-        long pages = 0;
-        for (var pindex = 0; pindex < PerCpuPages.NrPcpLists; pindex++)
-        {
-            if (PerCpuPages.PindexToOrder(pindex) != order)
-            {
-                continue;
-            }
-            for (var i = pcp.Lists.First(pindex); i != IntrusiveLists.Nil; i = pcp.Lists.Next(i))
-            {
-                pages += 1L << order;
-            }
-        }
-        return pages;
-    }
 }
 
 /// <summary>Where a page is.</summary>

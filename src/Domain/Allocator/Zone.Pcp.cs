@@ -56,8 +56,7 @@ public sealed partial class Zone
         var pindex = PerCpuPages.OrderToPindex(mt, order);
         Flags[idx] = (byte)PageFlags.Pcp;
         Order[idx] = (byte)order;
-        pcp.Lists.AddHead(pindex, idx);
-        pcp.Count += 1 << order;
+        pcp.AddHead(pindex, idx);
         if (pcp.FreeCount < (pcp.Batch << PcpBatchScaleMax))
         {
             pcp.FreeCount += 1 << order;
@@ -100,9 +99,8 @@ public sealed partial class Zone
             {
                 var idx = pcp.Lists.Last(pindex);
                 var mt = PageblockMigrateType(idx);
-                pcp.Lists.Remove(pindex, idx);
+                pcp.Remove(pindex, idx);
                 count -= nrPages;
-                pcp.Count -= nrPages;
                 drained += nrPages;
                 Flags[idx] = (byte)PageFlags.None;
                 FreeOneBlockCore(idx, order, mt, toTail: false);

@@ -67,12 +67,17 @@ public sealed partial class Zone
         var events = (long[])_events.Clone();
         events[(int)VmEvent.HwPoisonLeaked] = _hwPoisonLeaked;
         var pcps = new PcpStats[_pcp.Length];
+        var pcpBlocks = new long[NrPageOrders];
         long pcpPages = 0;
         for (var cpu = 0; cpu < _pcp.Length; cpu++)
         {
             var p = _pcp[cpu];
             pcps[cpu] = new PcpStats(cpu, p.Count, p.High, p.Batch, p.HighMin, p.HighMax);
             pcpPages += p.Count;
+            for (var pindex = 0; pindex < PerCpuPages.NrPcpLists; pindex++)
+            {
+                pcpBlocks[PerCpuPages.PindexToOrder(pindex)] += p.ListBlocks[pindex];
+            }
             for (var e = 0; e < VmEvents.Count; e++)
             {
                 events[e] += p.Events[e];
@@ -87,7 +92,7 @@ public sealed partial class Zone
         return new ZoneStats(
             Key, NodeId, Type, StartPfn, SpannedPages, ManagedPages,
             _freePages, pcpPages, ManagedPages - _freePages - pcpPages - _hwPoisonLeaked, _hwPoisonLeaked,
-            Watermarks, [.. LowmemReserve], (long[])_nrFree.Clone(), byType, pageblocks, pcps, events, locks);
+            Watermarks, [.. LowmemReserve], (long[])_nrFree.Clone(), byType, pageblocks, pcpBlocks, pcps, events, locks);
     }
 }
 
@@ -97,7 +102,8 @@ public sealed record PcpStats(int Cpu, int Count, int High, int Batch, int HighM
 /// <summary>
 /// A zone's counters. NrFree counts blocks per order (buddyinfo); NrFreeByType[mt][order] counts
 /// blocks per migratetype and order (pagetypeinfo); PageblocksByType[mt] counts pageblocks.
-/// Events are indexed by <see cref="VmEvent"/>. AllocatedPages = managed - free - pcp - leaked.
+/// PcpBlocksByOrder[order] counts blocks on all CPUs' pcp lists. Events are indexed by
+/// <see cref="VmEvent"/>. AllocatedPages = managed - free - pcp - leaked.
 /// </summary>
 public sealed record ZoneStats(
     string Zone,
@@ -115,6 +121,7 @@ public sealed record ZoneStats(
     long[] NrFree,
     long[][] NrFreeByType,
     long[] PageblocksByType,
+    long[] PcpBlocksByOrder,
     PcpStats[] Pcp,
     long[] Events,
     LockStats[] Locks)
