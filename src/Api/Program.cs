@@ -1,4 +1,5 @@
 using System.Text.Json;
+using Microsoft.AspNetCore.RateLimiting;
 using System.Text.Json.Serialization;
 using PageAlloc.Api.Endpoints;
 using PageAlloc.Api.Infrastructure;
@@ -34,6 +35,17 @@ builder.Services.AddExceptionHandler<BadRequestExceptionHandler>();
 builder.Services.Configure<RouteHandlerOptions>(o => o.ThrowOnBadRequest = true); // so the handler can say what was wrong
 builder.Services.AddHealthChecks();
 
+// POST /tests/page_alloc_high_order boots a whole machine and spins for seconds: one at a time.
+builder.Services.AddRateLimiter(o =>
+{
+    o.RejectionStatusCode = StatusCodes.Status429TooManyRequests;
+    o.AddConcurrencyLimiter(TestsEndpoints.OneAtATime, l =>
+    {
+        l.PermitLimit = 1;
+        l.QueueLimit = 0;
+    });
+});
+
 builder.Services.AddEndpointsApiExplorer();
 builder.Services.AddSwaggerGen(o =>
 {
@@ -45,6 +57,7 @@ var app = builder.Build();
 
 app.UseExceptionHandler();
 app.UseStatusCodePages();
+app.UseRateLimiter();
 
 app.UseSwagger();
 app.UseSwaggerUI();
@@ -53,5 +66,6 @@ app.MapHealthChecks("/healthz");
 
 app.MapZones();
 app.MapMachine();
+app.MapTests();
 
 app.Run();

@@ -36,3 +36,14 @@ public sealed record PageRequest(
 
 /// <summary>drain_pages for one cpu, or every cpu when cpu is left out.</summary>
 public sealed record DrainPagesRequest([property: Range(0, MachineConfig.MaxCpus - 1)] int? Cpu = null);
+
+/// <summary>page_alloc_high_order_test: iterations of alloc(order) + split + free_contig_range.</summary>
+public sealed record HighOrderTestRequest(
+    [property: Required, Range(1, HighOrderTestRequest.MaxIterations), Description("Loop iterations (the seed ran 100000).")] int? Iterations,
+    [property: Range(1, PageAllocConstants.MaxPageOrder), Description("Block order; 9 (HPAGE_PMD_ORDER) by default.")] int? Order = null,
+    [property: Description("One strategy, or all three when left out.")] FreeStrategy? Strategy = null,
+    [property: Description("Zone of the private machine; Normal by default.")] string? Zone = null)
+{
+    /// <summary>The bound: 100000 per-page iterations take a few seconds.</summary>
+    public const int MaxIterations = 100_000;
+}

@@ -64,3 +64,5 @@ public sealed record MachineTotals(long ManagedPages, long FreePages, long PcpPa
 }
 
 public sealed record MachineStatsResponse(int Cpus, long MinFreeKbytes, MachineTotals Totals, ZoneStatsResponse[] Zones);
+
+public sealed record HighOrderTestResponse(int Iterations, int Order, string Zone, PageAlloc.Domain.Testing.HighOrderTestResult[] Results);

@@ -1,0 +1,73 @@
+using System.Globalization;
+using System.Text.Json;
+using System.Text.Json.Serialization;
+using PageAlloc.Domain.Model;
+using PageAlloc.Domain.Testing;
+
+namespace PageAlloc.Bench;
+
+/// <summary>
+/// `seed`: page_alloc_high_order_test for each strategy on a fresh default machine, the floor
+/// measured in the same run, and a table (or one JSON object with --json).
+/// </summary>
+internal static class SeedCommand
+{
+    public static int Run(Options options)
+    {
+        var strategies = options.Strategy is { } one ? [one] : Enum.GetValues<FreeStrategy>();
+        var config = MachineConfig.Default();
+
+        // Warm up every path first, so tiered JIT has settled before anything is timed.
+        Floor.NsPerIteration(Math.Min(options.Iterations, 20000), options.Order);
+        foreach (var s in strategies)
+        {
+            PageAllocHighOrderTest.Run(config, "Normal", s, Math.Min(options.Iterations, 2000), options.Order);
+        }
+
+        var floorNs = Floor.NsPerIteration(options.Iterations, options.Order);
+        var results = new List<HighOrderTestResult>();
+        foreach (var s in strategies)
+        {
+            var result = PageAllocHighOrderTest.Run(config, "Normal", s, options.Iterations, options.Order);
+            if (result.Error is { } error)
+            {
+                Console.Error.WriteLine(error);
+                return 1;
+            }
+            results.Add(result.Value);
+        }
+        var perPage = results.FirstOrDefault(r => r.Strategy == FreeStrategy.PerPage);
+        var rows = results.Select(r => new SeedRow(
+            FreeStrategies.Name(r.Strategy), r.TotalMicroseconds, Math.Round(r.NsPerIteration, 1),
+            perPage is null ? null : Math.Round(perPage.NsPerIteration / r.NsPerIteration, 2),
+            Math.Round(r.NsPerIteration / floorNs, 2), r.State)).ToList();
+
+        if (options.Json)
+        {
+            var report = new SeedReport(options.Iterations, options.Order, Math.Round(floorNs, 1), rows);
+            Console.WriteLine(JsonSerializer.Serialize(report, Json));
+            return 0;
+        }
+        var c = CultureInfo.InvariantCulture;
+        Console.WriteLine(string.Create(c, $"page_alloc_high_order_test: {options.Iterations} x (alloc_pages(GFP_KERNEL, {options.Order}), split_page, free_contig_range(pfn, {1 << options.Order})), zone Normal, cpu 0"));
+        Console.WriteLine(string.Create(c, $"floor (vectorised refcount and flag work only): {floorNs:F1} ns/iteration"));
+        Console.WriteLine();
+        Console.WriteLine("strategy   total us   ns/iter  per-page/x  x/floor | buddy o{0,-2} pcp o{0,-2} o0 pcp pages  zone locks  pcp drains", options.Order);
+        foreach (var r in rows)
+        {
+            Console.WriteLine(string.Create(c,
+                $"{r.Strategy,-9} {r.TotalMicroseconds,9} {r.NsPerIteration,9:F1} {r.PerPageOverThis,11:F2} {r.ThisOverFloor,8:F2} | {r.State.BuddyBlocksOfOrder,9} {r.State.PcpBlocksOfOrder,7} {r.State.Order0PcpPages,14} {r.State.ZoneLockAcquisitions,11} {r.State.PcpDrains,11}"));
+        }
+        return 0;
+    }
+
+    private static readonly JsonSerializerOptions Json = new(JsonSerializerDefaults.Web)
+    {
+        WriteIndented = true,
+        Converters = { new JsonStringEnumConverter(JsonNamingPolicy.KebabCaseLower) },
+    };
+}
+
+internal sealed record SeedRow(string Strategy, long TotalMicroseconds, double NsPerIteration, double? PerPageOverThis, double ThisOverFloor, PostRunState State);
+
+internal sealed record SeedReport(int Iterations, int Order, double FloorNsPerIteration, List<SeedRow> Strategies);

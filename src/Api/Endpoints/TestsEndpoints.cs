@@ -1,0 +1,46 @@
+using Microsoft.AspNetCore.Http.HttpResults;
+using PageAlloc.Api.Contracts;
+using PageAlloc.Api.Infrastructure;
+using PageAlloc.Domain.Model;
+using PageAlloc.Domain.Testing;
+
+namespace PageAlloc.Api.Endpoints;
+
+/// <summary>/tests: the kernel's in-kernel tests, run on a private machine.</summary>
+public static class TestsEndpoints
+{
+    /// <summary>The rate-limiter policy that lets one test run at a time.</summary>
+    public const string OneAtATime = "tests-one-at-a-time";
+
+    public static IEndpointRouteBuilder MapTests(this IEndpointRouteBuilder app)
+    {
+        app.MapGroup("/tests").WithTags("Tests")
+            .MapPost("/page_alloc_high_order", PageAllocHighOrder)
+            .WithName("PageAllocHighOrderTest")
+            .WithSummary("The seed's page_alloc_high_order_test (alloc, split_page, free_contig_range) on a private machine")
+            .WithDescription("Boots a private machine from the served configuration, so it measures the algorithm rather than "
+                + "other clients' traffic and leaves the served zones untouched. Runs each strategy asked for (all three when "
+                + $"strategy is left out), at most {HighOrderTestRequest.MaxIterations} iterations. One run at a time; others get 429.")
+            .ProducesProblem(StatusCodes.Status400BadRequest)
+            .ProducesProblem(StatusCodes.Status429TooManyRequests)
+            .RequireRateLimiting(OneAtATime);
+        return app;
+    }
+
+    public static Results<Ok<HighOrderTestResponse>, ProblemHttpResult> PageAllocHighOrder(MachineHost host, HighOrderTestRequest request)
+    {
+        var zone = request.Zone ?? "Normal";
+        var strategies = request.Strategy is { } one ? [one] : Enum.GetValues<FreeStrategy>();
+        var results = new List<HighOrderTestResult>();
+        foreach (var strategy in strategies)
+        {
+            var result = PageAllocHighOrderTest.Run(host.Config, zone, strategy, request.Iterations!.Value, request.Order ?? 9);
+            if (result.Error is { } error)
+            {
+                return Problems.From(error);
+            }
+            results.Add(result.Value);
+        }
+        return TypedResults.Ok(new HighOrderTestResponse(request.Iterations!.Value, request.Order ?? 9, zone, [.. results]));
+    }
+}
