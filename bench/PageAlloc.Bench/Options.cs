@@ -9,6 +9,7 @@ internal sealed record Options(string Command, int Iterations, int Order, int Pa
     public const string Usage =
         "usage: PageAlloc.Bench seed [--iterations N] [--order K] [--strategy per-page|chunked|upstream|all] [--json]\n" +
         "       PageAlloc.Bench vmalloc [--pages N] [--iterations N] [--strategy ...]\n" +
+        "       PageAlloc.Bench zonesize [--iterations N]   (boots a 1 TiB zone: about 3 GB of memory)\n" +
         "       PageAlloc.Bench micro [BenchmarkDotNet arguments, e.g. --filter *AllocFree*]";
 
     public static Options? Parse(string[] args, out string? error)

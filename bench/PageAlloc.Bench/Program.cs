@@ -16,6 +16,7 @@ return options.Command switch
 {
     "seed" => SeedCommand.Run(options),
     "vmalloc" => VmallocCommand.Run(options),
+    "zonesize" => ZoneSizeCommand.Run(options),
     _ => Fail($"unknown command '{options.Command}'\n{Options.Usage}"),
 };
 

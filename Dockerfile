@@ -1,0 +1,35 @@
+# PageAlloc: the API (default target) and the load generator (target "loadgen").
+# Build: docker build -t pagealloc .   Run: docker run -p 8080:8080 pagealloc
+
+FROM mcr.microsoft.com/dotnet/sdk:10.0 AS build
+WORKDIR /src
+# Restore in its own layer: only the project and build files, so code changes keep the cache.
+COPY global.json Directory.Build.props Directory.Packages.props .editorconfig ./
+COPY src/Domain/Domain.csproj src/Domain/
+COPY src/Api/Api.csproj src/Api/
+COPY tools/LoadGen/LoadGen.csproj tools/LoadGen/
+RUN dotnet restore src/Api/Api.csproj && dotnet restore tools/LoadGen/LoadGen.csproj
+COPY src/ src/
+COPY tools/ tools/
+# The OpenAPI document is committed; the image build does not regenerate it.
+RUN dotnet publish src/Api/Api.csproj -c Release --no-restore -o /app/api -p:OpenApiGenerateDocumentsOnBuild=false \
+ && dotnet publish tools/LoadGen/LoadGen.csproj -c Release --no-restore -o /app/loadgen
+
+FROM mcr.microsoft.com/dotnet/runtime:10.0 AS loadgen
+WORKDIR /app
+COPY --from=build /app/loadgen .
+USER $APP_UID
+ENTRYPOINT ["dotnet", "PageAlloc.LoadGen.dll"]
+CMD ["--url", "http://api:8080", "--workload", "mixed", "--concurrency", "8", "--duration", "30s", "--no-progress"]
+
+FROM mcr.microsoft.com/dotnet/aspnet:10.0 AS api
+WORKDIR /app
+COPY --from=build /app/api .
+# The aspnet image listens on port 8080 on every interface (ASPNETCORE_HTTP_PORTS). The machine is
+# configured with Machine__* variables, e.g. Machine__Cpus=8 or Machine__Nodes__0__Zones__2__Pages=4194304.
+EXPOSE 8080
+USER $APP_UID
+# No curl in the runtime image: bash's /dev/tcp sends the request.
+HEALTHCHECK --interval=10s --timeout=3s --start-period=10s --retries=3 \
+  CMD ["bash", "-c", "exec 3<>/dev/tcp/127.0.0.1/8080 && printf 'GET /healthz HTTP/1.0\\r\\nHost: localhost\\r\\n\\r\\n' >&3 && grep -q Healthy <&3"]
+ENTRYPOINT ["dotnet", "PageAlloc.Api.dll"]
