@@ -18,6 +18,7 @@ public sealed record LoadOptions
     /// <summary>Stop after about this many requests (workload steps finish whole).</summary>
     public long? Requests { get; init; }
 
+    /// <summary>A zone, or several separated by commas to spread the workers over (each zone has its own lock).</summary>
     public string Zone { get; init; } = "Normal";
 
     /// <summary>Simulated CPUs to spread workers over: worker i uses cpu i % Cpus.</summary>
@@ -43,7 +44,7 @@ public sealed record LoadOptions
 
     public const string Usage =
         "usage: PageAlloc.LoadGen [--url http://127.0.0.1:8080] [--workload seed|mixed|vmalloc] [--concurrency N]\n" +
-        "                         [--duration 10s | --requests N] [--zone Normal] [--cpus 4] [--strategy chunked]\n" +
+        "                         [--duration 10s | --requests N] [--zone Normal[,DMA32]] [--cpus 4] [--strategy chunked]\n" +
         "                         [--seed 1] [--live 64] [--pages 64] [--timeout 5s] [--json] [--no-progress]";
 
     public static LoadOptions Parse(string[] args)

@@ -10,6 +10,11 @@ internal sealed class Worker(PageAllocClient client, LoadOptions options, Record
     private readonly List<(string Zone, long Pfn, int Order)> _live = [];
     private int Cpu => index % options.Cpus;
 
+    /// <summary>--zone takes a comma-separated list; workers are spread over the zones.</summary>
+    private readonly string _zone = options.Zone.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries) is { Length: > 0 } zones
+        ? zones[index % zones.Length]
+        : options.Zone;
+
     public Task Step(CancellationToken ct) => options.Workload switch
     {
         "seed" => SeedStep(ct),
@@ -21,7 +26,7 @@ internal sealed class Worker(PageAllocClient client, LoadOptions options, Record
     private async Task SeedStep(CancellationToken ct)
     {
         const int order = 9;
-        var alloc = recorder.Record("alloc_pages", await client.AllocPages(options.Zone, order, "GFP_KERNEL", Cpu, ct), 1 << order);
+        var alloc = recorder.Record("alloc_pages", await client.AllocPages(_zone, order, "GFP_KERNEL", Cpu, ct), 1 << order);
         if (!alloc.IsSuccess)
         {
             return;
@@ -41,7 +46,7 @@ internal sealed class Worker(PageAllocClient client, LoadOptions options, Record
         }
         var order = _random.Next(4);
         var gfp = _random.Next(2) == 0 ? "GFP_KERNEL" : "GFP_HIGHUSER_MOVABLE";
-        var alloc = recorder.Record("alloc_pages", await client.AllocPages(options.Zone, order, gfp, Cpu, ct), 1 << order);
+        var alloc = recorder.Record("alloc_pages", await client.AllocPages(_zone, order, gfp, Cpu, ct), 1 << order);
         if (alloc.IsSuccess)
         {
             _live.Add((alloc.Body!["zone"]!.GetValue<string>(), alloc.Pfn, order));
@@ -64,7 +69,7 @@ internal sealed class Worker(PageAllocClient client, LoadOptions options, Record
         while (pfns.Count < options.Pages && order >= 0)
         {
             order = Math.Min(order, (int)Math.Log2(options.Pages - pfns.Count));
-            var alloc = recorder.Record("alloc_pages", await client.AllocPages(options.Zone, order, "GFP_KERNEL|__GFP_NORETRY|__GFP_NOWARN", Cpu, ct), 1 << order);
+            var alloc = recorder.Record("alloc_pages", await client.AllocPages(_zone, order, "GFP_KERNEL|__GFP_NORETRY|__GFP_NOWARN", Cpu, ct), 1 << order);
             if (!alloc.IsSuccess)
             {
                 order--; // fall back to a smaller order, as vm_area_alloc_pages() does
