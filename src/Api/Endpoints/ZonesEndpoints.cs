@@ -16,9 +16,11 @@ public static class ZonesEndpoints
         group.MapGet("/", ListZones).WithName("ListZones").WithSummary("List the zones of every node");
         group.MapGet("/{zone}", GetZone).WithName("GetZone")
             .WithSummary("One zone: watermarks, lowmem reserve, pcp high and batch per cpu")
+            .AddEndpointFilter(RequireKnownZone)
             .ProducesProblem(StatusCodes.Status404NotFound);
 
         var pages = app.MapGroup("/zones/{zone}").WithTags("Pages")
+            .AddEndpointFilter(RequireKnownZone)
             .ProducesProblem(StatusCodes.Status404NotFound)
             .ProducesProblem(StatusCodes.Status400BadRequest);
         pages.MapPost("/alloc_pages", AllocPages).WithName("AllocPages")
@@ -53,12 +55,23 @@ public static class ZonesEndpoints
         return group;
     }
 
-    private static bool TryZone(MachineHost host, string name, out Zone zone, out ProblemHttpResult problem)
+    /// <summary>
+    /// Answers 404 for a zone the machine does not have (after the body is bound, before the handler), so
+    /// the handlers below can take the zone as found. (Reset boots the same zones.)
+    /// </summary>
+    private static async ValueTask<object?> RequireKnownZone(EndpointFilterInvocationContext context, EndpointFilterDelegate next)
     {
-        zone = host.Machine.FindZone(name)!;
-        problem = zone is null ? Problems.UnknownZone(name, host.Machine.Zones.Select(z => z.Key)) : null!;
-        return zone is not null;
+        var host = context.HttpContext.RequestServices.GetRequiredService<MachineHost>();
+        var name = (string)context.HttpContext.GetRouteValue("zone")!;
+        if (host.Machine.FindZone(name) is null)
+        {
+            return Problems.UnknownZone(name, host.Machine.Zones.Select(z => z.Key));
+        }
+        return await next(context);
     }
+
+    /// <summary>The zone named in the route; <see cref="RequireKnownZone"/> has checked it exists.</summary>
+    private static Zone ZoneOf(MachineHost host, string name) => host.Machine.FindZone(name)!;
 
     private static int CpuOf(MachineHost host, int? cpu) => cpu ?? host.Machine.CurrentCpu();
 
@@ -67,10 +80,7 @@ public static class ZonesEndpoints
 
     public static Results<Ok<ZoneDetail>, ProblemHttpResult> GetZone(MachineHost host, string zone)
     {
-        if (!TryZone(host, zone, out var z, out var problem))
-        {
-            return problem;
-        }
+        var z = ZoneOf(host, zone);
         var s = z.Stats();
         return TypedResults.Ok(new ZoneDetail(s.Zone, s.Node, s.StartPfn, s.SpannedPages, s.ManagedPages, s.FreePages, s.PcpPages,
             s.Watermarks, s.LowmemReserve, s.Pcp));
@@ -78,10 +88,7 @@ public static class ZonesEndpoints
 
     public static Results<Created<AllocPagesResponse>, ProblemHttpResult> AllocPages(MachineHost host, string zone, AllocPagesRequest request)
     {
-        if (!TryZone(host, zone, out var z, out var problem))
-        {
-            return problem;
-        }
+        var z = ZoneOf(host, zone);
         var gfpText = request.Gfp ?? "GFP_KERNEL";
         if (!Gfp.TryParse(gfpText, out var gfp, out var unknown))
         {
@@ -100,10 +107,7 @@ public static class ZonesEndpoints
 
     public static Results<Ok<SplitPageResponse>, ProblemHttpResult> SplitPage(MachineHost host, string zone, BlockRequest request)
     {
-        if (!TryZone(host, zone, out var z, out var problem))
-        {
-            return problem;
-        }
+        var z = ZoneOf(host, zone);
         var result = z.SplitPage(request.Pfn!.Value, request.Order!.Value);
         return result.Error is { } error ? Problems.From(error)
             : TypedResults.Ok(new SplitPageResponse(result.Value.Pfn, result.Value.Order, result.Value.Pages));
@@ -111,10 +115,7 @@ public static class ZonesEndpoints
 
     public static Results<Ok<RangeFreeResponse>, ProblemHttpResult> FreeContigRange(MachineHost host, string zone, FreeContigRangeRequest request)
     {
-        if (!TryZone(host, zone, out var z, out var problem))
-        {
-            return problem;
-        }
+        var z = ZoneOf(host, zone);
         var strategy = request.Strategy ?? FreeStrategy.Chunked;
         var chunks = new List<FreedChunk>();
         var result = z.FreeContigRange(request.Pfn!.Value, request.NrPages!.Value, strategy, CpuOf(host, request.Cpu), chunks);
@@ -123,10 +124,7 @@ public static class ZonesEndpoints
 
     public static Results<Ok<RangeFreeResponse>, ProblemHttpResult> FreePagesBulk(MachineHost host, string zone, FreePagesBulkRequest request)
     {
-        if (!TryZone(host, zone, out var z, out var problem))
-        {
-            return problem;
-        }
+        var z = ZoneOf(host, zone);
         var strategy = request.Strategy ?? FreeStrategy.Chunked;
         var chunks = new List<FreedChunk>();
         var result = z.FreePagesBulk(request.Pfns!, strategy, CpuOf(host, request.Cpu), chunks);
@@ -138,10 +136,7 @@ public static class ZonesEndpoints
 
     public static Results<Ok<FreePagesResponse>, ProblemHttpResult> FreePages(MachineHost host, string zone, BlockRequest request)
     {
-        if (!TryZone(host, zone, out var z, out var problem))
-        {
-            return problem;
-        }
+        var z = ZoneOf(host, zone);
         var result = z.FreePages(request.Pfn!.Value, request.Order!.Value, CpuOf(host, request.Cpu));
         return result.Error is { } error ? Problems.From(error)
             : TypedResults.Ok(new FreePagesResponse(result.Value.Pfn, request.Order.Value, result.Value.Freed, result.Value.Refcount));
@@ -159,10 +154,7 @@ public static class ZonesEndpoints
     private static Results<Ok<RefcountResponse>, ProblemHttpResult> RefcountCall(
         MachineHost host, string zone, Func<Zone, PageResult<RefcountResult>> call)
     {
-        if (!TryZone(host, zone, out var z, out var problem))
-        {
-            return problem;
-        }
+        var z = ZoneOf(host, zone);
         var result = call(z);
         return result.Error is { } error ? Problems.From(error)
             : TypedResults.Ok(new RefcountResponse(result.Value.Pfn, result.Value.Refcount, result.Value.Freed));
@@ -171,10 +163,7 @@ public static class ZonesEndpoints
     /// <summary>The pfn is decimal or 0x-prefixed hex, as the kernel prints it.</summary>
     public static Results<Ok<PageState>, ProblemHttpResult> GetPageState(MachineHost host, string zone, string pfn)
     {
-        if (!TryZone(host, zone, out var z, out var problem))
-        {
-            return problem;
-        }
+        var z = ZoneOf(host, zone);
         if (!TryParsePfn(pfn, out var value))
         {
             return Problems.BadRequest("invalid-pfn", "Invalid pfn", $"'{pfn}' is not a pfn: use decimal or 0x-prefixed hex.");
@@ -190,20 +179,14 @@ public static class ZonesEndpoints
 
     public static Results<Ok<DrainPagesResponse>, ProblemHttpResult> DrainPages(MachineHost host, string zone, DrainPagesRequest? request)
     {
-        if (!TryZone(host, zone, out var z, out var problem))
-        {
-            return problem;
-        }
+        var z = ZoneOf(host, zone);
         var result = z.DrainPages(request?.Cpu);
         return result.Error is { } error ? Problems.From(error) : TypedResults.Ok(new DrainPagesResponse(result.Value));
     }
 
     public static Results<Ok<ZoneStatsResponse>, ProblemHttpResult> GetZoneStats(MachineHost host, string zone)
     {
-        if (!TryZone(host, zone, out var z, out var problem))
-        {
-            return problem;
-        }
+        var z = ZoneOf(host, zone);
         return TypedResults.Ok(ZoneStatsResponse.From(z.Stats()));
     }
 }
