@@ -20,7 +20,4 @@ internal enum AllocFlags
 
     /// <summary>ALLOC_NOFRAGMENT: no fallback below pageblock_order on the first pass.</summary>
     NoFragment = 1 << 5,
-
-    /// <summary>ALLOC_RESERVES.</summary>
-    Reserves = MinReserve | NonBlock,
 }

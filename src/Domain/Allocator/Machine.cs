@@ -67,8 +67,6 @@ public sealed class Machine
     /// <summary>Every populated zone, by node and then zone type.</summary>
     public IReadOnlyList<Zone> Zones => _zones;
 
-    public IEnumerable<int> NodeIds => _zones.Select(z => z.NodeId).Distinct();
-
     /// <summary>Finds a zone by its key ("Normal", "DMA32", "Normal@1"), ignoring case.</summary>
     public Zone? FindZone(string key) => _byKey.GetValueOrDefault(key);
 
