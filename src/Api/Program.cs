@@ -51,6 +51,15 @@ builder.Services.AddSwaggerGen(o =>
 {
     o.SwaggerDoc("v1", new() { Title = "PageAlloc", Version = "v1", Description = "The Linux page allocator, simulated and served over HTTP." });
     o.SupportNonNullableReferenceTypes();
+    o.SchemaFilter<RequestExamplesSchemaFilter>();
+    // Zones first, then the calls on pages, then machine-wide views.
+    string[] tagOrder = ["Zones", "Pages", "Machine", "Proc", "Tests"];
+    o.OrderActionsBy(api =>
+    {
+        var tags = api.ActionDescriptor.EndpointMetadata.OfType<Microsoft.AspNetCore.Http.Metadata.ITagsMetadata>().FirstOrDefault()?.Tags;
+        var rank = tags is { Count: > 0 } ? Array.IndexOf(tagOrder, tags[0]) : tagOrder.Length;
+        return $"{rank:D2} {api.RelativePath}";
+    });
 });
 
 var app = builder.Build();
