@@ -16,11 +16,11 @@ public static class ZonesEndpoints
         group.MapGet("/", ListZones).WithName("ListZones").WithSummary("List the zones of every node");
         group.MapGet("/{zone}", GetZone).WithName("GetZone")
             .WithSummary("One zone: watermarks, lowmem reserve, pcp high and batch per cpu")
-            .AddEndpointFilter(RequireKnownZone)
+            .AddEndpointFilterFactory(RequireKnownZone)
             .ProducesProblem(StatusCodes.Status404NotFound);
 
         var pages = app.MapGroup("/zones/{zone}").WithTags("Pages")
-            .AddEndpointFilter(RequireKnownZone)
+            .AddEndpointFilterFactory(RequireKnownZone)
             .ProducesProblem(StatusCodes.Status404NotFound)
             .ProducesProblem(StatusCodes.Status400BadRequest);
         pages.MapPost("/alloc_pages", AllocPages).WithName("AllocPages")
@@ -59,15 +59,16 @@ public static class ZonesEndpoints
     /// Answers 404 for a zone the machine does not have (after the body is bound, before the handler), so
     /// the handlers below can take the zone as found. (Reset boots the same zones.)
     /// </summary>
-    private static async ValueTask<object?> RequireKnownZone(EndpointFilterInvocationContext context, EndpointFilterDelegate next)
+    private static EndpointFilterDelegate RequireKnownZone(EndpointFilterFactoryContext factory, EndpointFilterDelegate next)
     {
-        var host = context.HttpContext.RequestServices.GetRequiredService<MachineHost>();
-        var name = (string)context.HttpContext.GetRouteValue("zone")!;
-        if (host.Machine.FindZone(name) is null)
+        var host = factory.ApplicationServices.GetRequiredService<MachineHost>();
+        return context =>
         {
-            return Problems.UnknownZone(name, host.Machine.Zones.Select(z => z.Key));
-        }
-        return await next(context);
+            var name = (string)context.HttpContext.Request.RouteValues["zone"]!;
+            return host.Machine.FindZone(name) is null
+                ? ValueTask.FromResult<object?>(Problems.UnknownZone(name, host.Machine.Zones.Select(z => z.Key)))
+                : next(context);
+        };
     }
 
     /// <summary>The zone named in the route; <see cref="RequireKnownZone"/> has checked it exists.</summary>
