@@ -31,14 +31,14 @@ public sealed class Machine
             .OrderBy(z => z.Node).ThenBy(z => z.Type)
             .ToList();
 
-        MinFreeKbytes = config.MinFreeKbytes ?? CalculateMinFreeKbytes(layout.Where(z => z.Type != ZoneType.Movable).Sum(z => (long)z.Pages));
         var lowmemPages = layout.Where(z => z.Type != ZoneType.Movable).Sum(z => (long)z.Pages);
-        _zones = layout.Select(z =>
+        MinFreeKbytes = config.MinFreeKbytes ?? CalculateMinFreeKbytes(lowmemPages);
+        _zones = layout.Select((z, index) =>
         {
             var key = z.Node == 0 ? ZoneTypes.Name(z.Type) : $"{ZoneTypes.Name(z.Type)}@{z.Node}";
-            var upper = layout.Where(u => u.Node == z.Node).ToList();
-            var tuning = ComputeTuning(z.Type, z.Pages, lowmemPages, MinFreeKbytes, upper.Select(u => (u.Type, (long)u.Pages)).ToList(), config.Cpus);
-            return new Zone(z.Node, z.Type, key, z.StartPfn, z.Pages, tuning, config.Cpus);
+            var nodeZones = layout.Where(u => u.Node == z.Node).Select(u => (u.Type, (long)u.Pages)).ToList();
+            var tuning = ComputeTuning(z.Type, z.Pages, lowmemPages, MinFreeKbytes, nodeZones, config.Cpus);
+            return new Zone(index, z.Node, z.Type, key, z.StartPfn, z.Pages, tuning, config.Cpus);
         }).ToArray();
         _byKey = _zones.ToDictionary(z => z.Key, StringComparer.OrdinalIgnoreCase);
         _zonelists = new Zone[_zones.Length][][];
@@ -69,9 +69,6 @@ public sealed class Machine
 
     /// <summary>Finds a zone by its key ("Normal", "DMA32", "Normal@1"), ignoring case.</summary>
     public Zone? FindZone(string key) => _byKey.GetValueOrDefault(key);
-
-    /// <summary>The zone that holds a pfn, or null when no zone does.</summary>
-    public Zone? ZoneOfPfn(long pfn) => _zones.FirstOrDefault(z => z.Contains(pfn));
 
     /// <summary>
     /// calculate_min_free_kbytes(): int_sqrt(lowmem_kbytes * 16), clamped to 128..262144.
@@ -145,7 +142,7 @@ public sealed class Machine
         }
         var highest = (ZoneType)Math.Min((int)zone.Type, (int)gfpZone);
         var mt = Gfp.MigrateTypeOf(gfp);
-        var zonelist = _zonelists[Array.IndexOf(_zones, zone)][((int)highest * 2) + ((gfp & GfpFlags.ThisNode) != 0 ? 1 : 0)];
+        var zonelist = _zonelists[zone.Index][((int)highest * 2) + ((gfp & GfpFlags.ThisNode) != 0 ? 1 : 0)];
 
         var alloc = AllocFlags.WmarkLow;
         if (zonelist.Length > 1 && zonelist[0].Type == ZoneType.Normal && zonelist[1].Type == ZoneType.Dma32 && zonelist[1].NodeId == zonelist[0].NodeId)

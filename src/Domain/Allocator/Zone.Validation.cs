@@ -117,7 +117,7 @@ public sealed partial class Zone
     /// </summary>
     private PageError? CheckOrder0Range(int idx, int n, string operation)
     {
-        if (IsPlainOrder0Range(idx, n) || IsReferencedOrder0Range(idx, n))
+        if (IsReferencedOrder0Range(idx, n))
         {
             return null;
         }

@@ -34,8 +34,9 @@ public sealed partial class Zone
     private long _freePages;
     private long _hwPoisonLeaked;
 
-    internal Zone(int nodeId, ZoneType type, string key, long startPfn, int pages, ZoneTuning tuning, int cpus)
+    internal Zone(int index, int nodeId, ZoneType type, string key, long startPfn, int pages, ZoneTuning tuning, int cpus)
     {
+        Index = index;
         NodeId = nodeId;
         Type = type;
         Key = key;
@@ -65,6 +66,9 @@ public sealed partial class Zone
         }
         Boot();
     }
+
+    /// <summary>The zone's place in <see cref="Machine.Zones"/>, which indexes its zonelists.</summary>
+    internal int Index { get; }
 
     public int NodeId { get; }
 
