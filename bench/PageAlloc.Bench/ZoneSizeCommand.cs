@@ -39,11 +39,8 @@ internal static class ZoneSizeCommand
         return 0;
     }
 
-    private static Machine OneZone(long pages) => new(new MachineConfig
-    {
-        Cpus = 4,
-        Nodes = [new NodeConfig { Id = 0, Zones = [new ZoneConfig { Name = "Normal", StartPfn = 1L << 20, Pages = pages }] }],
-    });
+    private static Machine OneZone(long pages) =>
+        new(MachineConfig.SingleNode(4, null, new ZoneConfig { Name = "Normal", StartPfn = 1L << 20, Pages = pages }));
 
     private static double AllocFree(Machine machine, int pairs, int order)
     {

@@ -8,31 +8,15 @@ namespace PageAlloc.Tests.Unit;
 internal static class TestMachines
 {
     /// <summary>One Normal zone of the given size at startPfn, no watermarks (min_free_kbytes 0).</summary>
-    public static Machine SingleZone(long startPfn, long pages, int cpus = 1) => new(new MachineConfig
-    {
-        Cpus = cpus,
-        MinFreeKbytes = 0,
-        Nodes = [new NodeConfig { Id = 0, Zones = [new ZoneConfig { Name = "Normal", StartPfn = startPfn, Pages = pages }] }],
-    });
+    public static Machine SingleZone(long startPfn, long pages, int cpus = 1) =>
+        new(MachineConfig.SingleNode(cpus, 0, new ZoneConfig { Name = "Normal", StartPfn = startPfn, Pages = pages }));
 
     /// <summary>A small DMA32 + Normal machine, so fallbacks between zones and ALLOC_NOFRAGMENT apply.</summary>
-    public static Machine Small(int cpus = 2, long? minFreeKbytes = 0) => new(new MachineConfig
-    {
-        Cpus = cpus,
-        MinFreeKbytes = minFreeKbytes,
-        Nodes =
-        [
-            new NodeConfig
-            {
-                Id = 0,
-                Zones =
-                [
-                    new ZoneConfig { Name = "DMA32", StartPfn = 4096, Pages = 4096 },
-                    new ZoneConfig { Name = "Normal", StartPfn = 16384, Pages = 8192 },
-                ],
-            },
-        ],
-    });
+    public static Machine Small(int cpus = 2, long? minFreeKbytes = 0) => new(MachineConfig.SingleNode(
+        cpus,
+        minFreeKbytes,
+        new ZoneConfig { Name = "DMA32", StartPfn = 4096, Pages = 4096 },
+        new ZoneConfig { Name = "Normal", StartPfn = 16384, Pages = 8192 }));
 
     public static Zone Normal(this Machine m) => m.FindZone("Normal")!;
 

@@ -11,24 +11,12 @@ namespace PageAlloc.Tests.Unit;
 /// </summary>
 public class TuningTests
 {
-    private static readonly Machine Real = new(new MachineConfig
-    {
-        Cpus = 2,
-        MinFreeKbytes = 67584,
-        Nodes =
-        [
-            new NodeConfig
-            {
-                Id = 0,
-                Zones =
-                [
-                    new ZoneConfig { Name = "DMA", StartPfn = 1, Pages = 3840 },
-                    new ZoneConfig { Name = "DMA32", StartPfn = 4096, Pages = 772917 },
-                    new ZoneConfig { Name = "Normal", StartPfn = 1048576, Pages = 131072 },
-                ],
-            },
-        ],
-    });
+    private static readonly Machine Real = new(MachineConfig.SingleNode(
+        cpus: 2,
+        minFreeKbytes: 67584,
+        new ZoneConfig { Name = "DMA", StartPfn = 1, Pages = 3840 },
+        new ZoneConfig { Name = "DMA32", StartPfn = 4096, Pages = 772917 },
+        new ZoneConfig { Name = "Normal", StartPfn = 1048576, Pages = 131072 }));
 
     [Theory]
     [InlineData("DMA", 71, 88, 105, 122)]

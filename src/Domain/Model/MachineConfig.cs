@@ -18,22 +18,19 @@ public sealed class MachineConfig
     /// The default of design.md: node 0 with DMA (pfn 1..4095; pfn 0 is reserved as on x86-64),
     /// DMA32 (pfn 4096..1048575) and Normal (pfn 1048576.., 4 GiB), 4 CPUs.
     /// </summary>
-    public static MachineConfig Default() => new()
+    public static MachineConfig Default() => SingleNode(
+        cpus: 4,
+        minFreeKbytes: null,
+        new ZoneConfig { Name = "DMA", StartPfn = 1, Pages = 4095 },
+        new ZoneConfig { Name = "DMA32", StartPfn = 4096, Pages = 1048576 - 4096 },
+        new ZoneConfig { Name = "Normal", StartPfn = 1048576, Pages = 1048576 });
+
+    /// <summary>A machine with one node (node 0) holding the given zones.</summary>
+    public static MachineConfig SingleNode(int cpus, long? minFreeKbytes, params ZoneConfig[] zones) => new()
     {
-        Cpus = 4,
-        Nodes =
-        [
-            new NodeConfig
-            {
-                Id = 0,
-                Zones =
-                [
-                    new ZoneConfig { Name = "DMA", StartPfn = 1, Pages = 4095 },
-                    new ZoneConfig { Name = "DMA32", StartPfn = 4096, Pages = 1048576 - 4096 },
-                    new ZoneConfig { Name = "Normal", StartPfn = 1048576, Pages = 1048576 },
-                ],
-            },
-        ],
+        Cpus = cpus,
+        MinFreeKbytes = minFreeKbytes,
+        Nodes = [new NodeConfig { Id = 0, Zones = [.. zones] }],
     };
 
     /// <summary>The largest zone PageAlloc accepts: 2^31 - 1 pages (just under 8 TiB).</summary>
