@@ -79,10 +79,9 @@ public static class ZonesEndpoints
     public static Ok<ZoneSummary[]> ListZones(MachineHost host) =>
         TypedResults.Ok(host.Machine.Stats().Select(ZoneSummary.From).ToArray());
 
-    public static Results<Ok<ZoneDetail>, ProblemHttpResult> GetZone(MachineHost host, string zone)
+    public static Ok<ZoneDetail> GetZone(MachineHost host, string zone)
     {
-        var z = ZoneOf(host, zone);
-        var s = z.Stats();
+        var s = ZoneOf(host, zone).Stats();
         return TypedResults.Ok(new ZoneDetail(s.Zone, s.Node, s.StartPfn, s.SpannedPages, s.ManagedPages, s.FreePages, s.PcpPages,
             s.Watermarks, s.LowmemReserve, s.Pcp));
     }
@@ -109,9 +108,7 @@ public static class ZonesEndpoints
     public static Results<Ok<SplitPageResponse>, ProblemHttpResult> SplitPage(MachineHost host, string zone, BlockRequest request)
     {
         var z = ZoneOf(host, zone);
-        var result = z.SplitPage(request.Pfn!.Value, request.Order!.Value);
-        return result.Error is { } error ? Problems.From(error)
-            : TypedResults.Ok(new SplitPageResponse(result.Value.Pfn, result.Value.Order, result.Value.Pages));
+        return Respond(z.SplitPage(request.Pfn!.Value, request.Order!.Value), s => new SplitPageResponse(s.Pfn, s.Order, s.Pages));
     }
 
     public static Results<Ok<RangeFreeResponse>, ProblemHttpResult> FreeContigRange(MachineHost host, string zone, FreeContigRangeRequest request)
@@ -120,7 +117,7 @@ public static class ZonesEndpoints
         var strategy = request.Strategy ?? FreeStrategy.Chunked;
         var chunks = new List<FreedChunk>();
         var result = z.FreeContigRange(request.Pfn!.Value, request.NrPages!.Value, strategy, CpuOf(host, request.Cpu), chunks);
-        return result.Error is { } error ? Problems.From(error) : TypedResults.Ok(RangeResponse(result.Value, chunks, strategy));
+        return Respond(result, s => RangeResponse(s, chunks, strategy));
     }
 
     public static Results<Ok<RangeFreeResponse>, ProblemHttpResult> FreePagesBulk(MachineHost host, string zone, FreePagesBulkRequest request)
@@ -129,7 +126,7 @@ public static class ZonesEndpoints
         var strategy = request.Strategy ?? FreeStrategy.Chunked;
         var chunks = new List<FreedChunk>();
         var result = z.FreePagesBulk(request.Pfns!, strategy, CpuOf(host, request.Cpu), chunks);
-        return result.Error is { } error ? Problems.From(error) : TypedResults.Ok(RangeResponse(result.Value, chunks, strategy));
+        return Respond(result, s => RangeResponse(s, chunks, strategy));
     }
 
     private static RangeFreeResponse RangeResponse(ContigFreeSummary s, List<FreedChunk> chunks, FreeStrategy strategy) =>
@@ -138,9 +135,8 @@ public static class ZonesEndpoints
     public static Results<Ok<FreePagesResponse>, ProblemHttpResult> FreePages(MachineHost host, string zone, BlockRequest request)
     {
         var z = ZoneOf(host, zone);
-        var result = z.FreePages(request.Pfn!.Value, request.Order!.Value, CpuOf(host, request.Cpu));
-        return result.Error is { } error ? Problems.From(error)
-            : TypedResults.Ok(new FreePagesResponse(result.Value.Pfn, request.Order.Value, result.Value.Freed, result.Value.Refcount));
+        var order = request.Order!.Value;
+        return Respond(z.FreePages(request.Pfn!.Value, order, CpuOf(host, request.Cpu)), r => new FreePagesResponse(r.Pfn, order, r.Freed, r.Refcount));
     }
 
     public static Results<Ok<RefcountResponse>, ProblemHttpResult> GetPage(MachineHost host, string zone, PageRequest request) =>
@@ -153,13 +149,12 @@ public static class ZonesEndpoints
         RefcountCall(host, zone, z => z.SetHwPoison(request.Pfn!.Value));
 
     private static Results<Ok<RefcountResponse>, ProblemHttpResult> RefcountCall(
-        MachineHost host, string zone, Func<Zone, PageResult<RefcountResult>> call)
-    {
-        var z = ZoneOf(host, zone);
-        var result = call(z);
-        return result.Error is { } error ? Problems.From(error)
-            : TypedResults.Ok(new RefcountResponse(result.Value.Pfn, result.Value.Refcount, result.Value.Freed));
-    }
+        MachineHost host, string zone, Func<Zone, PageResult<RefcountResult>> call) =>
+        Respond(call(ZoneOf(host, zone)), r => new RefcountResponse(r.Pfn, r.Refcount, r.Freed));
+
+    /// <summary>A domain result as a response: 200 with the mapped value, or the refusal as a problem.</summary>
+    private static Results<Ok<TResponse>, ProblemHttpResult> Respond<T, TResponse>(PageResult<T> result, Func<T, TResponse> map) =>
+        result.Error is { } error ? Problems.From(error) : TypedResults.Ok(map(result.Value));
 
     /// <summary>The pfn is decimal or 0x-prefixed hex, as the kernel prints it.</summary>
     public static Results<Ok<PageState>, ProblemHttpResult> GetPageState(MachineHost host, string zone, string pfn)
@@ -169,8 +164,7 @@ public static class ZonesEndpoints
         {
             return Problems.BadRequest("invalid-pfn", "Invalid pfn", $"'{pfn}' is not a pfn: use decimal or 0x-prefixed hex.");
         }
-        var result = z.GetPageState(value);
-        return result.Error is { } error ? Problems.From(error) : TypedResults.Ok(result.Value);
+        return Respond(z.GetPageState(value), state => state);
     }
 
     private static bool TryParsePfn(string text, out long pfn) =>
@@ -180,14 +174,9 @@ public static class ZonesEndpoints
 
     public static Results<Ok<DrainPagesResponse>, ProblemHttpResult> DrainPages(MachineHost host, string zone, DrainPagesRequest? request)
     {
-        var z = ZoneOf(host, zone);
-        var result = z.DrainPages(request?.Cpu);
-        return result.Error is { } error ? Problems.From(error) : TypedResults.Ok(new DrainPagesResponse(result.Value));
+        return Respond(ZoneOf(host, zone).DrainPages(request?.Cpu), drained => new DrainPagesResponse(drained));
     }
 
-    public static Results<Ok<ZoneStatsResponse>, ProblemHttpResult> GetZoneStats(MachineHost host, string zone)
-    {
-        var z = ZoneOf(host, zone);
-        return TypedResults.Ok(ZoneStatsResponse.From(z.Stats()));
-    }
+    public static Ok<ZoneStatsResponse> GetZoneStats(MachineHost host, string zone) =>
+        TypedResults.Ok(ZoneStatsResponse.From(ZoneOf(host, zone).Stats()));
 }
