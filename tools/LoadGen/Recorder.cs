@@ -67,7 +67,10 @@ internal sealed class Recorder
         {
             var pages = freed.GetValueKind() == System.Text.Json.JsonValueKind.Number ? freed.GetValue<long>()
                 : freed.GetValue<bool>() ? blockPages : 0;
-            Interlocked.Add(ref _freedPages, pages);
+            lock (_lock)
+            {
+                _freedPages += pages;
+            }
         }
         return result;
     }
@@ -78,7 +81,7 @@ internal sealed class Recorder
         {
             lock (_lock)
             {
-                return (_allocatedPages, Interlocked.Read(ref _freedPages));
+                return (_allocatedPages, _freedPages);
             }
         }
     }
