@@ -17,13 +17,10 @@ internal static class SeedCommand
         var strategies = options.Strategy is { } one ? [one] : Enum.GetValues<FreeStrategy>();
         var config = MachineConfig.Default();
 
-        // Warm up every path for a second first: tiered JIT promotes hot methods to optimised code
-        // only after call counting and a background compile, and a run timed before that measures
-        // tier-0 code (seen here: chunked at 950 ns/iteration instead of 280 when timed too early).
-        WarmUp(() => Floor.NsPerIteration(20000, options.Order));
+        WarmUp.Run(() => Floor.NsPerIteration(20000, options.Order));
         foreach (var s in strategies)
         {
-            WarmUp(() => PageAllocHighOrderTest.Run(config, "Normal", s, 2000, options.Order));
+            WarmUp.Run(() => PageAllocHighOrderTest.Run(config, "Normal", s, 2000, options.Order));
         }
 
         var floorNs = Floor.NsPerIteration(options.Iterations, options.Order);
@@ -61,15 +58,6 @@ internal static class SeedCommand
                 $"{r.Strategy,-9} {r.TotalMicroseconds,9} {r.NsPerIteration,9:F1} {r.PerPageOverThis,11:F2} {r.ThisOverFloor,8:F2} | {r.State.BuddyBlocksOfOrder,9} {r.State.PcpBlocksOfOrder,7} {r.State.Order0PcpPages,14} {r.State.ZoneLockAcquisitions,11} {r.State.PcpDrains,11}"));
         }
         return 0;
-    }
-
-    private static void WarmUp(Action run)
-    {
-        var watch = System.Diagnostics.Stopwatch.StartNew();
-        for (var i = 0; i < 3 || watch.ElapsedMilliseconds < 1000; i++)
-        {
-            run();
-        }
     }
 
     private static readonly JsonSerializerOptions Json = new(JsonSerializerDefaults.Web)

@@ -19,7 +19,7 @@ internal static class VmallocCommand
         var rounds = Math.Max(1, options.Iterations / 100);
         foreach (var s in strategies)
         {
-            Measure(s, pages, Math.Min(rounds, 20)); // warm-up
+            WarmUp.Run(() => Measure(s, pages, Math.Min(rounds, 20)));
         }
         var c = CultureInfo.InvariantCulture;
         Console.WriteLine(string.Create(c, $"vmalloc({pages} pages) + vfree via free_pages_bulk, {rounds} rounds, zone Normal, cpu 0"));

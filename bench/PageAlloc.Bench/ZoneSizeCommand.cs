@@ -26,8 +26,8 @@ internal static class ZoneSizeCommand
         var pairs = Math.Max(1000, options.Iterations * 2);
         foreach (var order in new[] { 0, 3, 9, 10 })
         {
-            AllocFree(small, 20000, order);
-            AllocFree(big, 20000, order);
+            WarmUp.Run(() => AllocFree(small, 20000, order));
+            WarmUp.Run(() => AllocFree(big, 20000, order));
             double s = 0, b = 0;
             for (var round = 0; round < 3; round++)
             {
