@@ -4,7 +4,11 @@ using static PageAlloc.Domain.Model.PageAllocConstants;
 namespace PageAlloc.Domain.Allocator;
 
 // free_contig_range() with the three strategies, and free_pages_bulk(), the vfree path of the
-// series' patch 2/3.
+// series' patch 2/3. Each call checks its pages and drops their references in one hold of RefLock,
+// as the kernel's put_page_testzero() checks and drops in one atomic step: a racing double free
+// finds the references already gone and is refused, so a page is never freed twice and never
+// freed from under the client it was handed to next. The pages that reached zero belong to the
+// caller alone, so they are handed to the pcp or the buddy after RefLock is released.
 public sealed partial class Zone
 {
     /// <summary>
@@ -21,18 +25,32 @@ public sealed partial class Zone
         }
         var idx = IndexOf(pfn);
         var n = (int)nrPages;
-        if (strategy == FreeStrategy.PerPage)
+        long notFreed = 0, leaked = 0;
+        List<(int Start, int Length)>? runs = null;
+        using (RefLock.Enter())
         {
-            using (RefLock.Enter())
+            if (strategy != FreeStrategy.PerPage && IsPlainOrder0Range(idx, n))
+            {
+                // Every page drops from 1 to 0 and passes the checks: one run, done with span fills.
+                RefCount.AsSpan(idx, n).Clear();
+                Flags.AsSpan(idx, n).Clear();
+            }
+            else
             {
                 if (CheckOrder0Range(idx, n, "free_contig_range") is { } rangeError)
                 {
                     return rangeError;
                 }
+                runs = [];
+                DropReferences(idx, n, runs, ref notFreed, ref leaked);
             }
-            return FreeRangePerPage(idx, n, cpu, chunks);
         }
-        return FreeRangeChunked(idx, n, strategy == FreeStrategy.Upstream, cpu, chunks, validate: true);
+        if (runs is null)
+        {
+            FreeRun(idx, n, strategy, cpu, chunks);
+            return new ContigFreeSummary(n, 0, 0);
+        }
+        return new ContigFreeSummary(FreeRuns(runs, strategy, cpu, chunks), notFreed, leaked);
     }
 
     /// <summary>
@@ -69,6 +87,8 @@ public sealed partial class Zone
             }
         }
         var runs = ContiguousRuns(pfns);
+        var freeable = new List<(int Start, int Length)>(runs.Count);
+        long notFreed = 0, leaked = 0;
         using (RefLock.Enter())
         {
             foreach (var (start, length) in runs)
@@ -78,15 +98,12 @@ public sealed partial class Zone
                     return error;
                 }
             }
+            foreach (var (start, length) in runs)
+            {
+                DropReferences(IndexOf(start), length, freeable, ref notFreed, ref leaked);
+            }
         }
-        var total = default(ContigFreeSummary);
-        foreach (var (start, length) in runs)
-        {
-            total += strategy == FreeStrategy.PerPage
-                ? FreeRangePerPage(IndexOf(start), length, cpu, chunks)
-                : FreeRangeChunked(IndexOf(start), length, strategy == FreeStrategy.Upstream, cpu, chunks, validate: false).Value;
-        }
-        return total;
+        return new ContigFreeSummary(FreeRuns(freeable, strategy, cpu, chunks), notFreed, leaked);
     }
 
     /// <summary>num_pages_contiguous() over the whole array: runs of consecutive pfns, in array order.</summary>
@@ -111,116 +128,29 @@ public sealed partial class Zone
     }
 
     /// <summary>
-    /// The loop before the patch: __free_page() on each page. Each drops its reference on its own
-    /// (one refcount transition each) and goes through __free_frozen_pages() at order 0, so it lands
-    /// on the order-0 pcp list, draining to the buddy whenever pcp->count reaches high.
+    /// The per-page part of __free_contig_range() (and of each __free_page() in the per-page loop):
+    /// drop each page's reference and run free_pages_prepare() on those that reach zero. A page
+    /// still referenced, or one that fails the checks (HWPoison: deliberately leaked), ends a run;
+    /// the runs of pages that reached zero and passed are appended to <paramref name="freeable"/>.
+    /// Caller holds RefLock and has checked the range.
     /// </summary>
-    private ContigFreeSummary FreeRangePerPage(int idx, int n, int cpu, List<FreedChunk>? chunks)
+    private void DropReferences(int idx, int n, List<(int Start, int Length)> freeable, ref long notFreed, ref long leaked)
     {
-        long freed = 0, notFreed = 0, leaked = 0;
+        var runStart = -1;
         for (var i = idx; i < idx + n; i++)
         {
-            int remaining;
-            var wasLeaked = false;
-            using (RefLock.Enter())
-            {
-                if (RefCount[i] <= 0)
-                {
-                    continue; // freed by a racing caller since the range was checked
-                }
-                remaining = --RefCount[i];
-                if (remaining == 0)
-                {
-                    wasLeaked = PrepareFree(i, 0, compound: false);
-                }
-            }
-            if (remaining > 0)
+            var canFree = false;
+            if (--RefCount[i] > 0)
             {
                 notFreed++;
             }
-            else if (wasLeaked)
+            else if (PrepareFree(i, 0, compound: false))
             {
                 leaked++;
             }
             else
             {
-                FreeFrozenPages(i, 0, cpu);
-                chunks?.Add(new FreedChunk(PfnOf(i), 0));
-                freed++;
-            }
-        }
-        return new ContigFreeSummary(freed, notFreed, leaked);
-    }
-
-    /// <summary>
-    /// __free_contig_range(): drop each page's reference and run the per-page free checks
-    /// (free_pages_prepare()), collecting runs of pages that reached zero and passed. A page still
-    /// referenced, or one that fails the checks (HWPoison: deliberately leaked), ends the run. Each
-    /// run is freed as aligned chunks (free_prepared_contig_range()). Upstream also ends a run at a
-    /// memory-section boundary and lets chunks grow to MAX_PAGE_ORDER.
-    /// </summary>
-    private PageResult<ContigFreeSummary> FreeRangeChunked(
-        int idx, int n, bool upstream, int cpu, List<FreedChunk>? chunks, bool validate)
-    {
-        long notFreed = 0, leaked = 0;
-        List<(int Start, int Length)>? runs = null;
-        using (RefLock.Enter())
-        {
-            if (IsPlainOrder0Range(idx, n))
-            {
-                // Every page drops from 1 to 0 and passes the checks: one run, done with span fills.
-                RefCount.AsSpan(idx, n).Clear();
-                Flags.AsSpan(idx, n).Clear();
-            }
-            else
-            {
-                if (validate && CheckOrder0Range(idx, n, "free_contig_range") is { } error)
-                {
-                    return error;
-                }
-                runs = DropReferences(idx, n, ref notFreed, ref leaked);
-            }
-        }
-        var cap = upstream ? MaxPageOrder : PageblockOrder;
-        long freed = 0;
-        if (runs is null)
-        {
-            freed = n;
-            FreeRun(idx, n, cap, upstream, cpu, chunks);
-        }
-        else
-        {
-            foreach (var (start, length) in runs)
-            {
-                freed += length;
-                FreeRun(start, length, cap, upstream, cpu, chunks);
-            }
-        }
-        return new ContigFreeSummary(freed, notFreed, leaked);
-    }
-
-    /// <summary>The per-page part of __free_contig_range() for a range that is not all plain pages.</summary>
-    private List<(int Start, int Length)> DropReferences(int idx, int n, ref long notFreed, ref long leaked)
-    {
-        var runs = new List<(int, int)>();
-        var runStart = -1;
-        for (var i = idx; i < idx + n; i++)
-        {
-            var canFree = false;
-            if (RefCount[i] > 0)
-            {
-                if (--RefCount[i] > 0)
-                {
-                    notFreed++;
-                }
-                else if (PrepareFree(i, 0, compound: false))
-                {
-                    leaked++;
-                }
-                else
-                {
-                    canFree = true;
-                }
+                canFree = true;
             }
             if (canFree && runStart < 0)
             {
@@ -228,25 +158,60 @@ public sealed partial class Zone
             }
             else if (!canFree && runStart >= 0)
             {
-                runs.Add((runStart, i - runStart));
+                freeable.Add((runStart, i - runStart));
                 runStart = -1;
             }
         }
         if (runStart >= 0)
         {
-            runs.Add((runStart, idx + n - runStart));
+            freeable.Add((runStart, idx + n - runStart));
         }
-        return runs;
     }
 
-    /// <summary>Frees one run, split at memory-section boundaries for the upstream strategy.</summary>
-    private void FreeRun(int idx, int n, int cap, bool splitAtSections, int cpu, List<FreedChunk>? chunks)
+    /// <summary>Frees runs of pages whose references this caller dropped to zero; returns the pages freed.</summary>
+    private long FreeRuns(List<(int Start, int Length)> runs, FreeStrategy strategy, int cpu, List<FreedChunk>? chunks)
     {
-        if (!splitAtSections)
+        long freed = 0;
+        foreach (var (start, length) in runs)
         {
-            FreePreparedContigRange(idx, n, cap, cpu, chunks);
-            return;
+            freed += length;
+            FreeRun(start, length, strategy, cpu, chunks);
         }
+        return freed;
+    }
+
+    /// <summary>
+    /// Hands one run of frozen pages (refcount 0, checks passed) to the allocator per strategy.
+    /// per-page: the loop before the patch, __free_frozen_pages() at order 0 for each page, so each
+    /// lands on the order-0 pcp list, draining to the buddy whenever pcp->count reaches high.
+    /// chunked: aligned chunks up to pageblock_order. upstream: runs end at memory-section
+    /// boundaries and chunks go up to MAX_PAGE_ORDER.
+    /// </summary>
+    private void FreeRun(int idx, int n, FreeStrategy strategy, int cpu, List<FreedChunk>? chunks)
+    {
+        switch (strategy)
+        {
+            case FreeStrategy.PerPage:
+                for (var i = idx; i < idx + n; i++)
+                {
+                    FreeFrozenPages(i, 0, cpu);
+                    chunks?.Add(new FreedChunk(PfnOf(i), 0));
+                }
+                break;
+            case FreeStrategy.Chunked:
+                FreePreparedContigRange(idx, n, PageblockOrder, cpu, chunks);
+                break;
+            case FreeStrategy.Upstream:
+                FreeRunBySection(idx, n, MaxPageOrder, cpu, chunks);
+                break;
+            default:
+                throw new ArgumentOutOfRangeException(nameof(strategy), strategy, "unknown free strategy");
+        }
+    }
+
+    /// <summary>The upstream run: split at memory-section boundaries, each part freed as aligned chunks.</summary>
+    private void FreeRunBySection(int idx, int n, int cap, int cpu, List<FreedChunk>? chunks)
+    {
         while (n > 0)
         {
             var pfn = PfnOf(idx);

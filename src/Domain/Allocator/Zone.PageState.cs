@@ -30,7 +30,8 @@ public sealed partial class Zone
             BlockKind.Buddy => PageLocation.Buddy,
             BlockKind.Pcp => PageLocation.Pcp,
             BlockKind.Allocated => PageLocation.Allocated,
-            _ => PageLocation.HwPoisonLeaked,
+            BlockKind.HwPoisonLeaked => PageLocation.HwPoisonLeaked,
+            _ => PageLocation.Frozen,
         };
         var compound = (Flags[head] & (byte)PageFlags.Head) != 0;
         return new PageState(pfn, RefCount[idx], names, where, PfnOf(head), order, compound, cpu, PageblockMigrateType(idx));
@@ -76,6 +77,12 @@ public enum PageLocation
 
     /// <summary>HWPoison, freed and taken out of use.</summary>
     HwPoisonLeaked,
+
+    /// <summary>
+    /// Frozen: its refcount has just reached zero and the free that dropped it is handing it back to
+    /// the pcp or the buddy (free_frozen_pages()); no other call can take or free it meanwhile.
+    /// </summary>
+    Frozen,
 }
 
 /// <summary>

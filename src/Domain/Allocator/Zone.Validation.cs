@@ -54,7 +54,8 @@ public sealed partial class Zone
         Pcp,
         Allocated,
         HwPoisonLeaked,
-        Unknown,
+        /// <summary>In no block: its refcount reached zero and the free that did it has yet to hand it back.</summary>
+        Frozen,
     }
 
     /// <summary>
@@ -84,7 +85,7 @@ public sealed partial class Zone
                 return ((int)head, k, kind);
             }
         }
-        return (idx, 0, BlockKind.Unknown);
+        return (idx, 0, BlockKind.Frozen);
     }
 
     /// <summary>The refusal for a page that is not the head of a live allocation.</summary>
@@ -106,7 +107,7 @@ public sealed partial class Zone
                 $"{operation}: pfn {Hex(pfn)} is a tail page of the order-{order} compound page at {Hex(PfnOf(head))}."),
             BlockKind.Allocated => new PageError(PageErrorKind.NotHead,
                 $"{operation}: pfn {Hex(pfn)} is a tail page (refcount 0) of the non-split order-{order} allocation at {Hex(PfnOf(head))}."),
-            _ => new PageError(PageErrorKind.PageFree, $"{operation}: pfn {Hex(pfn)} is not in use."),
+            _ => new PageError(PageErrorKind.PageFree, $"{operation}: pfn {Hex(pfn)} is being freed: its refcount reached zero and it is on its way back to the allocator."),
         };
     }
 
