@@ -1,6 +1,10 @@
 using System.Text.Json;
-using Microsoft.AspNetCore.RateLimiting;
 using System.Text.Json.Serialization;
+using Microsoft.AspNetCore.Http.Timeouts;
+using Microsoft.AspNetCore.RateLimiting;
+using Microsoft.AspNetCore.Server.Kestrel.Core;
+using Microsoft.Extensions.Diagnostics.HealthChecks;
+using Microsoft.Extensions.Options;
 using PageAlloc.Api.Endpoints;
 using PageAlloc.Api.Infrastructure;
 using PageAlloc.Domain.Model;
@@ -8,32 +12,72 @@ using PageAlloc.Domain.Model;
 var builder = WebApplication.CreateBuilder(args);
 
 // The simulated machine comes from the "Machine" section (appsettings.json holds design.md's
-// default); a bad configuration stops the service at start with every problem listed.
-var config = builder.Configuration.GetSection("Machine").Get<MachineConfig>() ?? MachineConfig.Default();
-if (config.Nodes.Count == 0)
-{
-    config.Nodes = MachineConfig.Default().Nodes;
-}
-var problems = config.Validate();
-if (problems.Count > 0)
-{
-    throw new InvalidOperationException("Invalid Machine configuration: " + string.Join(" ", problems));
-}
-builder.Services.AddSingleton(new MachineHost(config));
+// default). Every value is validated when the host starts: a bad one stops the process, named,
+// before it listens. The machine is booted by a hosted service; /health/ready waits for it.
+builder.Services.AddOptions<MachineConfig>()
+    .BindConfiguration("Machine", o => o.ErrorOnUnknownConfiguration = true)
+    .PostConfigure(c =>
+    {
+        if (c.Nodes.Count == 0)
+        {
+            c.Nodes = MachineConfig.Default().Nodes;
+        }
+    })
+    .ValidateOnStart();
+builder.Services.AddSingleton<IValidateOptions<MachineConfig>, MachineConfigValidation>();
+builder.Services.AddSingleton<MachineHost>();
+builder.Services.AddHostedService<MachineBoot>();
 
-// Enums travel as kebab-case strings ("per-page", "movable"); camelCase properties.
+// What one client may cost: connections, bodies, time, response sizes (LimitsOptions).
+builder.Services.AddOptions<LimitsOptions>()
+    .BindConfiguration(LimitsOptions.Section, o => o.ErrorOnUnknownConfiguration = true)
+    .ValidateDataAnnotations()
+    .ValidateOnStart();
+builder.Services.AddOptions<KestrelServerOptions>().Configure<IOptions<LimitsOptions>>((kestrel, limits) =>
+{
+    kestrel.AddServerHeader = false;
+    kestrel.Limits.MaxConcurrentConnections = limits.Value.MaxConcurrentConnections;
+    kestrel.Limits.MaxConcurrentUpgradedConnections = limits.Value.MaxConcurrentConnections;
+    kestrel.Limits.KeepAliveTimeout = TimeSpan.FromSeconds(limits.Value.KeepAliveSeconds);
+    kestrel.Limits.MaxRequestBodySize = limits.Value.PageCallBodyBytes; // endpoints that take more say so
+});
+builder.Services.AddRequestTimeouts();
+builder.Services.AddOptions<RequestTimeoutOptions>().Configure<IOptions<LimitsOptions>>((timeouts, limits) =>
+{
+    timeouts.DefaultPolicy = new RequestTimeoutPolicy
+    {
+        Timeout = TimeSpan.FromSeconds(limits.Value.RequestTimeoutSeconds),
+        TimeoutStatusCode = StatusCodes.Status504GatewayTimeout,
+    };
+    timeouts.AddPolicy(TestsEndpoints.TestTimeout, new RequestTimeoutPolicy
+    {
+        Timeout = TimeSpan.FromSeconds(limits.Value.TestTimeoutSeconds),
+        TimeoutStatusCode = StatusCodes.Status504GatewayTimeout,
+    });
+});
+
+// JSON as the OpenAPI document describes it and nothing looser: camelCase members only, no
+// unknown members, numbers as numbers, enums in their kebab-case spelling ("per-page").
 builder.Services.ConfigureHttpJsonOptions(o =>
 {
-    o.SerializerOptions.Converters.Add(new JsonStringEnumConverter(JsonNamingPolicy.KebabCaseLower));
+    o.SerializerOptions.PropertyNameCaseInsensitive = false;
+    o.SerializerOptions.NumberHandling = JsonNumberHandling.Strict;
+    o.SerializerOptions.UnmappedMemberHandling = JsonUnmappedMemberHandling.Disallow;
+    o.SerializerOptions.Converters.Add(new StrictEnumConverterFactory());
+    o.SerializerOptions.Converters.Add(new JsonStringEnumConverter(JsonNamingPolicy.KebabCaseLower, allowIntegerValues: false));
     o.SerializerOptions.TypeInfoResolverChain.Insert(0, ApiJsonContext.Default);
 });
 
 // Contract validation (.NET 10), ProblemDetails for every error, 400 for unreadable requests.
 builder.Services.AddValidation();
 builder.Services.AddProblemDetails();
-builder.Services.AddExceptionHandler<BadRequestExceptionHandler>();
+builder.Services.AddExceptionHandler<ProblemExceptionHandler>();
 builder.Services.Configure<RouteHandlerOptions>(o => o.ThrowOnBadRequest = true); // so the handler can say what was wrong
-builder.Services.AddHealthChecks();
+
+// Liveness: the process answers. Readiness: the machine has booted.
+builder.Services.AddHealthChecks()
+    .AddCheck("machine", () => HealthCheckResult.Healthy(), tags: ["live"])
+    .AddCheck<MachineReadyCheck>("machine-booted", tags: ["ready"]);
 
 // POST /tests/page_alloc_high_order boots a whole machine and spins for seconds: one at a time.
 builder.Services.AddRateLimiter(o =>
@@ -53,7 +97,7 @@ builder.Services.AddSwaggerGen(o =>
     o.SupportNonNullableReferenceTypes();
     o.SchemaFilter<RequestExamplesSchemaFilter>();
     // Zones first, then the calls on pages, then machine-wide views.
-    string[] tagOrder = ["Zones", "Pages", "Machine", "Proc", "Tests"];
+    string[] tagOrder = ["Zones", "Pages", "Machine", "Proc", "Tests", "Health"];
     o.OrderActionsBy(api =>
     {
         var tags = api.ActionDescriptor.EndpointMetadata.OfType<Microsoft.AspNetCore.Http.Metadata.ITagsMetadata>().FirstOrDefault()?.Tags;
@@ -66,12 +110,18 @@ var app = builder.Build();
 
 app.UseExceptionHandler();
 app.UseStatusCodePages();
+app.Use(JsonOnlyWrites.InvokeAsync);
+app.UseRequestTimeouts();
 app.UseRateLimiter();
 
-app.UseSwagger();
-app.UseSwaggerUI();
-app.MapGet("/", () => TypedResults.Redirect("/swagger")).ExcludeFromDescription();
-app.MapHealthChecks("/healthz");
+// Swagger UI and the document are on unless "Swagger:Enabled" is false.
+if (app.Configuration.GetValue("Swagger:Enabled", defaultValue: true))
+{
+    app.UseSwagger();
+    app.UseSwaggerUI();
+    app.MapGet("/", () => TypedResults.Redirect("/swagger")).ExcludeFromDescription();
+}
+app.MapHealth();
 
 app.MapZones();
 app.MapMachine();

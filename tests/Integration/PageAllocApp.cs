@@ -1,11 +1,41 @@
 using System.Net.Http.Json;
 using System.Text.Json.Nodes;
+using Microsoft.AspNetCore.Hosting;
+using Microsoft.AspNetCore.Hosting.Server;
+using Microsoft.AspNetCore.Hosting.Server.Features;
 using Microsoft.AspNetCore.Mvc.Testing;
+using Microsoft.Extensions.DependencyInjection;
 
 namespace PageAlloc.Tests.Integration;
 
-/// <summary>A fresh PageAlloc host for one test (TodoApi style): no state leaks between tests.</summary>
-internal sealed class PageAllocApp : WebApplicationFactory<Program>;
+/// <summary>
+/// A fresh PageAlloc host for one test (TodoApi style): no state leaks between tests. Settings
+/// override the configuration ("Limits:MaxConcurrentConnections" = "8"); <see cref="OnKestrel"/>
+/// serves it on a real socket of 127.0.0.1, for what only a real server does (connections, body
+/// limits, the Server header).
+/// </summary>
+internal sealed class PageAllocApp(params (string Key, string Value)[] settings) : WebApplicationFactory<Program>
+{
+    /// <summary>The same host on Kestrel at a free port of 127.0.0.1, started.</summary>
+    public static PageAllocApp OnKestrel(params (string Key, string Value)[] settings)
+    {
+        var app = new PageAllocApp(settings);
+        app.UseKestrel(0);
+        app.StartServer();
+        return app;
+    }
+
+    /// <summary>The address Kestrel listens on (<see cref="OnKestrel"/> only).</summary>
+    public Uri Address => new(Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()!.Addresses.First());
+
+    protected override void ConfigureWebHost(IWebHostBuilder builder)
+    {
+        foreach (var (key, value) in settings)
+        {
+            builder.UseSetting(key, value);
+        }
+    }
+}
 
 /// <summary>Calls that assert their status and hand back the JSON body.</summary>
 internal static class HttpClientAssertions

@@ -17,13 +17,14 @@ public class SeedScenarioTests
         var block = await client.PostOk("/zones/Normal/alloc_pages", new { order = 9, gfp = "GFP_KERNEL", cpu = 0 }, 201);
         var pfn = block["pfn"]!.GetValue<long>();
         await client.PostOk("/zones/Normal/split_page", new { pfn, order = 9 });
-        var freed = await client.PostOk("/zones/Normal/free_contig_range", new { pfn, nrPages = 512, strategy, cpu = 0 });
+        var freed = await client.PostOk("/zones/Normal/free_contig_range?listChunks=true", new { pfn, nrPages = 512, strategy, cpu = 0 });
 
         Assert.Equal(512, freed["freed"]!.GetValue<long>());
         Assert.Equal(strategy, freed["strategy"]!.GetValue<string>());
         var chunks = freed["chunks"]!.AsArray();
         Assert.Equal(chunkCount, chunks.Count);
         Assert.All(chunks, c => Assert.Equal(chunkOrder, c!["order"]!.GetValue<int>()));
+        Assert.Equal(chunkCount, freed["chunksByOrder"]![chunkOrder]!.GetValue<long>());
 
         var stats = await client.GetJson("/zones/Normal/stats");
         Assert.Equal(0, stats["allocatedPages"]!.GetValue<long>());

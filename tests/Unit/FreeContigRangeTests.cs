@@ -22,7 +22,7 @@ public class FreeContigRangeTests
     public void FreeContigRange_0x1003Plus13_FreesOrders0_2_3(FreeStrategy strategy)
     {
         var (machine, zone) = SplitOrder4At0x1000();
-        var chunks = new List<FreedChunk>();
+        var chunks = new ChunkTally();
 
         var result = zone.FreeContigRange(0x1003, 13, strategy, cpu: 0, chunks);
 
@@ -35,7 +35,7 @@ public class FreeContigRangeTests
     public void FreeContigRange_PerPage_FreesEveryPageAtOrder0()
     {
         var (machine, zone) = SplitOrder4At0x1000();
-        var chunks = new List<FreedChunk>();
+        var chunks = new ChunkTally();
 
         var result = zone.FreeContigRange(0x1003, 13, FreeStrategy.PerPage, cpu: 0, chunks);
 
@@ -53,7 +53,7 @@ public class FreeContigRangeTests
     {
         var (machine, zone) = SplitOrder4At0x1000();
         zone.GetPage(0x1004); // refcount 2: someone else holds it
-        var chunks = new List<FreedChunk>();
+        var chunks = new ChunkTally();
 
         var result = zone.FreeContigRange(0x1000, 16, strategy, cpu: 0, chunks).Value;
 
@@ -69,7 +69,7 @@ public class FreeContigRangeTests
     {
         var (machine, zone) = SplitOrder4At0x1000();
         Assert.True(zone.SetHwPoison(0x1008).IsSuccess);
-        var chunks = new List<FreedChunk>();
+        var chunks = new ChunkTally();
 
         var result = zone.FreeContigRange(0x1000, 16, FreeStrategy.Chunked, cpu: 0, chunks).Value;
 
@@ -95,7 +95,7 @@ public class FreeContigRangeTests
             zone.SplitPage(b.Pfn, 10);
             pfns.Add(b.Pfn);
         }
-        var chunks = new List<FreedChunk>();
+        var chunks = new ChunkTally();
 
         // 0x7c00..0x83ff crosses the boundary at 0x8000; chunks of order 10 on either side.
         var result = zone.FreeContigRange(0x7c00, 0x800, FreeStrategy.Upstream, 0, chunks);
@@ -112,7 +112,7 @@ public class FreeContigRangeTests
         var zone = machine.Normal();
         var b = machine.Alloc("Normal", 10, "GFP_HIGHUSER_MOVABLE");
         zone.SplitPage(b.Pfn, 10);
-        var chunks = new List<FreedChunk>();
+        var chunks = new ChunkTally();
 
         zone.FreeContigRange(b.Pfn, 1024, FreeStrategy.Chunked, 0, chunks);
 
@@ -124,7 +124,7 @@ public class FreeContigRangeTests
     public void FreePagesBulk_ContiguousRunsFreedTogether_LikeVfree()
     {
         var (machine, zone) = SplitOrder4At0x1000();
-        var chunks = new List<FreedChunk>();
+        var chunks = new ChunkTally();
 
         var result = zone.FreePagesBulk([0x1000, 0x1001, 0x1002, 0x1003, 0x1008, 0x1009], FreeStrategy.Chunked, 0, chunks);
 

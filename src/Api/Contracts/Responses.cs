@@ -24,7 +24,19 @@ public sealed record RefcountResponse(long Pfn, int Refcount, bool Freed);
 
 public sealed record ChunkResponse(long Pfn, int Order);
 
-public sealed record RangeFreeResponse(long Freed, long NotFreed, long Leaked, ChunkResponse[] Chunks, FreeStrategy Strategy);
+/// <summary>
+/// A range free's outcome: pages freed, still referenced and leaked (HWPoison); the chunks handed to the
+/// allocator counted by order 0..10; with listChunks=true the chunks themselves, in the order freed, up
+/// to the service's limit (chunksUnlisted counts the rest).
+/// </summary>
+public sealed record RangeFreeResponse(
+    long Freed,
+    long NotFreed,
+    long Leaked,
+    long[] ChunksByOrder,
+    [property: System.Text.Json.Serialization.JsonIgnore(Condition = System.Text.Json.Serialization.JsonIgnoreCondition.WhenWritingNull)] ChunkResponse[]? Chunks,
+    long ChunksUnlisted,
+    FreeStrategy Strategy);
 
 public sealed record DrainPagesResponse(long Drained);
 

@@ -39,7 +39,6 @@ public static class MachineEndpoints
     /// <summary>Boots a fresh machine from the served configuration and returns its totals.</summary>
     public static Ok<MachineTotals> Reset(MachineHost host)
     {
-        host.Reset();
-        return TypedResults.Ok(MachineTotals.From(host.Machine.Stats()));
+        return TypedResults.Ok(MachineTotals.From(host.Reset().Stats()));
     }
 }

@@ -12,6 +12,9 @@ public static class TestsEndpoints
     /// <summary>The rate-limiter policy that lets one test run at a time.</summary>
     public const string OneAtATime = "tests-one-at-a-time";
 
+    /// <summary>The request-timeout policy of the tests: longer than a maximal run, not unbounded.</summary>
+    public const string TestTimeout = "tests-timeout";
+
     public static IEndpointRouteBuilder MapTests(this IEndpointRouteBuilder app)
     {
         app.MapGroup("/tests").WithTags("Tests")
@@ -20,21 +23,22 @@ public static class TestsEndpoints
             .WithSummary("The seed's page_alloc_high_order_test (alloc, split_page, free_contig_range) on a private machine")
             .WithDescription("Boots a private machine from the served configuration, so it measures the algorithm rather than "
                 + "other clients' traffic and leaves the served zones untouched. Runs each strategy asked for (all three when "
-                + $"strategy is left out), at most {HighOrderTestRequest.MaxIterations} iterations. One run at a time; others get 429.")
+                + $"strategy is left out), at most {HighOrderTestRequest.MaxIterations} iterations. One run at a time; others get 429. A run stops when its client goes away or its time runs out (504).")
             .ProducesProblem(StatusCodes.Status400BadRequest)
             .ProducesProblem(StatusCodes.Status429TooManyRequests)
-            .RequireRateLimiting(OneAtATime);
+            .RequireRateLimiting(OneAtATime)
+            .WithRequestTimeout(TestTimeout);
         return app;
     }
 
-    public static Results<Ok<HighOrderTestResponse>, ProblemHttpResult> PageAllocHighOrder(MachineHost host, HighOrderTestRequest request)
+    public static Results<Ok<HighOrderTestResponse>, ProblemHttpResult> PageAllocHighOrder(MachineHost host, HighOrderTestRequest request, CancellationToken cancellationToken)
     {
         var zone = request.Zone ?? "Normal";
         var strategies = request.Strategy is { } one ? [one] : Enum.GetValues<FreeStrategy>();
         var results = new List<HighOrderTestResult>();
         foreach (var strategy in strategies)
         {
-            var result = PageAllocHighOrderTest.Run(host.Config, zone, strategy, request.Iterations!.Value, request.Order ?? 9);
+            var result = PageAllocHighOrderTest.Run(host.Config, zone, strategy, request.Iterations!.Value, request.Order ?? 9, cancellationToken);
             if (result.Error is { } error)
             {
                 return Problems.From(error);

@@ -1,4 +1,7 @@
+using System.ComponentModel;
 using Microsoft.AspNetCore.Http.HttpResults;
+using Microsoft.AspNetCore.Mvc;
+using Microsoft.Extensions.Options;
 using PageAlloc.Api.Contracts;
 using PageAlloc.Api.Infrastructure;
 using PageAlloc.Domain.Allocator;
@@ -11,6 +14,7 @@ public static class ZonesEndpoints
 {
     public static RouteGroupBuilder MapZones(this IEndpointRouteBuilder app)
     {
+        var limits = app.ServiceProvider.GetRequiredService<IOptions<LimitsOptions>>().Value;
         var group = app.MapGroup("/zones").WithTags("Zones");
 
         group.MapGet("/", ListZones).WithName("ListZones").WithSummary("List the zones of every node");
@@ -36,6 +40,7 @@ public static class ZonesEndpoints
             .WithSummary("__free_pages(page, order): drop the head's reference; at zero the block is freed")
             .ProducesProblem(StatusCodes.Status409Conflict);
         pages.MapPost("/free_pages_bulk", FreePagesBulk).WithName("FreePagesBulk")
+            .WithMetadata(new RequestSizeLimitAttribute(limits.BulkBodyBytes))
             .WithSummary("free_pages_bulk(pages): free order-0 pages, contiguous runs together (the vfree path)")
             .ProducesProblem(StatusCodes.Status409Conflict);
         pages.MapPost("/get_page", GetPage).WithName("GetPage")
@@ -111,26 +116,31 @@ public static class ZonesEndpoints
         return Respond(z.SplitPage(request.Pfn!.Value, request.Order!.Value), s => new SplitPageResponse(s.Pfn, s.Order, s.Pages));
     }
 
-    public static Results<Ok<RangeFreeResponse>, ProblemHttpResult> FreeContigRange(MachineHost host, string zone, FreeContigRangeRequest request)
+    public static Results<Ok<RangeFreeResponse>, ProblemHttpResult> FreeContigRange(
+        MachineHost host, IOptions<LimitsOptions> limits, string zone, FreeContigRangeRequest request, [Description(ListChunksHelp)] bool? listChunks)
     {
         var z = ZoneOf(host, zone);
         var strategy = request.Strategy ?? FreeStrategy.Chunked;
-        var chunks = new List<FreedChunk>();
+        var chunks = new ChunkTally(listChunks == true ? limits.Value.ChunkListLimit : 0);
         var result = z.FreeContigRange(request.Pfn!.Value, request.NrPages!.Value, strategy, CpuOf(host, request.Cpu), chunks);
-        return Respond(result, s => RangeResponse(s, chunks, strategy));
+        return Respond(result, s => RangeResponse(s, chunks, strategy, listChunks == true));
     }
 
-    public static Results<Ok<RangeFreeResponse>, ProblemHttpResult> FreePagesBulk(MachineHost host, string zone, FreePagesBulkRequest request)
+    public static Results<Ok<RangeFreeResponse>, ProblemHttpResult> FreePagesBulk(
+        MachineHost host, IOptions<LimitsOptions> limits, string zone, FreePagesBulkRequest request, [Description(ListChunksHelp)] bool? listChunks)
     {
         var z = ZoneOf(host, zone);
         var strategy = request.Strategy ?? FreeStrategy.Chunked;
-        var chunks = new List<FreedChunk>();
+        var chunks = new ChunkTally(listChunks == true ? limits.Value.ChunkListLimit : 0);
         var result = z.FreePagesBulk(request.Pfns!, strategy, CpuOf(host, request.Cpu), chunks);
-        return Respond(result, s => RangeResponse(s, chunks, strategy));
+        return Respond(result, s => RangeResponse(s, chunks, strategy, listChunks == true));
     }
 
-    private static RangeFreeResponse RangeResponse(ContigFreeSummary s, List<FreedChunk> chunks, FreeStrategy strategy) =>
-        new(s.Freed, s.NotFreed, s.Leaked, chunks.Select(c => new ChunkResponse(c.Pfn, c.Order)).ToArray(), strategy);
+    private const string ListChunksHelp = "List the chunks freed (up to the service's limit) beside their counts by order.";
+
+    private static RangeFreeResponse RangeResponse(ContigFreeSummary s, ChunkTally chunks, FreeStrategy strategy, bool listed) =>
+        new(s.Freed, s.NotFreed, s.Leaked, chunks.ByOrder, listed ? [.. chunks.Select(c => new ChunkResponse(c.Pfn, c.Order))] : null,
+            chunks.Unlisted, strategy);
 
     public static Results<Ok<FreePagesResponse>, ProblemHttpResult> FreePages(MachineHost host, string zone, BlockRequest request)
     {

@@ -1,25 +1,72 @@
+using Microsoft.Extensions.Options;
 using PageAlloc.Domain.Allocator;
 using PageAlloc.Domain.Model;
 
 namespace PageAlloc.Api.Infrastructure;
 
 /// <summary>
-/// Holds the served machine. POST /reset swaps in a freshly booted one built from the same
-/// configuration; requests already running finish on the machine they started with.
+/// Holds the served machine. It is booted once at start (<see cref="MachineBoot"/>) and again by
+/// POST /reset, which swaps in a freshly booted one; requests already running finish on the machine
+/// they started with, and the old machine is then garbage. Resets are serialised, so at most two
+/// machines exist at once (the one serving and the one booting), however many clients reset.
 /// </summary>
-public sealed class MachineHost
+public sealed partial class MachineHost(IOptions<MachineConfig> options, ILogger<MachineHost> logger)
 {
-    private Machine _machine;
+    private readonly Lock _bootLock = new();
+    private Machine? _machine;
+    private long _boots;
 
-    public MachineHost(MachineConfig config)
+    public MachineConfig Config => options.Value;
+
+    /// <summary>How a machine is built; tests swap it to watch boots.</summary>
+    public Func<MachineConfig, Machine> BootMachine { get; init; } = config => new Machine(config);
+
+    /// <summary>True once the first boot has finished (the readiness check).</summary>
+    public bool IsBooted => Volatile.Read(ref _machine) is not null;
+
+    /// <summary>The served machine; before the first boot, a <see cref="MachineNotBootedException"/> (503).</summary>
+    public Machine Machine => Volatile.Read(ref _machine) ?? throw new MachineNotBootedException();
+
+    /// <summary>
+    /// Boots a fresh machine and serves it. A call that waited while another booted returns that
+    /// machine instead of booting again: it was booted after this call was made, so it is as fresh.
+    /// </summary>
+    public Machine Reset()
     {
-        Config = config;
-        _machine = new Machine(config);
+        var seen = Interlocked.Read(ref _boots);
+        lock (_bootLock)
+        {
+            if (_boots != seen && _machine is { } fresh)
+            {
+                return fresh;
+            }
+            var machine = BootMachine(Config);
+            Volatile.Write(ref _machine, machine);
+            Interlocked.Increment(ref _boots);
+            if (logger.IsEnabled(LogLevel.Information))
+            {
+                var layout = string.Join(", ", machine.Zones.Select(z => $"{z.Key} pfn 0x{z.StartPfn:x}+{z.SpannedPages} (min/low/high {z.Watermarks.Min}/{z.Watermarks.Low}/{z.Watermarks.High})"));
+                LogBooted(logger, machine.Zones.Count, machine.Cpus, machine.MinFreeKbytes, layout);
+            }
+            return machine;
+        }
     }
 
-    public MachineConfig Config { get; }
-
-    public Machine Machine => Volatile.Read(ref _machine);
-
-    public void Reset() => Volatile.Write(ref _machine, new Machine(Config));
+    [LoggerMessage(Level = LogLevel.Information, Message = "Booted a machine: {Zones} zones, {Cpus} cpus, min_free_kbytes {MinFreeKbytes}: {Layout}")]
+    private static partial void LogBooted(ILogger logger, int zones, int cpus, long minFreeKbytes, string layout);
 }
+
+/// <summary>Boots the served machine when the host starts; a machine that cannot be booted stops the start.</summary>
+public sealed class MachineBoot(MachineHost host) : IHostedService
+{
+    public Task StartAsync(CancellationToken cancellationToken)
+    {
+        host.Reset();
+        return Task.CompletedTask;
+    }
+
+    public Task StopAsync(CancellationToken cancellationToken) => Task.CompletedTask;
+}
+
+/// <summary>A request arrived before the machine was booted: 503, try again shortly.</summary>
+public sealed class MachineNotBootedException() : InvalidOperationException("The simulated machine is still booting.");

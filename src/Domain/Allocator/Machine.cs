@@ -92,7 +92,7 @@ public sealed class Machine
         ZoneType type, long managed, long lowmemPages, long minFreeKbytes, List<(ZoneType Type, long Managed)> nodeZones, int cpus)
     {
         var pagesMin = minFreeKbytes >> 2; // PAGE_SHIFT - 10
-        var tmp = lowmemPages == 0 ? 0 : pagesMin * managed / lowmemPages;
+        var tmp = lowmemPages == 0 ? 0 : (long)((Int128)pagesMin * managed / lowmemPages); // no overflow for any accepted size
         var min = type == ZoneType.Movable ? Math.Clamp(managed / 1024, 32, 128) : tmp;
         tmp = Math.Max(tmp >> 2, managed * WatermarkScaleFactor / 10000);
         var low = min + tmp;

@@ -17,7 +17,7 @@ public sealed partial class Zone
     /// pages in use; otherwise nothing changes. Chunks freed are appended to <paramref name="chunks"/>.
     /// </summary>
     public PageResult<ContigFreeSummary> FreeContigRange(
-        long pfn, long nrPages, FreeStrategy strategy, int cpu, List<FreedChunk>? chunks = null)
+        long pfn, long nrPages, FreeStrategy strategy, int cpu, ChunkTally? chunks = null)
     {
         if ((CheckRange(pfn, nrPages) ?? CheckCpu(cpu)) is { } error)
         {
@@ -59,7 +59,7 @@ public sealed partial class Zone
     /// checked before any is freed; a pfn listed twice is a double free.
     /// </summary>
     public PageResult<ContigFreeSummary> FreePagesBulk(
-        IReadOnlyList<long> pfns, FreeStrategy strategy, int cpu, List<FreedChunk>? chunks = null)
+        IReadOnlyList<long> pfns, FreeStrategy strategy, int cpu, ChunkTally? chunks = null)
     {
         if (CheckCpu(cpu) is { } cpuError)
         {
@@ -169,7 +169,7 @@ public sealed partial class Zone
     }
 
     /// <summary>Frees runs of pages whose references this caller dropped to zero; returns the pages freed.</summary>
-    private long FreeRuns(List<(int Start, int Length)> runs, FreeStrategy strategy, int cpu, List<FreedChunk>? chunks)
+    private long FreeRuns(List<(int Start, int Length)> runs, FreeStrategy strategy, int cpu, ChunkTally? chunks)
     {
         long freed = 0;
         foreach (var (start, length) in runs)
@@ -187,7 +187,7 @@ public sealed partial class Zone
     /// chunked: aligned chunks up to pageblock_order. upstream: runs end at memory-section
     /// boundaries and chunks go up to MAX_PAGE_ORDER.
     /// </summary>
-    private void FreeRun(int idx, int n, FreeStrategy strategy, int cpu, List<FreedChunk>? chunks)
+    private void FreeRun(int idx, int n, FreeStrategy strategy, int cpu, ChunkTally? chunks)
     {
         switch (strategy)
         {
@@ -210,7 +210,7 @@ public sealed partial class Zone
     }
 
     /// <summary>The upstream run: split at memory-section boundaries, each part freed as aligned chunks.</summary>
-    private void FreeRunBySection(int idx, int n, int cap, int cpu, List<FreedChunk>? chunks)
+    private void FreeRunBySection(int idx, int n, int cap, int cpu, ChunkTally? chunks)
     {
         while (n > 0)
         {
@@ -227,7 +227,7 @@ public sealed partial class Zone
     /// free_prepared_contig_range(): the largest naturally aligned power-of-two chunk that fits,
     /// at most 2^cap pages, freed as one block with FPI_PREPARED (to the pcp for pcp orders).
     /// </summary>
-    private void FreePreparedContigRange(int idx, int n, int cap, int cpu, List<FreedChunk>? chunks)
+    private void FreePreparedContigRange(int idx, int n, int cap, int cpu, ChunkTally? chunks)
     {
         while (n > 0)
         {

@@ -38,6 +38,15 @@ public sealed class MachineConfig
 
     public const int MaxCpus = 1024;
 
+    /// <summary>
+    /// The page state a zone keeps per page (refcount, two list links, flags, order: see Zone); the
+    /// pageblock array and the pcp lists add well under one byte a page.
+    /// </summary>
+    public const int StateBytesPerPage = 14;
+
+    /// <summary>The memory a machine booted from this configuration holds, in bytes.</summary>
+    public long StateBytes() => Nodes.SelectMany(n => n.Zones).Sum(z => Math.Max(0, z.Pages) * (StateBytesPerPage + 1L));
+
     /// <summary>Every problem with this configuration, in words; empty when it is usable.</summary>
     public IReadOnlyList<string> Validate()
     {
@@ -82,6 +91,16 @@ public sealed class MachineConfig
                 }
                 ranges.Add((zone.StartPfn, zone.StartPfn + zone.Pages, label));
             }
+        }
+        var lowmemPages = Nodes.SelectMany(n => n.Zones)
+            .Where(z => ZoneTypes.TryParse(z.Name, out var t) && t != ZoneType.Movable && z.Pages is >= 1 and <= MaxZonePages)
+            .Sum(z => z.Pages);
+        if (MinFreeKbytes is { } kbytes && lowmemPages > 0 && kbytes / PageAllocConstants.PageSizeKb >= lowmemPages)
+        {
+            // __setup_per_zone_wmarks() shares min_free_kbytes out as the zones' min watermarks: at
+            // or above the lowmem pages, every zone's min is its whole size and no allocation succeeds.
+            problems.Add($"MinFreeKbytes {kbytes} is {kbytes / PageAllocConstants.PageSizeKb} pages, at least the machine's {lowmemPages} lowmem pages: "
+                + "the min watermarks would cover every page and every allocation would fail.");
         }
         ranges.Sort((a, b) => a.Start.CompareTo(b.Start));
         for (var i = 1; i < ranges.Count; i++)

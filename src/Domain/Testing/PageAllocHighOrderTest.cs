@@ -11,7 +11,9 @@ namespace PageAlloc.Domain.Testing;
 /// </summary>
 public static class PageAllocHighOrderTest
 {
-    public static PageResult<HighOrderTestResult> Run(MachineConfig config, string zoneName, FreeStrategy strategy, int iterations, int order)
+    /// <summary>Runs the loop; a cancelled <paramref name="cancellationToken"/> stops it within 256 iterations (OperationCanceledException).</summary>
+    public static PageResult<HighOrderTestResult> Run(
+        MachineConfig config, string zoneName, FreeStrategy strategy, int iterations, int order, CancellationToken cancellationToken = default)
     {
         if (iterations < 1)
         {
@@ -32,6 +34,10 @@ public static class PageAllocHighOrderTest
         var watch = Stopwatch.StartNew();
         for (var i = 0; i < iterations; i++)
         {
+            if ((i & 255) == 0)
+            {
+                cancellationToken.ThrowIfCancellationRequested();
+            }
             var block = machine.AllocPages(zone, order, Gfp.Kernel, cpu);
             if (block.Error is { } error)
             {

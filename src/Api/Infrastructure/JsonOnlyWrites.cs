@@ -1,0 +1,40 @@
+namespace PageAlloc.Api.Infrastructure;
+
+/// <summary>
+/// POSTs carry JSON or nothing. A browser can send a cross-site form post (form or text content
+/// types) without asking first; refusing every other media type with 415 before any endpoint runs
+/// means such a post cannot change the machine, whatever route it names.
+/// </summary>
+public static class JsonOnlyWrites
+{
+    public static async Task InvokeAsync(HttpContext context, Func<Task> next)
+    {
+        var request = context.Request;
+        if (HttpMethods.IsGet(request.Method) || HttpMethods.IsHead(request.Method) || IsJsonOrEmpty(request))
+        {
+            await next();
+            return;
+        }
+        context.Response.StatusCode = StatusCodes.Status415UnsupportedMediaType;
+        await context.RequestServices.GetRequiredService<IProblemDetailsService>().WriteAsync(new ProblemDetailsContext
+        {
+            HttpContext = context,
+            ProblemDetails =
+            {
+                Status = StatusCodes.Status415UnsupportedMediaType,
+                Title = "Unsupported media type",
+                Type = Problems.TypePrefix + "unsupported-media-type",
+                Detail = $"Requests that change state take application/json (or no body), not '{request.ContentType ?? "a body without a content type"}'.",
+            },
+        });
+    }
+
+    private static bool IsJsonOrEmpty(HttpRequest request)
+    {
+        if (request.ContentType is null)
+        {
+            return request.ContentLength is null or 0 && request.Headers.TransferEncoding.Count == 0;
+        }
+        return request.HasJsonContentType();
+    }
+}

@@ -1,0 +1,76 @@
+using System.ComponentModel.DataAnnotations;
+
+namespace PageAlloc.Api.Infrastructure;
+
+/// <summary>
+/// The "Limits" section: what one client can cost the service. Each bound is set on purpose, so
+/// that idle connections, large bodies, long responses or slow runs cannot take the service down.
+/// </summary>
+public sealed class LimitsOptions : IValidatableObject
+{
+    public const string Section = "Limits";
+
+    /// <summary>
+    /// Descriptors a process needs beside its connections (runtime, assemblies, logs): the
+    /// connection limit must leave these under the open-file limit, or the next accept kills it.
+    /// </summary>
+    public const int ReservedFileDescriptors = 256;
+
+    /// <summary>Kestrel's MaxConcurrentConnections: connections beyond it are closed on accept.</summary>
+    [Range(1, 1_000_000)]
+    public int MaxConcurrentConnections { get; set; } = 512;
+
+    /// <summary>Kestrel's KeepAliveTimeout: an idle connection is closed after this long.</summary>
+    [Range(1, 3600)]
+    public int KeepAliveSeconds { get; set; } = 30;
+
+    /// <summary>The request timeout of every endpoint but the in-kernel tests (504 when it expires).</summary>
+    [Range(1, 3600)]
+    public int RequestTimeoutSeconds { get; set; } = 10;
+
+    /// <summary>The request timeout of POST /tests/page_alloc_high_order (a maximal run takes ~5 s here).</summary>
+    [Range(1, 3600)]
+    public int TestTimeoutSeconds { get; set; } = 60;
+
+    /// <summary>The largest body of a call on one page or block (alloc, free, split, get/put).</summary>
+    [Range(256, 1 << 20)]
+    public int PageCallBodyBytes { get; set; } = 4 << 10;
+
+    /// <summary>The largest body of free_pages_bulk: 2^20 pfns of 7 digits fit.</summary>
+    [Range(1 << 10, 64 << 20)]
+    public int BulkBodyBytes { get; set; } = 8 << 20;
+
+    /// <summary>The most chunks a range-free response lists (with listChunks=true); counts by order are always exact.</summary>
+    [Range(0, 1 << 20)]
+    public int ChunkListLimit { get; set; } = 4096;
+
+    public IEnumerable<ValidationResult> Validate(ValidationContext validationContext)
+    {
+        if (OpenFileLimit() is { } limit && MaxConcurrentConnections > limit - ReservedFileDescriptors)
+        {
+            yield return new ValidationResult(
+                $"Limits:MaxConcurrentConnections {MaxConcurrentConnections} leaves fewer than {ReservedFileDescriptors} of the "
+                + $"process's {limit} open files (ulimit -n) for anything else; lower it or raise the limit.",
+                [nameof(MaxConcurrentConnections)]);
+        }
+    }
+
+    /// <summary>The soft RLIMIT_NOFILE, from /proc/self/limits on Linux; null where it cannot be read.</summary>
+    public static long? OpenFileLimit()
+    {
+        const string path = "/proc/self/limits";
+        if (!File.Exists(path))
+        {
+            return null;
+        }
+        foreach (var line in File.ReadLines(path))
+        {
+            if (line.StartsWith("Max open files", StringComparison.Ordinal))
+            {
+                var fields = line["Max open files".Length..].Split(' ', StringSplitOptions.RemoveEmptyEntries);
+                return fields.Length > 0 && long.TryParse(fields[0], out var soft) ? soft : null;
+            }
+        }
+        return null;
+    }
+}

@@ -1,0 +1,146 @@
+using System.Net;
+using System.Net.Http.Json;
+using System.Net.Sockets;
+using System.Text;
+using System.Text.Json.Nodes;
+
+namespace PageAlloc.Tests.Integration;
+
+/// <summary>
+/// The bounds that keep one client from taking the service down: connections, bodies, response
+/// sizes, run time. The connection and body limits are Kestrel's, so those tests run on a real
+/// socket.
+/// </summary>
+public class ResourceLimitTests
+{
+    private static CancellationToken Ct => TestContext.Current.CancellationToken;
+
+    [Fact]
+    public async Task IdleConnectionsBeyondTheLimit_AreClosed_AndTheServiceStillAnswers()
+    {
+        await using var app = PageAllocApp.OnKestrel(("Limits:MaxConcurrentConnections", "8"));
+        var address = app.Address;
+        var held = new List<TcpClient>();
+        try
+        {
+            for (var i = 0; i < 8; i++)
+            {
+                held.Add(await Connect(address));
+            }
+            // Kestrel accepts the socket and closes it at once: the read sees the end of the stream.
+            for (var i = 0; i < 8; i++)
+            {
+                using var extra = await Connect(address);
+                using var wait = CancellationTokenSource.CreateLinkedTokenSource(Ct);
+                wait.CancelAfter(TimeSpan.FromSeconds(5));
+                var read = await extra.GetStream().ReadAsync(new byte[1], wait.Token);
+                Assert.Equal(0, read);
+            }
+        }
+        finally
+        {
+            held.ForEach(c => c.Dispose());
+        }
+
+        using var client = new HttpClient { BaseAddress = address };
+        await WaitUntil(async () => (await client.GetAsync("/health/live", Ct)).StatusCode == HttpStatusCode.OK);
+    }
+
+    [Fact]
+    public async Task PageCallBodies_AboveTheirLimit_Get413_AndBulkFreesTakeLargerBodies()
+    {
+        await using var app = PageAllocApp.OnKestrel();
+        using var client = new HttpClient { BaseAddress = app.Address };
+
+        var padded = """{"order":0,"cpu":0""" + new string(' ', 8 << 10) + "}";
+        var big = await client.PostAsync("/zones/Normal/alloc_pages", new StringContent(padded, Encoding.UTF8, "application/json"), Ct);
+        Assert.Equal(HttpStatusCode.RequestEntityTooLarge, big.StatusCode);
+        Assert.Equal("application/problem+json", big.Content.Headers.ContentType?.MediaType);
+
+        // 100000 pfns (~800 KB) are a valid vfree of 100000 pages: refused as free pages, not for size.
+        var pfns = string.Join(",", Enumerable.Range(0, 100_000).Select(i => 1048576 + i));
+        var bulk = await client.PostAsync("/zones/Normal/free_pages_bulk", new StringContent($$"""{"pfns":[{{pfns}}]}""", Encoding.UTF8, "application/json"), Ct);
+        Assert.Equal(HttpStatusCode.Conflict, bulk.StatusCode);
+        Assert.Equal(0, (await client.GetFromJsonAsync<JsonNode>("/stats", Ct))!["totals"]!["allocatedPages"]!.GetValue<long>());
+    }
+
+    [Fact]
+    public async Task Responses_CarryNoServerHeader()
+    {
+        await using var app = PageAllocApp.OnKestrel();
+        using var client = new HttpClient { BaseAddress = app.Address };
+
+        var response = await client.GetAsync("/zones", Ct);
+
+        Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+        Assert.Empty(response.Headers.Server);
+    }
+
+    [Fact]
+    public async Task RangeFree_ListsChunksOnlyWhenAsked_AndNeverMoreThanTheLimit()
+    {
+        await using var app = new PageAllocApp(("Limits:ChunkListLimit", "16"));
+        var client = app.CreateClient();
+        var block = await client.PostOk("/zones/Normal/alloc_pages", new { order = 10, cpu = 0 }, 201);
+        var pfn = block["pfn"]!.GetValue<long>();
+        await client.PostOk("/zones/Normal/split_page", new { pfn, order = 10 });
+        var half = await client.PostOk("/zones/Normal/free_contig_range", new { pfn, nrPages = 512, strategy = "per-page", cpu = 0 });
+        var rest = await client.PostOk("/zones/Normal/free_contig_range?listChunks=true", new { pfn = pfn + 512, nrPages = 512, strategy = "per-page", cpu = 0 });
+
+        Assert.Null(half["chunks"]);
+        Assert.Equal(512, half["chunksByOrder"]![0]!.GetValue<long>());
+        Assert.Equal(16, rest["chunks"]!.AsArray().Count);
+        Assert.Equal(512 - 16, rest["chunksUnlisted"]!.GetValue<long>());
+        Assert.Equal(512, rest["chunksByOrder"]![0]!.GetValue<long>());
+    }
+
+    [Fact]
+    public async Task HighOrderTest_WhoseClientGoesAway_StopsAndFreesItsSlot()
+    {
+        await using var app = PageAllocApp.OnKestrel();
+        using var client = new HttpClient { BaseAddress = app.Address };
+        using var gone = CancellationTokenSource.CreateLinkedTokenSource(Ct);
+
+        // All three strategies, 100000 iterations: seconds of work, abandoned after a moment.
+        var abandoned = client.PostAsJsonAsync("/tests/page_alloc_high_order", new { iterations = 100_000 }, gone.Token);
+        await Task.Delay(300, Ct);
+        await gone.CancelAsync();
+        await Assert.ThrowsAnyAsync<OperationCanceledException>(() => abandoned);
+
+        // One run at a time: the next run is admitted as soon as the abandoned one has stopped.
+        var started = DateTime.UtcNow;
+        await WaitUntil(async () => (await client.PostAsJsonAsync("/tests/page_alloc_high_order", new { iterations = 1 }, Ct)).StatusCode == HttpStatusCode.OK);
+        Assert.True(DateTime.UtcNow - started < TimeSpan.FromSeconds(2), $"the abandoned run held its slot for {DateTime.UtcNow - started}");
+    }
+
+    [Fact]
+    public async Task HighOrderTest_PastItsTimeout_Is504()
+    {
+        await using var app = new PageAllocApp(("Limits:TestTimeoutSeconds", "1"));
+        var client = app.CreateClient();
+
+        var response = await client.PostAsJsonAsync("/tests/page_alloc_high_order", new { iterations = 100_000, strategy = "per-page" }, Ct);
+
+        Assert.Equal(HttpStatusCode.GatewayTimeout, response.StatusCode);
+    }
+
+    private static async Task<TcpClient> Connect(Uri address)
+    {
+        var client = new TcpClient();
+        await client.ConnectAsync(address.Host, address.Port, Ct);
+        return client;
+    }
+
+    private static async Task WaitUntil(Func<Task<bool>> condition)
+    {
+        for (var i = 0; i < 100; i++)
+        {
+            if (await condition())
+            {
+                return;
+            }
+            await Task.Delay(50, Ct);
+        }
+        Assert.Fail("the condition did not hold within 5 s");
+    }
+}
