@@ -14,25 +14,11 @@ var builder = WebApplication.CreateBuilder(args);
 // The simulated machine comes from the "Machine" section (appsettings.json holds design.md's
 // default). Every value is validated when the host starts: a bad one stops the process, named,
 // before it listens. The machine is booted by a hosted service; /health/ready waits for it.
-builder.Services.AddOptions<MachineConfig>()
-    .BindConfiguration("Machine", o => o.ErrorOnUnknownConfiguration = true)
-    .PostConfigure(c =>
-    {
-        if (c.Nodes.Count == 0)
-        {
-            c.Nodes = MachineConfig.Default().Nodes;
-        }
-    })
-    .ValidateOnStart();
-builder.Services.AddSingleton<IValidateOptions<MachineConfig>, MachineConfigValidation>();
+builder.Services.AddPageAllocConfiguration();
 builder.Services.AddSingleton<MachineHost>();
 builder.Services.AddHostedService<MachineBoot>();
 
-// What one client may cost: connections, bodies, time, response sizes (LimitsOptions).
-builder.Services.AddOptions<LimitsOptions>()
-    .BindConfiguration(LimitsOptions.Section, o => o.ErrorOnUnknownConfiguration = true)
-    .ValidateDataAnnotations()
-    .ValidateOnStart();
+// What one client may cost: connections, bodies, time, response sizes (LimitsOptions, bound above).
 builder.Services.AddOptions<KestrelServerOptions>().Configure<IOptions<LimitsOptions>>((kestrel, limits) =>
 {
     kestrel.AddServerHeader = false;
@@ -127,4 +113,18 @@ app.MapZones();
 app.MapMachine();
 app.MapTests();
 
-app.Run();
+try
+{
+    app.Run();
+    return 0;
+}
+catch (Exception failure) when (StartupFailure.ConfigurationProblems(failure) is { } problems)
+{
+    // A bad configuration value: name every one and exit before listening, without a stack trace.
+    Console.Error.WriteLine("PageAlloc cannot start, its configuration is invalid:");
+    foreach (var problem in problems)
+    {
+        Console.Error.WriteLine("  " + problem);
+    }
+    return 2;
+}

@@ -40,6 +40,15 @@ public class BadRequestTests
         { "/zones/Normal/put_page", """{"pfn":1048600}""", 409, "inside an order-10 buddy block at 0x100000" },
         { "/zones/Normal/hwpoison", """{"pfn":1048576}""", 409, "" },
         { "/zones/Normal/drain_pages", """{"cpu":99}""", 400, "cpu 99" },
+        // Strict input: only what the OpenAPI document describes.
+        { "/zones/Normal/alloc_pages", """{"order":0,"colour":"red"}""", 400, "'colour' at $.colour is not a member" },
+        { "/zones/Normal/alloc_pages", """{"Order":0}""", 400, "'Order'" },
+        { "/zones/Normal/alloc_pages", """{"order":"0"}""", 400, "at $.order is not an integer" },
+        { "/zones/Normal/free_pages", """{"pfn":"1048576","order":0}""", 400, "$.pfn" },
+        { "/zones/Normal/free_contig_range", """{"pfn":1048576,"nrPages":1,"strategy":"PerPage"}""", 400, "must be one of per-page, chunked, upstream" },
+        { "/zones/Normal/free_contig_range", """{"pfn":1048576,"nrPages":1,"strategy":"perpage"}""", 400, "must be one of" },
+        { "/zones/Normal/free_contig_range", """{"pfn":1048576,"nrPages":1,"strategy":0}""", 400, "must be one of" },
+        { "/zones/Normal/free_pages_bulk", """{"pfns":[1048576],"strategy":"CHUNKED"}""", 400, "must be one of" },
     };
 
     [Theory]
@@ -56,6 +65,8 @@ public class BadRequestTests
         Assert.True(status == (int)response.StatusCode, $"{(int)response.StatusCode}: {text}");
         Assert.Equal("application/problem+json", response.Content.Headers.ContentType?.MediaType);
         Assert.Contains(mentions, text, StringComparison.Ordinal);
+        Assert.DoesNotContain("PageAlloc.", text, StringComparison.Ordinal); // no internal type names
+        Assert.DoesNotContain("System.", text, StringComparison.Ordinal);
         Assert.Equal(before, await client.StatsWithoutLocks());
     }
 
@@ -70,5 +81,42 @@ public class BadRequestTests
         await using var app = new PageAllocApp();
         var response = await app.CreateClient().GetAsync(path, TestContext.Current.CancellationToken);
         Assert.Equal(HttpStatusCode.BadRequest, response.StatusCode);
+    }
+}
+
+/// <summary>Only JSON (or no body) may change state: a cross-site form post cannot.</summary>
+public class MediaTypeTests
+{
+    private static CancellationToken Ct => TestContext.Current.CancellationToken;
+
+    [Theory]
+    [InlineData("/reset", "application/x-www-form-urlencoded", "a=1")]
+    [InlineData("/reset", "multipart/form-data; boundary=x", "--x--")]
+    [InlineData("/reset", "text/plain", "{}")]
+    [InlineData("/zones/Normal/alloc_pages", "text/plain", """{"order":0}""")]
+    [InlineData("/zones/Normal/alloc_pages", "application/x-www-form-urlencoded", "order=0")]
+    public async Task ACrossSiteStylePost_Is415_AndChangesNothing(string path, string contentType, string body)
+    {
+        await using var app = new PageAllocApp();
+        var client = app.CreateClient();
+        await client.PostOk("/zones/Normal/alloc_pages", new { order = 3 }, 201);
+        var before = await client.StatsWithoutLocks();
+        var request = new HttpRequestMessage(HttpMethod.Post, path) { Content = new StringContent(body, Encoding.UTF8) };
+        request.Content.Headers.ContentType = System.Net.Http.Headers.MediaTypeHeaderValue.Parse(contentType);
+        request.Headers.Add("Origin", "https://elsewhere.example");
+
+        var response = await client.SendAsync(request, Ct);
+
+        Assert.Equal(HttpStatusCode.UnsupportedMediaType, response.StatusCode);
+        Assert.Equal("application/problem+json", response.Content.Headers.ContentType?.MediaType);
+        Assert.Equal(before, await client.StatsWithoutLocks());
+    }
+
+    [Fact]
+    public async Task ABodylessPost_StillResets()
+    {
+        await using var app = new PageAllocApp();
+        var response = await app.CreateClient().PostAsync("/reset", null, Ct);
+        Assert.Equal(HttpStatusCode.OK, response.StatusCode);
     }
 }

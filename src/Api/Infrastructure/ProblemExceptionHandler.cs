@@ -17,7 +17,7 @@ public sealed partial class ProblemExceptionHandler(IProblemDetailsService probl
     {
         var (status, kind, title, detail) = exception switch
         {
-            BadHttpRequestException bad => (bad.StatusCode, "malformed-request", "Malformed request", Describe(bad)),
+            BadHttpRequestException bad => (bad.StatusCode, "malformed-request", "Malformed request", Describe(bad, BodyType(httpContext))),
             MachineNotBootedException booting => (StatusCodes.Status503ServiceUnavailable, "booting", "Booting", booting.Message),
             _ => (0, "", "", ""),
         };
@@ -39,47 +39,57 @@ public sealed partial class ProblemExceptionHandler(IProblemDetailsService probl
     }
 
     /// <summary>What was wrong with the request, in JSON terms: the path of the bad value and why.</summary>
-    internal static string Describe(BadHttpRequestException bad)
+    internal static string Describe(BadHttpRequestException bad, Type? bodyType)
     {
         if (bad.StatusCode == StatusCodes.Status413PayloadTooLarge)
         {
             return "The request body is larger than this endpoint accepts.";
         }
-        if (bad.InnerException is JsonException json)
+        if (bad.InnerException is not JsonException json)
         {
-            var where = json.Path is { Length: > 1 } path ? $"at {path}" : "in the body";
-            var why = json.Message switch
-            {
-                var m when m.Contains("could not be mapped to any .NET member", StringComparison.Ordinal) => "is not a member of this request",
-                var m when m.Contains("could not be converted to", StringComparison.Ordinal) => $"is not {Expected(m)}",
-                var m when m.StartsWith("must be one of", StringComparison.Ordinal) => m.TrimEnd('.'),
-                var m => WithoutTypeNames(m.Split(" Path: ")[0]).TrimEnd('.'),
-            };
-            var member = json.Message.Contains("could not be mapped", StringComparison.Ordinal) && QuotedName().Match(json.Message) is { Success: true } q
-                ? $"'{q.Groups[1].Value}' "
-                : "The value ";
-            return $"{member}{where} {why}.";
+            return bad.InnerException is null && (bad.Message.Contains("no body was provided", StringComparison.Ordinal)
+                || bad.Message.StartsWith("Required parameter", StringComparison.Ordinal))
+                ? "A JSON request body is required."
+                : WithoutTypeNames((bad.InnerException ?? bad).Message);
         }
-        return bad.InnerException is null || bad.Message.StartsWith("Required parameter", StringComparison.Ordinal)
-            ? WithoutTypeNames(bad.Message.StartsWith("Required parameter", StringComparison.Ordinal) ? "A JSON request body is required." : bad.Message)
-            : WithoutTypeNames(bad.InnerException.Message);
+        if (json.Message.Contains("could not be mapped to any .NET member", StringComparison.Ordinal))
+        {
+            return $"'{json.Path?.TrimStart('$', '.')}' at {json.Path} is not a member of this request.";
+        }
+        if (json.Message.StartsWith("must be one of", StringComparison.Ordinal))
+        {
+            return $"The value at {json.Path} {json.Message}";
+        }
+        if (json.Message.Contains("could not be converted to", StringComparison.Ordinal) && json.Path is { Length: > 2 } path)
+        {
+            return $"The value at {path} is not {Expected(bodyType, path)}.";
+        }
+        return $"The body is not valid JSON: {WithoutTypeNames(json.Message.Split(" Path: ")[0]).TrimEnd('.')}.";
     }
 
-    /// <summary>The JSON kind a .NET type name in a serializer message stands for.</summary>
-    private static string Expected(string message) => message switch
+    /// <summary>The type of the failed endpoint's JSON body (the middleware has cleared the endpoint by now; the feature keeps it).</summary>
+    private static Type? BodyType(HttpContext context) =>
+        context.Features.Get<IExceptionHandlerFeature>()?.Endpoint?.Metadata.GetMetadata<Microsoft.AspNetCore.Http.Metadata.IAcceptsMetadata>()?.RequestType;
+
+    /// <summary>What the body member at a path ($.order, $.pfns[3]) takes, in JSON terms.</summary>
+    private static string Expected(Type? bodyType, string path)
     {
-        var m when m.Contains("Int32", StringComparison.Ordinal) || m.Contains("Int64", StringComparison.Ordinal) => "an integer in range",
-        var m when m.Contains("Boolean", StringComparison.Ordinal) => "true or false",
-        var m when m.Contains("String", StringComparison.Ordinal) => "a string",
-        var m when m.Contains("[]", StringComparison.Ordinal) => "an array",
-        _ => "an object of the documented shape",
-    };
+        var name = path.TrimStart('$', '.').Split('.', '[')[0];
+        var property = bodyType?.GetProperties().FirstOrDefault(p => JsonNamingPolicy.CamelCase.ConvertName(p.Name) == name);
+        var type = property is null ? null : Nullable.GetUnderlyingType(property.PropertyType) ?? property.PropertyType;
+        return type switch
+        {
+            null => "of the documented type",
+            _ when type == typeof(int) || type == typeof(long) => "an integer in range",
+            _ when type == typeof(long[]) => "an array of integers",
+            _ when type == typeof(string) => "a string",
+            _ when type == typeof(bool) => "true or false",
+            _ => "of the documented type",
+        };
+    }
 
     private static string WithoutTypeNames(string message) => TypeName().Replace(message, "the expected type");
 
     [GeneratedRegex(@"(?:PageAlloc|System|Microsoft)\.[\w.`]+(?:\[[^\]]*\])?")]
     private static partial Regex TypeName();
-
-    [GeneratedRegex("'([^']+)'")]
-    private static partial Regex QuotedName();
 }

@@ -1,0 +1,175 @@
+using System.Diagnostics;
+using System.Net;
+using Microsoft.AspNetCore.TestHost;
+using Microsoft.Extensions.Configuration;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Diagnostics.HealthChecks;
+using Microsoft.Extensions.Logging.Abstractions;
+using Microsoft.Extensions.Options;
+using PageAlloc.Api.Infrastructure;
+using PageAlloc.Domain.Allocator;
+using PageAlloc.Domain.Model;
+
+namespace PageAlloc.Tests.Integration;
+
+/// <summary>Configuration checked at start, health, resets, and the switches a deployment sets.</summary>
+public class StartupTests
+{
+    private static CancellationToken Ct => TestContext.Current.CancellationToken;
+
+    [Theory]
+    [InlineData("Machine:Nodes:0:Zones:2:Pages", "1.5", "'Machine:Nodes:0:Zones:2:Pages'")]
+    [InlineData("Machine:Nodes:0:Zones:2:Pages", "abc", "'abc'")]
+    [InlineData("Machine:Nodes:0:Zones:2:Pages", "2147483647", "more than the")]
+    [InlineData("Machine:Nodes:0:Zones:2:Name", "Highmem", "DMA, DMA32, Normal or Movable")]
+    [InlineData("Machine:MinFreeKbytes", "100000000", "every allocation would fail")]
+    [InlineData("Machine:MinFreeKbytes", "4611686018427387904", "every allocation would fail")]
+    [InlineData("Machine:Cpus", "0", "Cpus must be")]
+    [InlineData("Machine:Cpuz", "4", "'Cpuz'")]
+    [InlineData("Limits:PageCallBodyBytes", "1", "PageCallBodyBytes")]
+    [InlineData("Limits:MaxConcurrentConnectionz", "1", "'MaxConcurrentConnectionz'")]
+    public void ABadSetting_IsRefusedAtStart_Named(string key, string value, string named)
+    {
+        var failure = StartWith((key, value));
+
+        var problems = StartupFailure.ConfigurationProblems(failure);
+        Assert.True(problems is not null, failure.ToString());
+        Assert.Contains(problems, p => p.Contains(named, StringComparison.Ordinal));
+    }
+
+    [Fact]
+    public void AConnectionLimitTheOpenFileLimitCannotHold_StopsTheStart()
+    {
+        Assert.SkipWhen(LimitsOptions.OpenFileLimit() is null, "the open-file limit cannot be read on this platform");
+        var tooMany = LimitsOptions.OpenFileLimit()!.Value - 10;
+        Assert.SkipWhen(tooMany > 1_000_000, "the open-file limit is above what the setting accepts anyway");
+        var failure = StartWith(("Limits:MaxConcurrentConnections", tooMany.ToString(System.Globalization.CultureInfo.InvariantCulture)));
+
+        Assert.Contains(StartupFailure.ConfigurationProblems(failure)!, p => p.Contains("ulimit -n", StringComparison.Ordinal));
+    }
+
+    [Fact]
+    public async Task TheServiceProcess_WithABadSetting_ExitsNonZero_BeforeItListens()
+    {
+        var api = Path.Combine(AppContext.BaseDirectory, "PageAlloc.Api.dll");
+        var start = new ProcessStartInfo("dotnet", [api, "--Machine:MinFreeKbytes=100000000", "--urls", "http://127.0.0.1:0"])
+        {
+            RedirectStandardOutput = true,
+            RedirectStandardError = true,
+            WorkingDirectory = AppContext.BaseDirectory,
+        };
+        using var process = Process.Start(start)!;
+        var output = process.StandardOutput.ReadToEndAsync(Ct);
+        var errors = process.StandardError.ReadToEndAsync(Ct);
+        using var wait = CancellationTokenSource.CreateLinkedTokenSource(Ct);
+        wait.CancelAfter(TimeSpan.FromSeconds(30));
+        await process.WaitForExitAsync(wait.Token);
+
+        Assert.Equal(2, process.ExitCode);
+        Assert.Contains("MinFreeKbytes 100000000", await errors, StringComparison.Ordinal);
+        Assert.DoesNotContain("Now listening", await output, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task Readiness_WaitsForTheFirstBoot()
+    {
+        var host = new MachineHost(Options.Create(MachineConfig.Default()), NullLogger<MachineHost>.Instance);
+        var check = new MachineReadyCheck(host);
+
+        var before = await check.CheckHealthAsync(new HealthCheckContext(), Ct);
+        Assert.Throws<MachineNotBootedException>(() => host.Machine);
+        host.Reset();
+        var after = await check.CheckHealthAsync(new HealthCheckContext(), Ct);
+
+        Assert.Equal(HealthStatus.Unhealthy, before.Status);
+        Assert.Equal(HealthStatus.Healthy, after.Status);
+    }
+
+    [Theory]
+    [InlineData("/health/live")]
+    [InlineData("/health/ready")]
+    [InlineData("/healthz")]
+    public async Task HealthEndpoints_AreHealthyOnceStarted(string path)
+    {
+        await using var app = new PageAllocApp();
+        var response = await app.CreateClient().GetAsync(path, Ct);
+        Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+        Assert.Equal("Healthy", await response.Content.ReadAsStringAsync(Ct));
+    }
+
+    [Fact]
+    public async Task SwaggerSwitchedOff_ServesNeitherTheUiNorTheDocument()
+    {
+        await using var app = new PageAllocApp(("Swagger:Enabled", "false"));
+        var client = app.CreateClient();
+        Assert.Equal(HttpStatusCode.NotFound, (await client.GetAsync("/swagger/v1/swagger.json", Ct)).StatusCode);
+        Assert.Equal(HttpStatusCode.NotFound, (await client.GetAsync("/swagger/index.html", Ct)).StatusCode);
+        Assert.Equal(HttpStatusCode.OK, (await client.GetAsync("/zones", Ct)).StatusCode);
+    }
+
+    [Fact]
+    public async Task RacingResets_BootOneMachineAtATime_AndAllAnswer200()
+    {
+        var booting = 0;
+        var mostAtOnce = 0;
+        var boots = 0;
+        await using var app = new PageAllocApp();
+        await using var watched = app.WithWebHostBuilder(b => b.ConfigureTestServices(services =>
+            services.AddSingleton(provider => new MachineHost(provider.GetRequiredService<IOptions<MachineConfig>>(), NullLogger<MachineHost>.Instance)
+            {
+                BootMachine = config =>
+                {
+                    var now = Interlocked.Increment(ref booting);
+                    InterlockedMax(ref mostAtOnce, now);
+                    Interlocked.Increment(ref boots);
+                    try
+                    {
+                        return new Machine(config);
+                    }
+                    finally
+                    {
+                        Interlocked.Decrement(ref booting);
+                    }
+                },
+            })));
+        var client = watched.CreateClient();
+
+        var resets = await Task.WhenAll(Enumerable.Range(0, 16).Select(_ => client.PostAsync("/reset", null, Ct)));
+
+        Assert.All(resets, r => Assert.Equal(HttpStatusCode.OK, r.StatusCode));
+        Assert.Equal(1, mostAtOnce);
+        Assert.InRange(boots, 2, 17); // the start's boot, then at least one reset; waiting resets share a boot
+    }
+
+    /// <summary>
+    /// Resolves every validated section as the host does at start (ValidateOnStart), with the
+    /// service's appsettings.json and one setting changed; returns what stopped it.
+    /// </summary>
+    private static Exception StartWith((string Key, string Value) setting)
+    {
+        var configuration = new ConfigurationBuilder()
+            .AddJsonFile(Path.Combine(AppContext.BaseDirectory, "appsettings.json"))
+            .AddInMemoryCollection([new(setting.Key, setting.Value)])
+            .Build();
+        using var services = new ServiceCollection()
+            .AddSingleton<IConfiguration>(configuration)
+            .AddPageAllocConfiguration()
+            .BuildServiceProvider();
+        return Assert.ThrowsAny<Exception>(() =>
+        {
+            _ = services.GetRequiredService<IOptions<MachineConfig>>().Value;
+            _ = services.GetRequiredService<IOptions<LimitsOptions>>().Value;
+        });
+    }
+
+    private static void InterlockedMax(ref int target, int value)
+    {
+        for (var seen = Volatile.Read(ref target); value > seen; seen = Volatile.Read(ref target))
+        {
+            if (Interlocked.CompareExchange(ref target, value, seen) == seen)
+            {
+                return;
+            }
+        }
+    }
+}
