@@ -15,7 +15,8 @@ public static class Problems
     {
         PageErrorKind.InvalidOrder or PageErrorKind.InvalidCpu or PageErrorKind.InvalidGfp
             or PageErrorKind.OutOfZone or PageErrorKind.Misaligned or PageErrorKind.InvalidLength => StatusCodes.Status400BadRequest,
-        PageErrorKind.OutOfMemory => StatusCodes.Status507InsufficientStorage,
+        PageErrorKind.OutOfMemory or PageErrorKind.MemcgMax => StatusCodes.Status507InsufficientStorage,
+        PageErrorKind.NotOwner => StatusCodes.Status403Forbidden,
         _ => StatusCodes.Status409Conflict,
     };
 
@@ -57,6 +58,8 @@ public static class Problems
         PageErrorKind.NotSplit => "Block not split",
         PageErrorKind.NonCompoundPut => "put_page would leak a non-compound block",
         PageErrorKind.HwPoisoned => "Page is HWPoison",
+        PageErrorKind.MemcgMax => "Memory cgroup limit reached",
+        PageErrorKind.NotOwner => "Page belongs to another client",
         _ => "Allocation failed",
     };
 }

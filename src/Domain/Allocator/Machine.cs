@@ -41,6 +41,14 @@ public sealed class Machine
             return new Zone(index, z.Node, z.Type, key, z.StartPfn, z.Pages, tuning, config.Cpus);
         }).ToArray();
         _byKey = _zones.ToDictionary(z => z.Key, StringComparer.OrdinalIgnoreCase);
+        _memcgs = [null, .. config.Memcgs.Select((m, i) => new Memcg((ushort)(i + 1), m.Name, m.MaxPages))];
+        if (config.Memcgs.Count > 0)
+        {
+            foreach (var zone in _zones)
+            {
+                zone.UseMemcgs(_memcgs);
+            }
+        }
         _zonelists = new Zone[_zones.Length][][];
         for (var i = 0; i < _zones.Length; i++)
         {
@@ -58,6 +66,15 @@ public sealed class Machine
     private readonly Zone[][][] _zonelists;
 
     public MachineConfig Config { get; }
+
+    // The memcgs by id; [0] is null ("charged to none").
+    private readonly Memcg?[] _memcgs;
+
+    /// <summary>The memory cgroups allocations can be charged to.</summary>
+    public IEnumerable<Memcg> Memcgs => _memcgs.Skip(1).Select(m => m!);
+
+    /// <summary>Finds a memcg by name.</summary>
+    public Memcg? FindMemcg(string name) => Memcgs.FirstOrDefault(m => m.Name == name);
 
     public int Cpus { get; }
 
@@ -129,7 +146,7 @@ public sealed class Machine
     /// when DMA32 exists; then the slow path retries once at the min watermark with the
     /// __GFP_HIGH / non-blocking allowances (no reclaim, compaction or OOM: see README).
     /// </summary>
-    public PageResult<AllocatedBlock> AllocPages(Zone zone, int order, GfpFlags gfp, int cpu)
+    public PageResult<AllocatedBlock> AllocPages(Zone zone, int order, GfpFlags gfp, int cpu, Memcg? memcg = null)
     {
         if ((Zone.CheckOrder(order) ?? zone.CheckCpu(cpu)) is { } error)
         {
@@ -141,6 +158,18 @@ public sealed class Machine
                 $"gfp {Gfp.Format(gfp)} names two zone modifiers or both mobility bits (GFP_ZONE_BAD).");
         }
         var highest = (ZoneType)Math.Min((int)zone.Type, (int)gfpZone);
+        // __memcg_kmem_charge_page(). The kernel takes the pages, then charges, and frees them again
+        // when the charge fails; charging first ends the same way and a refused charge changes nothing.
+        Memcg? charged = null;
+        if (memcg is not null && (gfp & GfpFlags.Account) != 0)
+        {
+            if (!memcg.TryCharge(1L << order))
+            {
+                return new PageError(PageErrorKind.MemcgMax,
+                    $"alloc_pages: charging {1L << order} pages to memcg {memcg.Name} would pass its memory.max of {memcg.MaxPages} pages ({memcg.UsagePages} in use).");
+            }
+            charged = memcg;
+        }
         var mt = Gfp.MigrateTypeOf(gfp);
         var zonelist = _zonelists[zone.Index][((int)highest * 2) + ((gfp & GfpFlags.ThisNode) != 0 ? 1 : 0)];
 
@@ -149,19 +178,20 @@ public sealed class Machine
         {
             alloc |= AllocFlags.NoFragment; // alloc_flags_nofragment()
         }
-        var block = GetPageFromFreelist(zonelist, order, mt, alloc, highest, gfp, cpu);
+        var block = GetPageFromFreelist(zonelist, order, mt, alloc, highest, gfp, cpu, charged);
         if (block is null && (alloc & AllocFlags.NoFragment) != 0)
         {
-            block = GetPageFromFreelist(zonelist, order, mt, alloc & ~AllocFlags.NoFragment, highest, gfp, cpu);
+            block = GetPageFromFreelist(zonelist, order, mt, alloc & ~AllocFlags.NoFragment, highest, gfp, cpu, charged);
         }
         if (block is null)
         {
-            block = GetPageFromFreelist(zonelist, order, mt, SlowpathAllocFlags(gfp), highest, gfp, cpu);
+            block = GetPageFromFreelist(zonelist, order, mt, SlowpathAllocFlags(gfp), highest, gfp, cpu, charged);
         }
         if (block is { } b)
         {
             return b;
         }
+        charged?.Uncharge(1L << order);
         zone.CountAllocFailure();
         return new PageError(PageErrorKind.OutOfMemory,
             $"alloc_pages: no order-{order} {MigrateTypes.Name(mt)} block above the watermarks in zone {zone.Key} or below it.");
@@ -187,7 +217,7 @@ public sealed class Machine
     }
 
     private static AllocatedBlock? GetPageFromFreelist(
-        Zone[] zonelist, int order, MigrateType mt, AllocFlags alloc, ZoneType highest, GfpFlags gfp, int cpu)
+        Zone[] zonelist, int order, MigrateType mt, AllocFlags alloc, ZoneType highest, GfpFlags gfp, int cpu, Memcg? charged)
     {
         foreach (var z in zonelist)
         {
@@ -200,6 +230,10 @@ public sealed class Machine
             if (idx < 0)
             {
                 continue;
+            }
+            if (charged is not null)
+            {
+                z.SetMemcg(idx, charged); // before the block is referenced, so no free can see it uncharged
             }
             var compound = (gfp & GfpFlags.Comp) != 0 && order > 0;
             z.PrepNewPage(idx, order, compound);
@@ -220,7 +254,22 @@ public sealed class Machine
     public IReadOnlyList<ZoneStats> Stats() => _zones.Select(z => z.Stats()).ToList();
 
     /// <summary>Every inconsistency in every zone.</summary>
-    public IReadOnlyList<string> CheckInvariants() => _zones.SelectMany(z => z.CheckInvariants()).ToList();
+    public IReadOnlyList<string> CheckInvariants()
+    {
+        var problems = _zones.SelectMany(z => z.CheckInvariants()).ToList();
+        if (_memcgs.Length > 1)
+        {
+            // memory.current of each memcg is the pages charged to it in every zone.
+            var charged = new long[_memcgs.Length];
+            foreach (var zone in _zones)
+            {
+                zone.CountCharges(charged);
+            }
+            problems.AddRange(Memcgs.Where(m => m.UsagePages != charged[m.Id])
+                .Select(m => $"memcg {m.Name}: memory.current is {m.UsagePages} pages but {charged[m.Id]} pages carry its charge"));
+        }
+        return problems;
+    }
 
     /// <summary>The cpu a request runs on when it names none: the thread's processor, folded onto the simulated CPUs.</summary>
     public int CurrentCpu() => (int)((uint)Thread.GetCurrentProcessorId() % (uint)Cpus);

@@ -17,7 +17,7 @@ public sealed partial class Zone
     /// pages in use; otherwise nothing changes. Chunks freed are appended to <paramref name="chunks"/>.
     /// </summary>
     public PageResult<ContigFreeSummary> FreeContigRange(
-        long pfn, long nrPages, FreeStrategy strategy, int cpu, ChunkTally? chunks = null)
+        long pfn, long nrPages, FreeStrategy strategy, int cpu, ChunkTally? chunks = null, Memcg? owner = null)
     {
         if ((CheckRange(pfn, nrPages) ?? CheckCpu(cpu)) is { } error)
         {
@@ -31,13 +31,18 @@ public sealed partial class Zone
         {
             if (strategy != FreeStrategy.PerPage && IsPlainOrder0Range(idx, n))
             {
+                if (CheckOwner(idx, n, owner, "free_contig_range") is { } notOwner)
+                {
+                    return notOwner;
+                }
                 // Every page drops from 1 to 0 and passes the checks: one run, done with span fills.
                 RefCount.AsSpan(idx, n).Clear();
                 Flags.AsSpan(idx, n).Clear();
+                UnchargeRange(idx, n);
             }
             else
             {
-                if (CheckOrder0Range(idx, n, "free_contig_range") is { } rangeError)
+                if ((CheckOrder0Range(idx, n, "free_contig_range") ?? CheckOwner(idx, n, owner, "free_contig_range")) is { } rangeError)
                 {
                     return rangeError;
                 }
@@ -59,7 +64,7 @@ public sealed partial class Zone
     /// checked before any is freed; a pfn listed twice is a double free.
     /// </summary>
     public PageResult<ContigFreeSummary> FreePagesBulk(
-        IReadOnlyList<long> pfns, FreeStrategy strategy, int cpu, ChunkTally? chunks = null)
+        IReadOnlyList<long> pfns, FreeStrategy strategy, int cpu, ChunkTally? chunks = null, Memcg? owner = null)
     {
         if (CheckCpu(cpu) is { } cpuError)
         {
@@ -93,7 +98,7 @@ public sealed partial class Zone
         {
             foreach (var (start, length) in runs)
             {
-                if (CheckOrder0Range(IndexOf(start), length, "free_pages_bulk") is { } error)
+                if ((CheckOrder0Range(IndexOf(start), length, "free_pages_bulk") ?? CheckOwner(IndexOf(start), length, owner, "free_pages_bulk")) is { } error)
                 {
                     return error;
                 }

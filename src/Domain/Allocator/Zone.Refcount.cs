@@ -12,7 +12,7 @@ public sealed partial class Zone
     /// A still-referenced non-compound block has its tail halves freed (orders n-1 .. 0) and keeps
     /// only its head page. The order must be the one the block was allocated with.
     /// </summary>
-    public PageResult<RefcountResult> FreePages(long pfn, int order, int cpu)
+    public PageResult<RefcountResult> FreePages(long pfn, int order, int cpu, Memcg? owner = null)
     {
         if ((CheckBlock(pfn, order) ?? CheckCpu(cpu)) is { } error)
         {
@@ -33,6 +33,10 @@ public sealed partial class Zone
                 return new PageError(PageErrorKind.WrongOrder,
                     $"free_pages: pfn {Hex(pfn)} heads an order-{Order[idx]} {(compound ? "compound page" : "allocation")}, not order {order}.");
             }
+            if (CheckOwner(idx, 1, owner, "free_pages") is { } notOwner)
+            {
+                return notOwner;
+            }
             remaining = --RefCount[idx];
             if (remaining == 0)
             {
@@ -41,6 +45,7 @@ public sealed partial class Zone
             else if (!compound && order > 0)
             {
                 Order[idx] = 0; // the holder keeps only the head page
+                Uncharge(idx, (1L << order) - 1, keepHead: true);
             }
         }
         if (remaining == 0)
@@ -63,7 +68,8 @@ public sealed partial class Zone
     /// <summary>
     /// free_pages_prepare(), the part PageAlloc models: clear the allocation and compound flags.
     /// An order-0 HWPoison page fails the check and is deliberately leaked: it stays out of every
-    /// list, flagged HWPoison. Returns true when the page was leaked. Caller holds RefLock.
+    /// list, flagged HWPoison (and charged to its memcg). Otherwise the memcg charge is dropped.
+    /// Returns true when the page was leaked. Caller holds RefLock.
     /// </summary>
     private bool PrepareFree(int idx, int order, bool compound)
     {
@@ -77,6 +83,7 @@ public sealed partial class Zone
             _hwPoisonLeaked++;
             return true;
         }
+        Uncharge(idx, 1L << order); // after the HWPoison return, as in the kernel: a poisoned page stays charged
         Flags[idx] = (byte)PageFlags.None;
         Order[idx] = 0;
         return false;
@@ -93,7 +100,7 @@ public sealed partial class Zone
     }
 
     /// <summary>get_page(): take a reference. The page must be in use (refcount &gt; 0).</summary>
-    public PageResult<RefcountResult> GetPage(long pfn)
+    public PageResult<RefcountResult> GetPage(long pfn, Memcg? owner = null)
     {
         if (CheckRange(pfn, 1) is { } error)
         {
@@ -104,6 +111,10 @@ public sealed partial class Zone
         if (RefCount[head] <= 0 || (Flags[head] & (byte)PageFlags.Allocated) == 0)
         {
             return NotAllocatedHead(IndexOf(pfn), "get_page");
+        }
+        if (CheckOwner(head, 1, owner, "get_page") is { } notOwner)
+        {
+            return notOwner;
         }
         if (RefCount[head] == int.MaxValue)
         {
@@ -117,7 +128,7 @@ public sealed partial class Zone
     /// order-0 page at order 0). A non-compound order &gt; 0 head is refused when this would free it:
     /// the kernel would free it as order 0 and leak its tails; free_pages() is the call to use.
     /// </summary>
-    public PageResult<RefcountResult> PutPage(long pfn, int cpu)
+    public PageResult<RefcountResult> PutPage(long pfn, int cpu, Memcg? owner = null)
     {
         if ((CheckRange(pfn, 1) ?? CheckCpu(cpu)) is { } error)
         {
@@ -131,6 +142,10 @@ public sealed partial class Zone
             if (RefCount[head] <= 0 || (Flags[head] & (byte)PageFlags.Allocated) == 0)
             {
                 return NotAllocatedHead(IndexOf(pfn), "put_page");
+            }
+            if (CheckOwner(head, 1, owner, "put_page") is { } notOwner)
+            {
+                return notOwner;
             }
             var compound = (Flags[head] & (byte)PageFlags.Head) != 0;
             order = Order[head];
@@ -158,7 +173,7 @@ public sealed partial class Zone
     /// refcount 1 (set_page_refcounted() on every tail). Compound and free pages are refused
     /// (VM_BUG_ON_PAGE(PageCompound) / !page_count in the kernel).
     /// </summary>
-    public PageResult<SplitResult> SplitPage(long pfn, int order)
+    public PageResult<SplitResult> SplitPage(long pfn, int order, Memcg? owner = null)
     {
         if (CheckBlock(pfn, order) is { } error)
         {
@@ -180,10 +195,15 @@ public sealed partial class Zone
             return new PageError(PageErrorKind.WrongOrder,
                 $"split_page: pfn {Hex(pfn)} heads an order-{Order[idx]} allocation, not order {order}.");
         }
+        if (CheckOwner(idx, 1, owner, "split_page") is { } notOwner)
+        {
+            return notOwner;
+        }
         var tails = (1 << order) - 1;
         RefCount.AsSpan(idx + 1, tails).Fill(1);
         Flags.AsSpan(idx + 1, tails).Fill((byte)PageFlags.Allocated);
         Order.AsSpan(idx, tails + 1).Clear(); // interior pages may hold stale buddy orders
+        SplitMemcg(idx, order);
 
         return new SplitResult(pfn, order, 1 << order);
     }
@@ -192,7 +212,7 @@ public sealed partial class Zone
     /// memory_failure()'s SetPageHWPoison on an in-use order-0 page: the page stays with its user,
     /// and when it is freed free_pages_prepare() refuses it, so it never returns to the allocator.
     /// </summary>
-    public PageResult<RefcountResult> SetHwPoison(long pfn)
+    public PageResult<RefcountResult> SetHwPoison(long pfn, Memcg? owner = null)
     {
         if (CheckRange(pfn, 1) is { } error)
         {
@@ -208,6 +228,10 @@ public sealed partial class Zone
         {
             return new PageError(PageErrorKind.NotSplit,
                 $"hwpoison: pfn {Hex(pfn)} heads an order-{Order[idx]} block; PageAlloc poisons order-0 pages only.");
+        }
+        if (CheckOwner(idx, 1, owner, "hwpoison") is { } notOwner)
+        {
+            return notOwner;
         }
         Flags[idx] |= (byte)PageFlags.HwPoison;
         return new RefcountResult(pfn, RefCount[idx], false);

@@ -15,6 +15,12 @@ public sealed class MachineConfig
     public List<NodeConfig> Nodes { get; set; } = [];
 
     /// <summary>
+    /// Memory cgroups that allocations can be charged to (__GFP_ACCOUNT), each with its memory.max.
+    /// Empty by default: then no page carries a charge and no per-page memcg state is kept.
+    /// </summary>
+    public List<MemcgConfig> Memcgs { get; set; } = [];
+
+    /// <summary>
     /// The default of design.md: node 0 with DMA (pfn 1..4095; pfn 0 is reserved as on x86-64),
     /// DMA32 (pfn 4096..1048575) and Normal (pfn 1048576.., 4 GiB), 4 CPUs.
     /// </summary>
@@ -37,6 +43,9 @@ public sealed class MachineConfig
     public const long MaxZonePages = int.MaxValue;
 
     public const int MaxCpus = 1024;
+
+    /// <summary>Memcg ids are 16 bits a page; id 0 means charged to none.</summary>
+    public const int MaxMemcgs = ushort.MaxValue - 1;
 
     /// <summary>
     /// The page state a zone keeps per page (refcount, two list links, flags, order: see Zone); the
@@ -102,6 +111,21 @@ public sealed class MachineConfig
             problems.Add($"MinFreeKbytes {kbytes} is {kbytes / PageAllocConstants.PageSizeKb} pages, at least the machine's {lowmemPages} lowmem pages: "
                 + "the min watermarks would cover every page and every allocation would fail.");
         }
+        if (Memcgs.Count > MaxMemcgs)
+        {
+            problems.Add($"At most {MaxMemcgs} memcgs, not {Memcgs.Count}.");
+        }
+        foreach (var memcg in Memcgs)
+        {
+            if (string.IsNullOrWhiteSpace(memcg.Name) || memcg.MaxPages < 0)
+            {
+                problems.Add($"memcg '{memcg.Name}': a name is needed and MaxPages must not be negative.");
+            }
+        }
+        if (Memcgs.Select(m => m.Name).Distinct(StringComparer.Ordinal).Count() != Memcgs.Count)
+        {
+            problems.Add("memcg names must be unique.");
+        }
         ranges.Sort((a, b) => a.Start.CompareTo(b.Start));
         for (var i = 1; i < ranges.Count; i++)
         {
@@ -131,4 +155,12 @@ public sealed class ZoneConfig
 
     /// <summary>spanned_pages; PageAlloc has no holes, so present = managed = spanned.</summary>
     public long Pages { get; set; }
+}
+
+/// <summary>A memory cgroup: its name and memory.max in pages (long.MaxValue: "max", no limit).</summary>
+public sealed class MemcgConfig
+{
+    public string Name { get; set; } = "";
+
+    public long MaxPages { get; set; } = long.MaxValue;
 }

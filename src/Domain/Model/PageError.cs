@@ -47,6 +47,12 @@ public enum PageErrorKind
 
     /// <summary>The allocation failed: watermarks not met or no free block of that order.</summary>
     OutOfMemory,
+
+    /// <summary>The allocation would take its memory cgroup past memory.max (the charge failed).</summary>
+    MemcgMax,
+
+    /// <summary>The page is charged to another memory cgroup than the caller's (PageAlloc's access rule, not the kernel's).</summary>
+    NotOwner,
 }
 
 /// <summary>A refused operation: the kind, and a sentence that says what was wrong.</summary>
