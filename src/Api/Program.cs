@@ -7,6 +7,7 @@ using Microsoft.Extensions.Diagnostics.HealthChecks;
 using Microsoft.Extensions.Options;
 using PageAlloc.Api.Endpoints;
 using PageAlloc.Api.Infrastructure;
+using PageAlloc.Api.Security;
 using PageAlloc.Domain.Model;
 
 var builder = WebApplication.CreateBuilder(args);
@@ -17,6 +18,10 @@ var builder = WebApplication.CreateBuilder(args);
 builder.Services.AddPageAllocConfiguration();
 builder.Services.AddSingleton<MachineHost>();
 builder.Services.AddHostedService<MachineBoot>();
+
+// API keys, ownership and quotas: off unless "Security:ApiKeys" lists keys (docker-compose.yml does).
+builder.Services.AddPageAllocSecurity(builder.Configuration);
+var security = builder.Configuration.GetSection(SecurityOptions.Section).Get<SecurityOptions>() ?? new SecurityOptions();
 
 // What one client may cost: connections, bodies, time, response sizes (LimitsOptions, bound above).
 builder.Services.AddOptions<KestrelServerOptions>().Configure<IOptions<LimitsOptions>>((kestrel, limits) =>
@@ -69,6 +74,7 @@ builder.Services.AddHealthChecks()
 builder.Services.AddRateLimiter(o =>
 {
     o.RejectionStatusCode = StatusCodes.Status429TooManyRequests;
+    o.GlobalLimiter = SecuritySetup.PerKeyLimiter(security);
     o.AddConcurrencyLimiter(TestsEndpoints.OneAtATime, l =>
     {
         l.PermitLimit = 1;
@@ -97,6 +103,8 @@ var app = builder.Build();
 app.UseExceptionHandler();
 app.UseStatusCodePages();
 app.Use(JsonOnlyWrites.InvokeAsync);
+app.UseAuthentication();
+app.UseAuthorization();
 app.UseRequestTimeouts();
 app.UseRateLimiter();
 
@@ -105,7 +113,7 @@ if (app.Configuration.GetValue("Swagger:Enabled", defaultValue: true))
 {
     app.UseSwagger();
     app.UseSwaggerUI();
-    app.MapGet("/", () => TypedResults.Redirect("/swagger")).ExcludeFromDescription();
+    app.MapGet("/", () => TypedResults.Redirect("/swagger")).ExcludeFromDescription().AllowAnonymous();
 }
 app.MapHealth();
 

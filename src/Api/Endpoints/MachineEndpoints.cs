@@ -1,6 +1,7 @@
 using Microsoft.AspNetCore.Http.HttpResults;
 using PageAlloc.Api.Contracts;
 using PageAlloc.Api.Infrastructure;
+using PageAlloc.Api.Security;
 using PageAlloc.Domain.Proc;
 
 namespace PageAlloc.Api.Endpoints;
@@ -12,7 +13,8 @@ public static class MachineEndpoints
     {
         var machine = app.MapGroup("/").WithTags("Machine");
         machine.MapGet("/stats", GetStats).WithName("GetStats").WithSummary("Every zone's counters and the machine's totals");
-        machine.MapPost("/reset", Reset).WithName("Reset").WithSummary("Reboot the simulated machine: every zone back to its boot state");
+        machine.MapPost("/reset", Reset).WithName("Reset").WithSummary("Reboot the simulated machine: every zone back to its boot state")
+            .RequireAuthorization(SecuritySetup.AdminOnly).ProducesProblem(StatusCodes.Status403Forbidden);
 
         var proc = app.MapGroup("/proc").WithTags("Proc");
         proc.MapGet("/buddyinfo", (MachineHost h) => Text(ProcFs.BuddyInfo(h.Machine.Stats())))

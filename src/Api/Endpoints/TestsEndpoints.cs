@@ -1,6 +1,7 @@
 using Microsoft.AspNetCore.Http.HttpResults;
 using PageAlloc.Api.Contracts;
 using PageAlloc.Api.Infrastructure;
+using PageAlloc.Api.Security;
 using PageAlloc.Domain.Model;
 using PageAlloc.Domain.Testing;
 
@@ -27,7 +28,9 @@ public static class TestsEndpoints
             .ProducesProblem(StatusCodes.Status400BadRequest)
             .ProducesProblem(StatusCodes.Status429TooManyRequests)
             .RequireRateLimiting(OneAtATime)
-            .WithRequestTimeout(TestTimeout);
+            .WithRequestTimeout(TestTimeout)
+            .RequireAuthorization(SecuritySetup.AdminOnly)
+            .ProducesProblem(StatusCodes.Status403Forbidden);
         return app;
     }
 

@@ -1,9 +1,11 @@
 using System.ComponentModel;
+using System.Security.Claims;
 using Microsoft.AspNetCore.Http.HttpResults;
 using Microsoft.AspNetCore.Mvc;
 using Microsoft.Extensions.Options;
 using PageAlloc.Api.Contracts;
 using PageAlloc.Api.Infrastructure;
+using PageAlloc.Api.Security;
 using PageAlloc.Domain.Allocator;
 using PageAlloc.Domain.Model;
 
@@ -26,7 +28,8 @@ public static class ZonesEndpoints
         var pages = app.MapGroup("/zones/{zone}").WithTags("Pages")
             .AddEndpointFilterFactory(RequireKnownZone)
             .ProducesProblem(StatusCodes.Status404NotFound)
-            .ProducesProblem(StatusCodes.Status400BadRequest);
+            .ProducesProblem(StatusCodes.Status400BadRequest)
+            .ProducesProblem(StatusCodes.Status403Forbidden);
         pages.MapPost("/alloc_pages", AllocPages).WithName("AllocPages")
             .WithSummary("alloc_pages(gfp, order): allocate a block, falling back to lower zones as the kernel's zonelist does")
             .ProducesProblem(StatusCodes.Status507InsufficientStorage);
@@ -81,6 +84,10 @@ public static class ZonesEndpoints
 
     private static int CpuOf(MachineHost host, int? cpu) => cpu ?? host.Machine.CurrentCpu();
 
+    /// <summary>The memcg whose pages the caller may change; null for anyone when keys are off, and for administrators.</summary>
+    private static Memcg? OwnerOf(MachineHost host, ClaimsPrincipal user) =>
+        user.Identity?.IsAuthenticated == true ? Caller.Of(user, host.Machine).Owner : null;
+
     public static Ok<ZoneSummary[]> ListZones(MachineHost host) =>
         TypedResults.Ok(host.Machine.Stats().Select(ZoneSummary.From).ToArray());
 
@@ -91,16 +98,22 @@ public static class ZonesEndpoints
             s.Watermarks, s.LowmemReserve, s.Pcp));
     }
 
-    public static Results<Created<AllocPagesResponse>, ProblemHttpResult> AllocPages(MachineHost host, string zone, AllocPagesRequest request)
+    public static Results<Created<AllocPagesResponse>, ProblemHttpResult> AllocPages(MachineHost host, ClaimsPrincipal user, string zone, AllocPagesRequest request)
     {
         var z = ZoneOf(host, zone);
+        var machine = host.Machine;
+        var caller = Caller.Of(user, machine);
         var gfpText = request.Gfp ?? "GFP_KERNEL";
         if (!Gfp.TryParse(gfpText, out var gfp, out var unknown))
         {
             return Problems.From(new PageError(PageErrorKind.InvalidGfp,
                 $"'{unknown}' is not a GFP flag. Use the kernel's names, e.g. GFP_KERNEL|__GFP_COMP."));
         }
-        var result = host.Machine.AllocPages(z, request.Order!.Value, gfp, CpuOf(host, request.Cpu));
+        if (caller.Charge is not null)
+        {
+            gfp |= GfpFlags.Account; // a key's allocations are charged to its memcg, as a cgroup's process's are
+        }
+        var result = machine.AllocPages(z, request.Order!.Value, gfp, CpuOf(host, request.Cpu), caller.Charge);
         if (result.Error is { } error)
         {
             return Problems.From(error);
@@ -110,29 +123,29 @@ public static class ZonesEndpoints
             new AllocPagesResponse(b.Pfn, b.Order, b.Zone.Key, b.MigrateType, b.Compound, b.FromPcp, Gfp.Format(gfp)));
     }
 
-    public static Results<Ok<SplitPageResponse>, ProblemHttpResult> SplitPage(MachineHost host, string zone, BlockRequest request)
+    public static Results<Ok<SplitPageResponse>, ProblemHttpResult> SplitPage(MachineHost host, ClaimsPrincipal user, string zone, BlockRequest request)
     {
         var z = ZoneOf(host, zone);
-        return Respond(z.SplitPage(request.Pfn!.Value, request.Order!.Value), s => new SplitPageResponse(s.Pfn, s.Order, s.Pages));
+        return Respond(z.SplitPage(request.Pfn!.Value, request.Order!.Value, OwnerOf(host, user)), s => new SplitPageResponse(s.Pfn, s.Order, s.Pages));
     }
 
     public static Results<Ok<RangeFreeResponse>, ProblemHttpResult> FreeContigRange(
-        MachineHost host, IOptions<LimitsOptions> limits, string zone, FreeContigRangeRequest request, [Description(ListChunksHelp)] bool? listChunks)
+        MachineHost host, IOptions<LimitsOptions> limits, ClaimsPrincipal user, string zone, FreeContigRangeRequest request, [Description(ListChunksHelp)] bool? listChunks)
     {
         var z = ZoneOf(host, zone);
         var strategy = request.Strategy ?? FreeStrategy.Chunked;
         var chunks = new ChunkTally(listChunks == true ? limits.Value.ChunkListLimit : 0);
-        var result = z.FreeContigRange(request.Pfn!.Value, request.NrPages!.Value, strategy, CpuOf(host, request.Cpu), chunks);
+        var result = z.FreeContigRange(request.Pfn!.Value, request.NrPages!.Value, strategy, CpuOf(host, request.Cpu), chunks, OwnerOf(host, user));
         return Respond(result, s => RangeResponse(s, chunks, strategy, listChunks == true));
     }
 
     public static Results<Ok<RangeFreeResponse>, ProblemHttpResult> FreePagesBulk(
-        MachineHost host, IOptions<LimitsOptions> limits, string zone, FreePagesBulkRequest request, [Description(ListChunksHelp)] bool? listChunks)
+        MachineHost host, IOptions<LimitsOptions> limits, ClaimsPrincipal user, string zone, FreePagesBulkRequest request, [Description(ListChunksHelp)] bool? listChunks)
     {
         var z = ZoneOf(host, zone);
         var strategy = request.Strategy ?? FreeStrategy.Chunked;
         var chunks = new ChunkTally(listChunks == true ? limits.Value.ChunkListLimit : 0);
-        var result = z.FreePagesBulk(request.Pfns!, strategy, CpuOf(host, request.Cpu), chunks);
+        var result = z.FreePagesBulk(request.Pfns!, strategy, CpuOf(host, request.Cpu), chunks, OwnerOf(host, user));
         return Respond(result, s => RangeResponse(s, chunks, strategy, listChunks == true));
     }
 
@@ -142,21 +155,21 @@ public static class ZonesEndpoints
         new(s.Freed, s.NotFreed, s.Leaked, chunks.ByOrder, listed ? [.. chunks.Select(c => new ChunkResponse(c.Pfn, c.Order))] : null,
             chunks.Unlisted, strategy);
 
-    public static Results<Ok<FreePagesResponse>, ProblemHttpResult> FreePages(MachineHost host, string zone, BlockRequest request)
+    public static Results<Ok<FreePagesResponse>, ProblemHttpResult> FreePages(MachineHost host, ClaimsPrincipal user, string zone, BlockRequest request)
     {
         var z = ZoneOf(host, zone);
         var order = request.Order!.Value;
-        return Respond(z.FreePages(request.Pfn!.Value, order, CpuOf(host, request.Cpu)), r => new FreePagesResponse(r.Pfn, order, r.Freed, r.Refcount));
+        return Respond(z.FreePages(request.Pfn!.Value, order, CpuOf(host, request.Cpu), OwnerOf(host, user)), r => new FreePagesResponse(r.Pfn, order, r.Freed, r.Refcount));
     }
 
-    public static Results<Ok<RefcountResponse>, ProblemHttpResult> GetPage(MachineHost host, string zone, PageRequest request) =>
-        RefcountCall(host, zone, z => z.GetPage(request.Pfn!.Value));
+    public static Results<Ok<RefcountResponse>, ProblemHttpResult> GetPage(MachineHost host, ClaimsPrincipal user, string zone, PageRequest request) =>
+        RefcountCall(host, zone, z => z.GetPage(request.Pfn!.Value, OwnerOf(host, user)));
 
-    public static Results<Ok<RefcountResponse>, ProblemHttpResult> PutPage(MachineHost host, string zone, PageRequest request) =>
-        RefcountCall(host, zone, z => z.PutPage(request.Pfn!.Value, CpuOf(host, request.Cpu)));
+    public static Results<Ok<RefcountResponse>, ProblemHttpResult> PutPage(MachineHost host, ClaimsPrincipal user, string zone, PageRequest request) =>
+        RefcountCall(host, zone, z => z.PutPage(request.Pfn!.Value, CpuOf(host, request.Cpu), OwnerOf(host, user)));
 
-    public static Results<Ok<RefcountResponse>, ProblemHttpResult> HwPoison(MachineHost host, string zone, PageRequest request) =>
-        RefcountCall(host, zone, z => z.SetHwPoison(request.Pfn!.Value));
+    public static Results<Ok<RefcountResponse>, ProblemHttpResult> HwPoison(MachineHost host, ClaimsPrincipal user, string zone, PageRequest request) =>
+        RefcountCall(host, zone, z => z.SetHwPoison(request.Pfn!.Value, OwnerOf(host, user)));
 
     private static Results<Ok<RefcountResponse>, ProblemHttpResult> RefcountCall(
         MachineHost host, string zone, Func<Zone, PageResult<RefcountResult>> call) =>

@@ -42,6 +42,7 @@ public sealed class Machine
         }).ToArray();
         _byKey = _zones.ToDictionary(z => z.Key, StringComparer.OrdinalIgnoreCase);
         _memcgs = [null, .. config.Memcgs.Select((m, i) => new Memcg((ushort)(i + 1), m.Name, m.MaxPages))];
+        _memcgByName = Memcgs.ToDictionary(m => m.Name, StringComparer.Ordinal);
         if (config.Memcgs.Count > 0)
         {
             foreach (var zone in _zones)
@@ -74,7 +75,9 @@ public sealed class Machine
     public IEnumerable<Memcg> Memcgs => _memcgs.Skip(1).Select(m => m!);
 
     /// <summary>Finds a memcg by name.</summary>
-    public Memcg? FindMemcg(string name) => Memcgs.FirstOrDefault(m => m.Name == name);
+    public Memcg? FindMemcg(string name) => _memcgByName.GetValueOrDefault(name);
+
+    private readonly Dictionary<string, Memcg> _memcgByName;
 
     public int Cpus { get; }
 

@@ -1,0 +1,78 @@
+using System.Security.Claims;
+using System.Security.Cryptography;
+using System.Text;
+using System.Text.Encodings.Web;
+using Microsoft.AspNetCore.Authentication;
+using Microsoft.Extensions.Options;
+using PageAlloc.Api.Infrastructure;
+
+namespace PageAlloc.Api.Security;
+
+/// <summary>
+/// Authenticates X-Api-Key against the configured keys (compared in constant time): the principal
+/// is named after the key, with the "admin" role for administrators. 401 and 403 are problem
+/// responses like every other refusal.
+/// </summary>
+public sealed class ApiKeyAuthenticationHandler(
+    IOptionsMonitor<AuthenticationSchemeOptions> options,
+    ILoggerFactory logger,
+    UrlEncoder encoder,
+    IOptions<SecurityOptions> security,
+    IProblemDetailsService problems)
+    : AuthenticationHandler<AuthenticationSchemeOptions>(options, logger, encoder)
+{
+    public const string SchemeName = "ApiKey";
+
+    public const string AdminRole = "admin";
+
+    protected override Task<AuthenticateResult> HandleAuthenticateAsync()
+    {
+        if (!Request.Headers.TryGetValue(SecurityOptions.HeaderName, out var values) || values.Count != 1 || string.IsNullOrEmpty(values[0]))
+        {
+            return Task.FromResult(AuthenticateResult.NoResult());
+        }
+        var presented = Encoding.UTF8.GetBytes(values[0]!);
+        ApiKeyOptions? match = null;
+        foreach (var key in security.Value.ApiKeys)
+        {
+            // Every key is compared, in constant time, so the time taken says nothing about which matched.
+            if (CryptographicOperations.FixedTimeEquals(presented, Encoding.UTF8.GetBytes(key.Key)))
+            {
+                match = key;
+            }
+        }
+        if (match is null)
+        {
+            return Task.FromResult(AuthenticateResult.Fail("The API key is not one of the configured keys."));
+        }
+        List<Claim> claims = [new(ClaimTypes.Name, match.Name)];
+        if (match.Admin)
+        {
+            claims.Add(new Claim(ClaimTypes.Role, AdminRole));
+        }
+        var principal = new ClaimsPrincipal(new ClaimsIdentity(claims, SchemeName));
+        return Task.FromResult(AuthenticateResult.Success(new AuthenticationTicket(principal, SchemeName)));
+    }
+
+    protected override Task HandleChallengeAsync(AuthenticationProperties properties) =>
+        Refuse(StatusCodes.Status401Unauthorized, "unauthenticated", "API key required",
+            $"Send one of the configured API keys in the {SecurityOptions.HeaderName} header.");
+
+    protected override Task HandleForbiddenAsync(AuthenticationProperties properties) =>
+        Refuse(StatusCodes.Status403Forbidden, "forbidden", "Administrators only",
+            "This call changes the whole machine or runs tests on it; it takes an administrator's API key.");
+
+    private async Task Refuse(int status, string kind, string title, string detail)
+    {
+        Response.StatusCode = status;
+        if (status == StatusCodes.Status401Unauthorized)
+        {
+            Response.Headers.WWWAuthenticate = SchemeName;
+        }
+        await problems.WriteAsync(new ProblemDetailsContext
+        {
+            HttpContext = Context,
+            ProblemDetails = { Status = status, Title = title, Type = Problems.TypePrefix + kind, Detail = detail },
+        });
+    }
+}

@@ -1,0 +1,84 @@
+using System.Security.Claims;
+using System.Threading.RateLimiting;
+using Microsoft.AspNetCore.Authentication;
+using Microsoft.AspNetCore.Authorization;
+using Microsoft.Extensions.Options;
+using PageAlloc.Domain.Allocator;
+using PageAlloc.Domain.Model;
+
+namespace PageAlloc.Api.Security;
+
+/// <summary>
+/// Identity, ownership and quotas when API keys are configured: authentication by X-Api-Key,
+/// every endpoint but health behind a key, /reset and /tests for administrators, a memory cgroup
+/// per key (its memory.max the key's page limit), and a token bucket per key.
+/// </summary>
+public static class SecuritySetup
+{
+    /// <summary>The policy of calls that change the whole machine: administrators only (anyone when keys are off).</summary>
+    public const string AdminOnly = "admin-only";
+
+    public static IServiceCollection AddPageAllocSecurity(this IServiceCollection services, IConfiguration configuration)
+    {
+        services.AddOptions<SecurityOptions>()
+            .BindConfiguration(SecurityOptions.Section, o => o.ErrorOnUnknownConfiguration = true)
+            .ValidateDataAnnotations()
+            .ValidateOnStart();
+        // Each key is a memcg of the machine, so its pages are charged to it and owned by it.
+        services.AddOptions<MachineConfig>().PostConfigure<IOptions<SecurityOptions>>((machine, security) =>
+            machine.Memcgs = [.. security.Value.ApiKeys.Select(k => new MemcgConfig { Name = k.Name, MaxPages = k.MaxPages ?? long.MaxValue })]);
+
+        // Which keys exist is known before the host is built: the policies depend on it.
+        var enabled = configuration.GetSection(SecurityOptions.Section).Get<SecurityOptions>()?.Enabled ?? false;
+        services.AddAuthentication(ApiKeyAuthenticationHandler.SchemeName)
+            .AddScheme<AuthenticationSchemeOptions, ApiKeyAuthenticationHandler>(ApiKeyAuthenticationHandler.SchemeName, null);
+        services.AddAuthorizationBuilder()
+            .AddPolicy(AdminOnly, p => p.RequireAssertion(c => !enabled || c.User.IsInRole(ApiKeyAuthenticationHandler.AdminRole)));
+        if (enabled)
+        {
+            services.AddAuthorizationBuilder().SetFallbackPolicy(new AuthorizationPolicyBuilder().RequireAuthenticatedUser().Build());
+        }
+        return services;
+    }
+
+    /// <summary>
+    /// A token bucket per key (RequestsPerSecond tokens a second, bursts up to one second's worth);
+    /// null when keys are off, so anonymous exploration pays nothing per request.
+    /// </summary>
+    public static PartitionedRateLimiter<HttpContext>? PerKeyLimiter(SecurityOptions security)
+    {
+        if (!security.Enabled)
+        {
+            return null;
+        }
+        var rates = security.ApiKeys.ToDictionary(k => k.Name, k => k.RequestsPerSecond, StringComparer.Ordinal);
+        return PartitionedRateLimiter.Create<HttpContext, string>(context =>
+            context.User.Identity?.Name is { } name && rates.TryGetValue(name, out var rate)
+                ? RateLimitPartition.GetTokenBucketLimiter(name, _ => new TokenBucketRateLimiterOptions
+                {
+                    TokenLimit = rate,
+                    TokensPerPeriod = rate,
+                    ReplenishmentPeriod = TimeSpan.FromSeconds(1),
+                    QueueLimit = 0,
+                    AutoReplenishment = true,
+                })
+                : RateLimitPartition.GetNoLimiter("anonymous")); // refused later by authorization
+    }
+}
+
+/// <summary>Who a page call acts for: the memcg its allocations are charged to, and the owner its frees must match.</summary>
+public readonly record struct Caller(Memcg? Charge, Memcg? Owner)
+{
+    /// <summary>
+    /// Anonymous (keys off): charged to none, may touch any page. A key: charged to its memcg, and
+    /// limited to its own pages unless it is an administrator.
+    /// </summary>
+    public static Caller Of(ClaimsPrincipal user, Machine machine)
+    {
+        if (user.Identity is not { IsAuthenticated: true, Name: { } name } || machine.FindMemcg(name) is not { } memcg)
+        {
+            return default;
+        }
+        return new Caller(memcg, user.IsInRole(ApiKeyAuthenticationHandler.AdminRole) ? null : memcg);
+    }
+}
