@@ -102,19 +102,18 @@ var app = builder.Build();
 
 app.UseExceptionHandler();
 app.UseStatusCodePages();
-app.Use(JsonOnlyWrites.InvokeAsync);
-app.UseAuthentication();
-app.UseAuthorization();
-app.UseRequestTimeouts();
-app.UseRateLimiter();
-
-// Swagger UI and the document are on unless "Swagger:Enabled" is false.
+// Swagger UI and the document are on unless "Swagger:Enabled" is false; open to all, like health.
 if (app.Configuration.GetValue("Swagger:Enabled", defaultValue: true))
 {
     app.UseSwagger();
     app.UseSwaggerUI();
     app.MapGet("/", () => TypedResults.Redirect("/swagger")).ExcludeFromDescription().AllowAnonymous();
 }
+app.Use(JsonOnlyWrites.InvokeAsync);
+app.UseAuthentication();
+app.UseAuthorization();
+app.UseRequestTimeouts();
+app.UseRateLimiter();
 app.MapHealth();
 
 app.MapZones();
