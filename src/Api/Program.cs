@@ -88,6 +88,18 @@ builder.Services.AddSwaggerGen(o =>
     o.SwaggerDoc("v1", new() { Title = "PageAlloc", Version = "v1", Description = "The Linux page allocator, simulated and served over HTTP." });
     o.SupportNonNullableReferenceTypes();
     o.SchemaFilter<RequestExamplesSchemaFilter>();
+    // X-Api-Key: required when the service has keys configured (Security:ApiKeys), ignored otherwise.
+    o.AddSecurityDefinition(ApiKeyAuthenticationHandler.SchemeName, new Microsoft.OpenApi.OpenApiSecurityScheme
+    {
+        Type = Microsoft.OpenApi.SecuritySchemeType.ApiKey,
+        In = Microsoft.OpenApi.ParameterLocation.Header,
+        Name = SecurityOptions.HeaderName,
+        Description = "An API key, when the service has keys configured (off by default). Pages belong to the key that allocated them.",
+    });
+    o.AddSecurityRequirement(document => new Microsoft.OpenApi.OpenApiSecurityRequirement
+    {
+        [new Microsoft.OpenApi.OpenApiSecuritySchemeReference(ApiKeyAuthenticationHandler.SchemeName, document)] = [],
+    });
     // Zones first, then the calls on pages, then machine-wide views.
     string[] tagOrder = ["Zones", "Pages", "Machine", "Proc", "Tests", "Health"];
     o.OrderActionsBy(api =>

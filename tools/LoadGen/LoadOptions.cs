@@ -42,10 +42,13 @@ public sealed record LoadOptions
 
     public bool Progress { get; init; } = true;
 
+    /// <summary>Sent as X-Api-Key when the service has keys on (default: the PAGEALLOC_API_KEY environment variable).</summary>
+    public string? ApiKey { get; init; } = Environment.GetEnvironmentVariable("PAGEALLOC_API_KEY") is { Length: > 0 } key ? key : null;
+
     public const string Usage =
         "usage: PageAlloc.LoadGen [--url http://127.0.0.1:8080] [--workload seed|mixed|vmalloc] [--concurrency N]\n" +
         "                         [--duration 10s | --requests N] [--zone Normal[,DMA32]] [--cpus 4] [--strategy chunked]\n" +
-        "                         [--seed 1] [--live 64] [--pages 64] [--timeout 5s] [--json] [--no-progress]";
+        "                         [--seed 1] [--live 64] [--pages 64] [--timeout 5s] [--api-key KEY] [--json] [--no-progress]";
 
     public static LoadOptions Parse(string[] args)
     {
@@ -67,6 +70,7 @@ public sealed record LoadOptions
                 "--live" => o with { LiveBlocks = Positive(Next()) },
                 "--pages" => o with { Pages = Positive(Next()) },
                 "--timeout" => o with { AttemptTimeout = ParseDuration(Next()) },
+                "--api-key" => o with { ApiKey = Next() },
                 "--json" => o with { Json = true },
                 "--no-progress" => o with { Progress = false },
                 _ => throw new FormatException($"unknown option '{args[i]}'"),

@@ -20,6 +20,10 @@ public static class Program
         }
         using var handler = new SocketsHttpHandler { MaxConnectionsPerServer = options.Concurrency, PooledConnectionLifetime = TimeSpan.FromMinutes(5) };
         using var http = new HttpClient(handler) { BaseAddress = options.Url, Timeout = Timeout.InfiniteTimeSpan };
+        if (options.ApiKey is { } apiKey)
+        {
+            http.DefaultRequestHeaders.Add("X-Api-Key", apiKey);
+        }
         var client = new PageAllocClient(http, ResiliencePipelines.Reads(options.AttemptTimeout), ResiliencePipelines.Writes(options.AttemptTimeout));
         using var cancel = new CancellationTokenSource();
         Console.CancelKeyPress += (_, e) =>

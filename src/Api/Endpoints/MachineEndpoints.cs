@@ -11,12 +11,12 @@ public static class MachineEndpoints
 {
     public static IEndpointRouteBuilder MapMachine(this IEndpointRouteBuilder app)
     {
-        var machine = app.MapGroup("/").WithTags("Machine");
+        var machine = app.MapGroup("/").WithTags("Machine").ProducesProblem(StatusCodes.Status401Unauthorized);
         machine.MapGet("/stats", GetStats).WithName("GetStats").WithSummary("Every zone's counters and the machine's totals");
         machine.MapPost("/reset", Reset).WithName("Reset").WithSummary("Reboot the simulated machine: every zone back to its boot state")
             .RequireAuthorization(SecuritySetup.AdminOnly).ProducesProblem(StatusCodes.Status403Forbidden);
 
-        var proc = app.MapGroup("/proc").WithTags("Proc");
+        var proc = app.MapGroup("/proc").WithTags("Proc").ProducesProblem(StatusCodes.Status401Unauthorized);
         proc.MapGet("/buddyinfo", (MachineHost h) => Text(ProcFs.BuddyInfo(h.Machine.Stats())))
             .WithName("ProcBuddyinfo").WithSummary("/proc/buddyinfo").Produces<string>(200, "text/plain");
         proc.MapGet("/pagetypeinfo", (MachineHost h) => Text(ProcFs.PageTypeInfo(h.Machine.Stats())))

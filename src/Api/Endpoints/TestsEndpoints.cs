@@ -30,6 +30,7 @@ public static class TestsEndpoints
             .RequireRateLimiting(OneAtATime)
             .WithRequestTimeout(TestTimeout)
             .RequireAuthorization(SecuritySetup.AdminOnly)
+            .ProducesProblem(StatusCodes.Status401Unauthorized)
             .ProducesProblem(StatusCodes.Status403Forbidden);
         return app;
     }

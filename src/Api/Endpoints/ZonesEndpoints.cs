@@ -17,7 +17,7 @@ public static class ZonesEndpoints
     public static RouteGroupBuilder MapZones(this IEndpointRouteBuilder app)
     {
         var limits = app.ServiceProvider.GetRequiredService<IOptions<LimitsOptions>>().Value;
-        var group = app.MapGroup("/zones").WithTags("Zones");
+        var group = app.MapGroup("/zones").WithTags("Zones").ProducesProblem(StatusCodes.Status401Unauthorized);
 
         group.MapGet("/", ListZones).WithName("ListZones").WithSummary("List the zones of every node");
         group.MapGet("/{zone}", GetZone).WithName("GetZone")
@@ -29,6 +29,7 @@ public static class ZonesEndpoints
             .AddEndpointFilterFactory(RequireKnownZone)
             .ProducesProblem(StatusCodes.Status404NotFound)
             .ProducesProblem(StatusCodes.Status400BadRequest)
+            .ProducesProblem(StatusCodes.Status401Unauthorized)
             .ProducesProblem(StatusCodes.Status403Forbidden);
         pages.MapPost("/alloc_pages", AllocPages).WithName("AllocPages")
             .WithSummary("alloc_pages(gfp, order): allocate a block, falling back to lower zones as the kernel's zonelist does")
