@@ -14,7 +14,7 @@ public static class MachineEndpoints
         var machine = app.MapGroup("/").WithTags("Machine").ProducesProblem(StatusCodes.Status401Unauthorized);
         machine.MapGet("/stats", GetStats).WithName("GetStats").WithSummary("Every zone's counters and the machine's totals");
         machine.MapPost("/reset", Reset).WithName("Reset").WithSummary("Reboot the simulated machine: every zone back to its boot state")
-            .RequireAuthorization(SecuritySetup.AdminOnly).ProducesProblem(StatusCodes.Status403Forbidden);
+            .RequireAdministrator().ProducesProblem(StatusCodes.Status403Forbidden);
 
         var proc = app.MapGroup("/proc").WithTags("Proc").ProducesProblem(StatusCodes.Status401Unauthorized);
         proc.MapGet("/buddyinfo", (MachineHost h) => Text(ProcFs.BuddyInfo(h.Machine.Stats())))

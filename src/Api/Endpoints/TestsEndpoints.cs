@@ -29,7 +29,7 @@ public static class TestsEndpoints
             .ProducesProblem(StatusCodes.Status429TooManyRequests)
             .RequireRateLimiting(OneAtATime)
             .WithRequestTimeout(TestTimeout)
-            .RequireAuthorization(SecuritySetup.AdminOnly)
+            .RequireAdministrator()
             .ProducesProblem(StatusCodes.Status401Unauthorized)
             .ProducesProblem(StatusCodes.Status403Forbidden);
         return app;

@@ -24,10 +24,6 @@ public sealed class LimitsOptions : IValidatableObject
     [Range(1, 3600)]
     public int KeepAliveSeconds { get; set; } = 30;
 
-    /// <summary>The request timeout of every endpoint but the in-kernel tests (504 when it expires).</summary>
-    [Range(1, 3600)]
-    public int RequestTimeoutSeconds { get; set; } = 10;
-
     /// <summary>The request timeout of POST /tests/page_alloc_high_order (a maximal run takes ~5 s here).</summary>
     [Range(1, 3600)]
     public int TestTimeoutSeconds { get; set; } = 60;

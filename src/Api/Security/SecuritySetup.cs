@@ -28,17 +28,34 @@ public static class SecuritySetup
         services.AddOptions<MachineConfig>().PostConfigure<IOptions<SecurityOptions>>((machine, security) =>
             machine.Memcgs = [.. security.Value.ApiKeys.Select(k => new MemcgConfig { Name = k.Name, MaxPages = k.MaxPages ?? long.MaxValue })]);
 
-        // Which keys exist is known before the host is built: the policies depend on it.
-        var enabled = configuration.GetSection(SecurityOptions.Section).Get<SecurityOptions>()?.Enabled ?? false;
-        services.AddAuthentication(ApiKeyAuthenticationHandler.SchemeName)
-            .AddScheme<AuthenticationSchemeOptions, ApiKeyAuthenticationHandler>(ApiKeyAuthenticationHandler.SchemeName, null);
-        services.AddAuthorizationBuilder()
-            .AddPolicy(AdminOnly, p => p.RequireAssertion(c => !enabled || c.User.IsInRole(ApiKeyAuthenticationHandler.AdminRole)));
-        if (enabled)
+        // Which keys exist is known before the host is built. Without keys there is no
+        // authentication at all, so anonymous exploration pays nothing for it per request.
+        if (IsEnabled(configuration))
         {
-            services.AddAuthorizationBuilder().SetFallbackPolicy(new AuthorizationPolicyBuilder().RequireAuthenticatedUser().Build());
+            services.AddAuthentication(ApiKeyAuthenticationHandler.SchemeName)
+                .AddScheme<AuthenticationSchemeOptions, ApiKeyAuthenticationHandler>(ApiKeyAuthenticationHandler.SchemeName, null);
+            services.AddAuthorizationBuilder()
+                .AddPolicy(AdminOnly, p => p.RequireRole(ApiKeyAuthenticationHandler.AdminRole))
+                .SetFallbackPolicy(new AuthorizationPolicyBuilder().RequireAuthenticatedUser().Build());
         }
         return services;
+    }
+
+    public static bool IsEnabled(IConfiguration configuration) =>
+        configuration.GetSection(SecurityOptions.Section).Get<SecurityOptions>()?.Enabled ?? false;
+
+    /// <summary>Administrators only when keys are on (with keys off there are no identities, and anyone may).</summary>
+    public static TBuilder RequireAdministrator<TBuilder>(this TBuilder builder)
+        where TBuilder : IEndpointConventionBuilder
+    {
+        builder.Add(endpoint =>
+        {
+            if (IsEnabled(endpoint.ApplicationServices.GetRequiredService<IConfiguration>()))
+            {
+                endpoint.Metadata.Add(new AuthorizeAttribute(AdminOnly));
+            }
+        });
+        return builder;
     }
 
     /// <summary>
