@@ -196,3 +196,39 @@ public class FreeRaceTests
         }
     }
 }
+
+/// <summary>What a reader sees of a page between the drop of its last reference and its return to the buddy.</summary>
+public class FrozenPageTests
+{
+    [Fact]
+    public void APageWhoseFreeIsUnderWay_IsReportedFrozen_AndRefusedAsBeingFreed()
+    {
+        var machine = TestMachines.SingleZone(0x10000, 4096);
+        var zone = machine.Normal();
+        var block = machine.Alloc("Normal", 10);
+        PageState during;
+        PageError? secondFree;
+        Thread freer;
+        using (zone.ZoneLock.Enter())
+        {
+            // An order-10 free goes straight to the buddy and so waits here for zone->lock, its
+            // reference already dropped: the page is frozen until the lock is released.
+            freer = new Thread(() => zone.FreePages(block.Pfn, 10, 0));
+            freer.Start();
+            var waited = System.Diagnostics.Stopwatch.StartNew();
+            while (zone.GetPageState(block.Pfn).Value.Where != PageLocation.Frozen && waited.Elapsed < TimeSpan.FromSeconds(10))
+            {
+                Thread.Sleep(1);
+            }
+            during = zone.GetPageState(block.Pfn).Value;
+            secondFree = zone.FreePages(block.Pfn, 10, 0).Error;
+        }
+        freer.Join();
+
+        Assert.Equal((PageLocation.Frozen, 0), (during.Where, during.Refcount));
+        Assert.Equal(PageErrorKind.PageFree, secondFree?.Kind);
+        Assert.Contains("is being freed", secondFree!.Detail, StringComparison.Ordinal);
+        Assert.Equal(PageLocation.Buddy, zone.GetPageState(block.Pfn).Value.Where);
+        machine.AssertConsistent();
+    }
+}
