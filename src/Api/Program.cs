@@ -95,7 +95,7 @@ builder.Services.AddSwaggerGen(o =>
         [new Microsoft.OpenApi.OpenApiSecuritySchemeReference(ApiKeyAuthenticationHandler.SchemeName, document)] = [],
     });
     // Zones first, then the calls on pages, then machine-wide views.
-    string[] tagOrder = ["Zones", "Pages", "Machine", "Proc", "Tests", "Health"];
+    string[] tagOrder = ["Zones", "Pages", "Machine", "Proc", "Tests"];
     o.OrderActionsBy(api =>
     {
         var tags = api.ActionDescriptor.EndpointMetadata.OfType<Microsoft.AspNetCore.Http.Metadata.ITagsMetadata>().FirstOrDefault()?.Tags;

@@ -86,8 +86,7 @@ public static class ZonesEndpoints
     private static int CpuOf(MachineHost host, int? cpu) => cpu ?? host.Machine.CurrentCpu();
 
     /// <summary>The memcg whose pages the caller may change; null for anyone when keys are off, and for administrators.</summary>
-    private static Memcg? OwnerOf(MachineHost host, ClaimsPrincipal user) =>
-        user.Identity?.IsAuthenticated == true ? Caller.Of(user, host.Machine).Owner : null;
+    private static Memcg? OwnerOf(MachineHost host, ClaimsPrincipal user) => Caller.Of(user, host.Machine).Owner;
 
     public static Ok<ZoneSummary[]> ListZones(MachineHost host) =>
         TypedResults.Ok(host.Machine.Stats().Select(ZoneSummary.From).ToArray());
@@ -101,8 +100,8 @@ public static class ZonesEndpoints
 
     public static Results<Created<AllocPagesResponse>, ProblemHttpResult> AllocPages(MachineHost host, ClaimsPrincipal user, string zone, AllocPagesRequest request)
     {
-        var z = ZoneOf(host, zone);
-        var machine = host.Machine;
+        var machine = host.Machine; // one machine for the zone, the memcg and the zonelist, even across a reset
+        var z = machine.FindZone(zone)!;
         var caller = Caller.Of(user, machine);
         var gfpText = request.Gfp ?? "GFP_KERNEL";
         if (!Gfp.TryParse(gfpText, out var gfp, out var unknown))

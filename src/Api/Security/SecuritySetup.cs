@@ -26,7 +26,12 @@ public static class SecuritySetup
             .ValidateOnStart();
         // Each key is a memcg of the machine, so its pages are charged to it and owned by it.
         services.AddOptions<MachineConfig>().PostConfigure<IOptions<SecurityOptions>>((machine, security) =>
-            machine.Memcgs = [.. security.Value.ApiKeys.Select(k => new MemcgConfig { Name = k.Name, MaxPages = k.MaxPages ?? long.MaxValue })]);
+        {
+            if (security.Value.Enabled)
+            {
+                machine.Memcgs = [.. security.Value.ApiKeys.Select(k => new MemcgConfig { Name = k.Name, MaxPages = k.MaxPages ?? long.MaxValue })];
+            }
+        });
 
         // Which keys exist is known before the host is built. Without keys there is no
         // authentication at all, so anonymous exploration pays nothing for it per request.
