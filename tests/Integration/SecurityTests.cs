@@ -110,6 +110,23 @@ public class SecurityTests
     }
 
     [Fact]
+    public async Task TheLoadGenerator_WithANonAdministratorKey_RunsEveryWorkloadCleanly()
+    {
+        await using var app = WithKeys();
+        var client = new PageAlloc.LoadGen.PageAllocClient(As(app, BobKey),
+            PageAlloc.LoadGen.ResiliencePipelines.Reads(TimeSpan.FromSeconds(5)), PageAlloc.LoadGen.ResiliencePipelines.Writes(TimeSpan.FromSeconds(5)));
+
+        foreach (var workload in new[] { "seed", "mixed", "vmalloc" })
+        {
+            var options = new PageAlloc.LoadGen.LoadOptions { Workload = workload, Concurrency = 2, Requests = 40, Pages = 16, LiveBlocks = 4 };
+            var report = await PageAlloc.LoadGen.LoadRunner.RunAsync(client, options, progress: null, Ct);
+
+            Assert.Empty(report.ErrorsByStatus);
+            Assert.True(report.EveryPageFreed, $"{workload}: {report.PagesAllocated} allocated, {report.PagesFreed} freed");
+        }
+    }
+
+    [Fact]
     public async Task RacingClients_OfTwoKeys_NeverFreeEachOthersPages()
     {
         await using var app = WithKeys();
