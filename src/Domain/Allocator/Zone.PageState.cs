@@ -25,17 +25,19 @@ public sealed partial class Zone
             .Where(f => f != PageFlags.None && flags.HasFlag(f))
             .Select(f => f.ToString().ToLowerInvariant())
             .ToArray();
-        var where = kind switch
-        {
-            BlockKind.Buddy => PageLocation.Buddy,
-            BlockKind.Pcp => PageLocation.Pcp,
-            BlockKind.Allocated => PageLocation.Allocated,
-            BlockKind.HwPoisonLeaked => PageLocation.HwPoisonLeaked,
-            _ => PageLocation.Frozen,
-        };
+        var where = LocationOf(kind);
         var compound = (Flags[head] & (byte)PageFlags.Head) != 0;
         return new PageState(pfn, RefCount[idx], names, where, PfnOf(head), order, compound, cpu, PageblockMigrateType(idx));
     }
+
+    internal static PageLocation LocationOf(BlockKind kind) => kind switch
+    {
+        BlockKind.Buddy => PageLocation.Buddy,
+        BlockKind.Pcp => PageLocation.Pcp,
+        BlockKind.Allocated => PageLocation.Allocated,
+        BlockKind.HwPoisonLeaked => PageLocation.HwPoisonLeaked,
+        _ => PageLocation.Frozen,
+    };
 
     private static bool ListContains(IntrusiveLists lists, int list, int idx)
     {
