@@ -82,6 +82,8 @@ public sealed partial class Zone
                 break;
             }
             DelFromFreeList((int)buddyIdx, order, buddyMt);
+            Order[(int)buddyIdx] = 0; // whichever of the two heads ends up inside the block keeps no order
+            Order[idx] = 0;
             if (buddyMt != mt)
             {
                 // Match the buddy's pageblock to ours, so that a later expand() puts the halves on

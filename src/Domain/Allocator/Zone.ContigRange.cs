@@ -1,3 +1,4 @@
+using System.Numerics;
 using PageAlloc.Domain.Model;
 using static PageAlloc.Domain.Model.PageAllocConstants;
 
@@ -29,15 +30,9 @@ public sealed partial class Zone
         List<(int Start, int Length)>? runs = null;
         using (RefLock.Enter())
         {
-            if (strategy != FreeStrategy.PerPage && IsPlainOrder0Range(idx, n))
+            if (strategy != FreeStrategy.PerPage && CheckOwner(idx, n, owner, "free_contig_range") is null
+                && TryDropPlainOrder0Range(idx, n))
             {
-                if (CheckOwner(idx, n, owner, "free_contig_range") is { } notOwner)
-                {
-                    return notOwner;
-                }
-                // Every page drops from 1 to 0 and passes the checks: one run, done with span fills.
-                RefCount.AsSpan(idx, n).Clear();
-                Flags.AsSpan(idx, n).Clear();
                 UnchargeRange(idx, n);
             }
             else
@@ -56,6 +51,49 @@ public sealed partial class Zone
             return new ContigFreeSummary(n, 0, 0);
         }
         return new ContigFreeSummary(FreeRuns(runs, strategy, cpu, chunks), notFreed, leaked);
+    }
+
+    /// <summary>
+    /// The common case of __free_contig_range(), in one pass: every page of the range is an order-0
+    /// page with one reference, which drops to zero. All refcounts being 1 makes every page the head
+    /// of an allocation, and a head of order n &gt; 0 has tails with refcount 0, so only the last page
+    /// could head a larger block: reading its order and flags, and knowing no HWPoison page is in use,
+    /// checks the rest. When a refcount is not 1, the pages already dropped are restored and nothing
+    /// has changed; the caller then takes the page-by-page path. Caller holds RefLock.
+    /// </summary>
+    private bool TryDropPlainOrder0Range(int idx, int n)
+    {
+        var last = idx + n - 1;
+        if (_hwPoisonInUse != 0 || Order[last] != 0 || (Flags[last] & (byte)PageFlags.Head) != 0)
+        {
+            return false;
+        }
+        var refs = RefCount.AsSpan(idx, n);
+        var i = 0;
+        if (Vector.IsHardwareAccelerated)
+        {
+            for (; i <= n - Vector<int>.Count; i += Vector<int>.Count)
+            {
+                var chunk = refs.Slice(i, Vector<int>.Count);
+                if (new Vector<int>(chunk) != Vector<int>.One)
+                {
+                    refs[..i].Fill(1);
+                    return false;
+                }
+                Vector<int>.Zero.CopyTo(chunk);
+            }
+        }
+        for (; i < n; i++)
+        {
+            if (refs[i] != 1)
+            {
+                refs[..i].Fill(1);
+                return false;
+            }
+            refs[i] = 0;
+        }
+        Flags.AsSpan(idx, n).Clear(); // free_pages_prepare(): Allocated was the only flag
+        return true;
     }
 
     /// <summary>

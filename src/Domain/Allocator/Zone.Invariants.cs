@@ -108,7 +108,7 @@ public sealed partial class Zone
         }
 
         // 3. Every page belongs to exactly one block, and each block's pages look as they should.
-        long walkFree = 0, walkPcp = 0, walkLeaked = 0;
+        long walkFree = 0, walkPcp = 0, walkLeaked = 0, walkPoisonedInUse = 0;
         for (var idx = 0; idx < SpannedPages;)
         {
             var flags = (PageFlags)Flags[idx];
@@ -139,6 +139,10 @@ public sealed partial class Zone
                 {
                     Report($"allocated pfn {Hex(pfn)} has refcount {RefCount[idx]}");
                 }
+                if ((flags & PageFlags.HwPoison) != 0)
+                {
+                    walkPoisonedInUse++;
+                }
                 var compound = (flags & PageFlags.Head) != 0;
                 CheckInterior(idx, size, compound ? PageFlags.Tail : PageFlags.None, 0, "allocated block", Report);
             }
@@ -167,6 +171,10 @@ public sealed partial class Zone
         {
             Report($"page walk found {walkPcp} pcp pages, pcp counts say {pcpCount}");
         }
+        if (walkPoisonedInUse != _hwPoisonInUse)
+        {
+            Report($"page walk found {walkPoisonedInUse} HWPoison pages in use, counter says {_hwPoisonInUse}");
+        }
         if (walkLeaked != _hwPoisonLeaked)
         {
             Report($"page walk found {walkLeaked} leaked HWPoison pages, counter says {_hwPoisonLeaked}");
@@ -189,6 +197,13 @@ public sealed partial class Zone
         {
             var at = idx + 1 + (badFlag >= 0 ? badFlag : badRef);
             report($"pfn {Hex(PfnOf(at))} inside the {what} at {Hex(PfnOf(idx))} has flags {(PageFlags)Flags[at]} refcount {RefCount[at]}");
+        }
+        // Only block heads carry an order (merges clear the heads they absorb), so the range free
+        // can tell an order-0 page from the head of a larger block by reading that page alone.
+        var badOrder = Order.AsSpan(idx + 1, end - idx - 1).IndexOfAnyExcept((byte)0);
+        if (badOrder >= 0)
+        {
+            report($"pfn {Hex(PfnOf(idx + 1 + badOrder))} inside the {what} at {Hex(PfnOf(idx))} keeps order {Order[idx + 1 + badOrder]}");
         }
     }
 

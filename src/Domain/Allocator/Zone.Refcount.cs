@@ -81,6 +81,7 @@ public sealed partial class Zone
         {
             Flags[idx] = (byte)PageFlags.HwPoison;
             _hwPoisonLeaked++;
+            _hwPoisonInUse--;
             return true;
         }
         Uncharge(idx, 1L << order); // after the HWPoison return, as in the kernel: a poisoned page stays charged
@@ -202,7 +203,7 @@ public sealed partial class Zone
         var tails = (1 << order) - 1;
         RefCount.AsSpan(idx + 1, tails).Fill(1);
         Flags.AsSpan(idx + 1, tails).Fill((byte)PageFlags.Allocated);
-        Order.AsSpan(idx, tails + 1).Clear(); // interior pages may hold stale buddy orders
+        Order[idx] = 0; // only heads carry an order: the tails already read 0
         SplitMemcg(idx, order);
 
         return new SplitResult(pfn, order, 1 << order);
@@ -233,7 +234,11 @@ public sealed partial class Zone
         {
             return notOwner;
         }
-        Flags[idx] |= (byte)PageFlags.HwPoison;
+        if ((Flags[idx] & (byte)PageFlags.HwPoison) == 0)
+        {
+            Flags[idx] |= (byte)PageFlags.HwPoison;
+            _hwPoisonInUse++;
+        }
         return new RefcountResult(pfn, RefCount[idx], false);
     }
 }

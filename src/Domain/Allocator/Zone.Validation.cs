@@ -145,12 +145,6 @@ public sealed partial class Zone
         return null;
     }
 
-    /// <summary>The common case, vectorised: every page has refcount 1, no flag but Allocated, order 0.</summary>
-    private bool IsPlainOrder0Range(int idx, int n) =>
-        RefCount.AsSpan(idx, n).IndexOfAnyExcept(1) < 0
-        && Flags.AsSpan(idx, n).IndexOfAnyExcept((byte)PageFlags.Allocated) < 0
-        && Order.AsSpan(idx, n).IndexOfAnyExcept((byte)0) < 0;
-
     /// <summary>Every page referenced, order 0, and flagged Allocated (optionally HWPoison).</summary>
     private bool IsReferencedOrder0Range(int idx, int n) =>
         RefCount.AsSpan(idx, n).IndexOfAnyInRange(int.MinValue, 0) < 0

@@ -34,6 +34,9 @@ public sealed partial class Zone
     private long _freePages;
     private long _hwPoisonLeaked;
 
+    // HWPoison pages still in use (changed under RefLock): while there are none, no range can hold one.
+    private long _hwPoisonInUse;
+
     internal Zone(int index, int nodeId, ZoneType type, string key, long startPfn, int pages, ZoneTuning tuning, int cpus)
     {
         Index = index;
