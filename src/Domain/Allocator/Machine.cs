@@ -278,5 +278,5 @@ public sealed class Machine
     public int CurrentCpu() => (int)((uint)Thread.GetCurrentProcessorId() % (uint)Cpus);
 }
 
-/// <summary>A successful allocation: the head pfn and how it was served.</summary>
-public sealed record AllocatedBlock(Zone Zone, long Pfn, int Order, MigrateType MigrateType, bool Compound, bool FromPcp);
+/// <summary>A successful allocation: the head pfn and how it was served (a struct: no allocation per alloc_pages).</summary>
+public readonly record struct AllocatedBlock(Zone Zone, long Pfn, int Order, MigrateType MigrateType, bool Compound, bool FromPcp);
