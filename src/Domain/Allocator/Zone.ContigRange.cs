@@ -143,7 +143,16 @@ public sealed partial class Zone
             }
             foreach (var (start, length) in runs)
             {
-                DropReferences(IndexOf(start), length, freeable, ref notFreed, ref leaked);
+                var idx = IndexOf(start);
+                if (strategy != FreeStrategy.PerPage && TryDropPlainOrder0Range(idx, length))
+                {
+                    UnchargeRange(idx, length);
+                    freeable.Add((idx, length));
+                }
+                else
+                {
+                    DropReferences(idx, length, freeable, ref notFreed, ref leaked);
+                }
             }
         }
         return new ContigFreeSummary(FreeRuns(freeable, strategy, cpu, chunks), notFreed, leaked);
