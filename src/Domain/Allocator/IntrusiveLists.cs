@@ -1,55 +1,97 @@
+using System.Runtime.CompilerServices;
+
 namespace PageAlloc.Domain.Allocator;
 
-/// <summary>
-/// A set of doubly linked lists threaded through per-page next/prev index arrays, as the kernel
-/// threads struct list_head through struct page: O(1) add at either end and O(1) unlink of any
-/// member. Several sets share the same link arrays (free_area lists and pcp lists use one union in
-/// struct page too); a page is on at most one list at a time. -1 is the null link.
-/// </summary>
-internal sealed class IntrusiveLists
+/// <summary>The null link, and the list sets' two ways of placing links.</summary>
+internal static class IntrusiveLists
 {
     public const int Nil = -1;
 
+    /// <summary>Lists whose links are kept per page, in arrays shared with other sets.</summary>
+    public static IntrusiveLists<PerPageLinks> PerPage(int[] next, int[] prev, int listCount) =>
+        new(next, prev, listCount, default);
+
+    /// <summary>
+    /// Lists of blocks of one order, each starting at a pfn aligned to 2^order: one link slot per
+    /// block instead of one per page. <paramref name="offset"/> aligns page indices to the pfns.
+    /// </summary>
+    public static IntrusiveLists<PerAlignedBlockLinks> ForAlignedBlocks(int pages, int order, int offset, int listCount)
+    {
+        var slots = ((pages - 1 + offset) >> order) + 1;
+        return new(new int[slots], new int[slots], listCount, new PerAlignedBlockLinks(order, offset));
+    }
+}
+
+/// <summary>Where a page's links sit in the link arrays.</summary>
+internal interface ILinkSlots
+{
+    int Slot(int page);
+}
+
+/// <summary>One slot per page: the page index itself (the JIT folds it away).</summary>
+internal readonly struct PerPageLinks : ILinkSlots
+{
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public int Slot(int page) => page;
+}
+
+/// <summary>One slot per naturally aligned block of 2^shift pages.</summary>
+internal readonly struct PerAlignedBlockLinks(int shift, int offset) : ILinkSlots
+{
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public int Slot(int page) => (page + offset) >> shift;
+}
+
+/// <summary>
+/// A set of doubly linked lists threaded through next/prev index arrays, as the kernel threads
+/// struct list_head through struct page: O(1) add at either end and O(1) unlink of any member.
+/// Several per-page sets share the same link arrays (free_area lists and pcp lists use one union in
+/// struct page too); a page is on at most one list at a time. <typeparamref name="TSlots"/> says
+/// where a page's links sit, specialised by the JIT so the per-page case costs nothing.
+/// </summary>
+internal sealed class IntrusiveLists<TSlots>
+    where TSlots : struct, ILinkSlots
+{
     private readonly int[] _next;
     private readonly int[] _prev;
     private readonly int[] _head;
     private readonly int[] _tail;
+    private readonly TSlots _slots;
 
-    public IntrusiveLists(int[] next, int[] prev, int listCount)
+    public IntrusiveLists(int[] next, int[] prev, int listCount, TSlots slots)
     {
         _next = next;
         _prev = prev;
+        _slots = slots;
         _head = new int[listCount];
         _tail = new int[listCount];
-        Array.Fill(_head, Nil);
-        Array.Fill(_tail, Nil);
+        Array.Fill(_head, IntrusiveLists.Nil);
+        Array.Fill(_tail, IntrusiveLists.Nil);
     }
 
-    public int ListCount => _head.Length;
-
-    public bool IsEmpty(int list) => _head[list] == Nil;
+    public bool IsEmpty(int list) => _head[list] == IntrusiveLists.Nil;
 
     public int First(int list) => _head[list];
 
     public int Last(int list) => _tail[list];
 
-    public int Next(int page) => _next[page];
+    public int Next(int page) => _next[_slots.Slot(page)];
 
-    public int Prev(int page) => _prev[page];
+    public int Prev(int page) => _prev[_slots.Slot(page)];
 
     /// <summary>list_add().</summary>
     public void AddHead(int list, int page)
     {
         var first = _head[list];
-        _next[page] = first;
-        _prev[page] = Nil;
-        if (first == Nil)
+        _next[_slots.Slot(page)] = first;
+        _prev[_slots.Slot(page)] = IntrusiveLists.Nil;
+        if (first == IntrusiveLists.Nil)
         {
             _tail[list] = page;
         }
         else
         {
-            _prev[first] = page;
+            _prev[_slots.Slot(first)] = page;
         }
         _head[list] = page;
     }
@@ -58,15 +100,15 @@ internal sealed class IntrusiveLists
     public void AddTail(int list, int page)
     {
         var last = _tail[list];
-        _prev[page] = last;
-        _next[page] = Nil;
-        if (last == Nil)
+        _prev[_slots.Slot(page)] = last;
+        _next[_slots.Slot(page)] = IntrusiveLists.Nil;
+        if (last == IntrusiveLists.Nil)
         {
             _head[list] = page;
         }
         else
         {
-            _next[last] = page;
+            _next[_slots.Slot(last)] = page;
         }
         _tail[list] = page;
     }
@@ -74,25 +116,25 @@ internal sealed class IntrusiveLists
     /// <summary>list_del().</summary>
     public void Remove(int list, int page)
     {
-        var next = _next[page];
-        var prev = _prev[page];
-        if (prev == Nil)
+        var next = _next[_slots.Slot(page)];
+        var prev = _prev[_slots.Slot(page)];
+        if (prev == IntrusiveLists.Nil)
         {
             _head[list] = next;
         }
         else
         {
-            _next[prev] = next;
+            _next[_slots.Slot(prev)] = next;
         }
-        if (next == Nil)
+        if (next == IntrusiveLists.Nil)
         {
             _tail[list] = prev;
         }
         else
         {
-            _prev[next] = prev;
+            _prev[_slots.Slot(next)] = prev;
         }
-        _next[page] = Nil;
-        _prev[page] = Nil;
+        _next[_slots.Slot(page)] = IntrusiveLists.Nil;
+        _prev[_slots.Slot(page)] = IntrusiveLists.Nil;
     }
 }

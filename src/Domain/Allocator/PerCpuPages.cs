@@ -20,7 +20,7 @@ internal sealed class PerCpuPages
     public PerCpuPages(int cpu, int[] next, int[] prev, int batch, int highMin, int highMax, string zoneName)
     {
         Cpu = cpu;
-        Lists = new IntrusiveLists(next, prev, NrPcpLists);
+        Lists = IntrusiveLists.PerPage(next, prev, NrPcpLists);
         Batch = batch;
         HighMin = highMin;
         HighMax = highMax;
@@ -32,7 +32,7 @@ internal sealed class PerCpuPages
 
     public InstrumentedLock Lock { get; }
 
-    public IntrusiveLists Lists { get; }
+    public IntrusiveLists<PerPageLinks> Lists { get; }
 
     /// <summary>pcp->count: pages (not blocks) on all lists.</summary>
     public int Count;

@@ -40,7 +40,7 @@ public sealed partial class Zone
             }
             for (var mt = 0; mt < MigrateTypes.PcpTypes; mt++)
             {
-                if (!_freeLists.IsEmpty(FreeListId(o, (MigrateType)mt)))
+                if (!FreeListEmpty(o, FreeListId(o, (MigrateType)mt)))
                 {
                     return true;
                 }

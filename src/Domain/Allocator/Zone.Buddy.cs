@@ -9,13 +9,33 @@ public sealed partial class Zone
 {
     private static int FreeListId(int order, MigrateType mt) => (order * MigrateTypes.Count) + (int)mt;
 
-    /// <summary>__add_to_free_list() + set_buddy_order() + account_freepages().</summary>
-    private void AddToFreeList(int idx, int order, MigrateType mt, bool toTail)
+    // The free lists of one order live in one of two list sets (see _maxOrderLists); these pick it.
+    private bool FreeListEmpty(int order, int list) =>
+        order == MaxPageOrder ? _maxOrderLists.IsEmpty(list) : _freeLists.IsEmpty(list);
+
+    private int FreeListFirst(int order, int list) =>
+        order == MaxPageOrder ? _maxOrderLists.First(list) : _freeLists.First(list);
+
+    private int FreeListNext(int order, int idx) =>
+        order == MaxPageOrder ? _maxOrderLists.Next(idx) : _freeLists.Next(idx);
+
+    private int FreeListPrev(int order, int idx) =>
+        order == MaxPageOrder ? _maxOrderLists.Prev(idx) : _freeLists.Prev(idx);
+
+    private void FreeListAdd(int order, int list, int idx, bool toTail)
     {
-        Flags[idx] = (byte)PageFlags.Buddy;
-        Order[idx] = (byte)order;
-        var list = FreeListId(order, mt);
-        if (toTail)
+        if (order == MaxPageOrder)
+        {
+            if (toTail)
+            {
+                _maxOrderLists.AddTail(list, idx);
+            }
+            else
+            {
+                _maxOrderLists.AddHead(list, idx);
+            }
+        }
+        else if (toTail)
         {
             _freeLists.AddTail(list, idx);
         }
@@ -23,6 +43,27 @@ public sealed partial class Zone
         {
             _freeLists.AddHead(list, idx);
         }
+    }
+
+    private void FreeListRemove(int order, int list, int idx)
+    {
+        if (order == MaxPageOrder)
+        {
+            _maxOrderLists.Remove(list, idx);
+        }
+        else
+        {
+            _freeLists.Remove(list, idx);
+        }
+    }
+
+    /// <summary>__add_to_free_list() + set_buddy_order() + account_freepages().</summary>
+    private void AddToFreeList(int idx, int order, MigrateType mt, bool toTail)
+    {
+        Flags[idx] = (byte)PageFlags.Buddy;
+        Order[idx] = (byte)order;
+        var list = FreeListId(order, mt);
+        FreeListAdd(order, list, idx, toTail);
         _nrFree[order]++;
         _nrFreeByType[list]++;
         _freePages += 1L << order;
@@ -32,7 +73,7 @@ public sealed partial class Zone
     private void DelFromFreeList(int idx, int order, MigrateType mt)
     {
         var list = FreeListId(order, mt);
-        _freeLists.Remove(list, idx);
+        FreeListRemove(order, list, idx);
         Flags[idx] = (byte)PageFlags.None;
         _nrFree[order]--;
         _nrFreeByType[list]--;
@@ -44,8 +85,8 @@ public sealed partial class Zone
     {
         var oldList = FreeListId(order, from);
         var newList = FreeListId(order, to);
-        _freeLists.Remove(oldList, idx);
-        _freeLists.AddTail(newList, idx);
+        FreeListRemove(order, oldList, idx);
+        FreeListAdd(order, newList, idx, toTail: true);
         _nrFreeByType[oldList]--;
         _nrFreeByType[newList]++;
     }
@@ -152,11 +193,11 @@ public sealed partial class Zone
         for (var current = order; current <= MaxPageOrder; current++)
         {
             var list = FreeListId(current, mt);
-            if (_freeLists.IsEmpty(list))
+            if (FreeListEmpty(current, list))
             {
                 continue;
             }
-            var idx = _freeLists.First(list);
+            var idx = FreeListFirst(current, list);
             DelFromFreeList(idx, current, mt);
             Expand(idx, order, current, mt);
             return idx;
@@ -202,7 +243,7 @@ public sealed partial class Zone
         }
         foreach (var fallback in MigrateTypes.Fallbacks(mt))
         {
-            if (!_freeLists.IsEmpty(FreeListId(order, fallback)))
+            if (!FreeListEmpty(order, FreeListId(order, fallback)))
             {
                 return (int)fallback;
             }
@@ -225,7 +266,7 @@ public sealed partial class Zone
             {
                 break;
             }
-            var head = _freeLists.First(FreeListId(current, (MigrateType)fallback));
+            var head = FreeListFirst(current, FreeListId(current, (MigrateType)fallback));
             var idx = TryToClaimBlock(head, current, order, mt, (MigrateType)fallback);
             if (idx >= 0)
             {
@@ -247,7 +288,7 @@ public sealed partial class Zone
                 continue;
             }
             var fallbackMt = (MigrateType)fallback;
-            var idx = _freeLists.First(FreeListId(current, fallbackMt));
+            var idx = FreeListFirst(current, FreeListId(current, fallbackMt));
             DelFromFreeList(idx, current, fallbackMt);
             Expand(idx, order, current, fallbackMt);
             _events[(int)VmEvent.FallbackSteal]++;

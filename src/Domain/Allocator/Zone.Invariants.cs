@@ -31,7 +31,7 @@ public sealed partial class Zone
                 var list = FreeListId(order, (MigrateType)mt);
                 long blocks = 0;
                 var prev = IntrusiveLists.Nil;
-                for (var idx = _freeLists.First(list); idx != IntrusiveLists.Nil; idx = _freeLists.Next(idx))
+                for (var idx = FreeListFirst(order, list); idx != IntrusiveLists.Nil; idx = FreeListNext(order, idx))
                 {
                     var pfn = PfnOf(idx);
                     if (blocks++ > SpannedPages)
@@ -39,7 +39,7 @@ public sealed partial class Zone
                         Report($"free list order {order} {MigrateTypes.Name((MigrateType)mt)} loops");
                         break;
                     }
-                    if (_freeLists.Prev(idx) != prev)
+                    if (FreeListPrev(order, idx) != prev)
                     {
                         Report($"pfn {Hex(pfn)}: prev link broken on free list order {order}");
                     }

@@ -39,7 +39,7 @@ public sealed partial class Zone
         _ => PageLocation.Frozen,
     };
 
-    private static bool ListContains(IntrusiveLists lists, int list, int idx)
+    private static bool ListContains(IntrusiveLists<PerPageLinks> lists, int list, int idx)
     {
         for (var i = lists.First(list); i != IntrusiveLists.Nil; i = lists.Next(i))
         {
@@ -57,7 +57,7 @@ public sealed partial class Zone
         using var _ = ZoneLock.Enter();
         var pfns = new List<long>();
         var list = FreeListId(order, mt);
-        for (var i = _freeLists.First(list); i != IntrusiveLists.Nil; i = _freeLists.Next(i))
+        for (var i = FreeListFirst(order, list); i != IntrusiveLists.Nil; i = FreeListNext(order, i))
         {
             pfns.Add(PfnOf(i));
         }

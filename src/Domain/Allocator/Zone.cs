@@ -26,7 +26,13 @@ public sealed partial class Zone
 
     private readonly byte[] _pageblockMt;
     private readonly long _firstPageblock;
-    private readonly IntrusiveLists _freeLists;
+    private readonly IntrusiveLists<PerPageLinks> _freeLists;
+
+    // The MAX_PAGE_ORDER lists keep their links one slot per 2^10-page block, not per page: booting
+    // a zone puts every page in such blocks, and per-page links would touch every 4 KiB of both
+    // link arrays (2 GiB on a 1 TiB zone) to write one entry in 1024. Where a list_head lives is
+    // layout, not behaviour: the lists are the kernel's.
+    private readonly IntrusiveLists<PerAlignedBlockLinks> _maxOrderLists;
     private readonly long[] _nrFree = new long[NrPageOrders];
     private readonly long[] _nrFreeByType = new long[NrPageOrders * MigrateTypes.Count];
     private readonly long[] _events = new long[VmEvents.Count];
@@ -59,7 +65,8 @@ public sealed partial class Zone
         var lastPageblock = (startPfn + pages - 1) >> PageblockOrder;
         _pageblockMt = new byte[lastPageblock - _firstPageblock + 1];
 
-        _freeLists = new IntrusiveLists(Next, Prev, NrPageOrders * MigrateTypes.Count);
+        _freeLists = IntrusiveLists.PerPage(Next, Prev, NrPageOrders * MigrateTypes.Count);
+        _maxOrderLists = IntrusiveLists.ForAlignedBlocks(pages, MaxPageOrder, (int)(startPfn & ((1 << MaxPageOrder) - 1)), NrPageOrders * MigrateTypes.Count);
         ZoneLock = new InstrumentedLock($"{key} zone->lock");
         RefLock = new InstrumentedLock($"{key} refcount");
         _pcp = new PerCpuPages[cpus];
@@ -128,8 +135,11 @@ public sealed partial class Zone
             {
                 order--;
             }
-            var idx = IndexOf(pfn);
-            FreeOneBlockLocked(idx, order, toTail: true);
+            // __free_pages_core() -> split_large_buddy() frees an order-10 block as two order-9 halves
+            // that merge straight back, every pageblock being Movable at boot; freeing it whole ends in
+            // the same lists and counters without writing the order-9 links of every block.
+            FreeOneBlockCore(IndexOf(pfn), order, MigrateType.Movable, toTail: true);
+            _events[(int)VmEvent.PgFree] += 1L << order;
             pfn += 1L << order;
         }
     }
