@@ -98,7 +98,7 @@ public static class ZonesEndpoints
             s.Watermarks, s.LowmemReserve, s.Pcp));
     }
 
-    public static Results<Created<AllocPagesResponse>, ProblemHttpResult> AllocPages(MachineHost host, ClaimsPrincipal user, string zone, AllocPagesRequest request)
+    public static Results<CreatedJson<AllocPagesResponse>, ProblemHttpResult> AllocPages(MachineHost host, ClaimsPrincipal user, string zone, AllocPagesRequest request)
     {
         var machine = host.Machine; // one machine for the zone, the memcg and the zonelist, even across a reset
         var z = machine.FindZone(zone)!;
@@ -119,17 +119,17 @@ public static class ZonesEndpoints
             return Problems.From(error);
         }
         var b = result.Value;
-        return TypedResults.Created($"/zones/{b.Zone.Key}/pages/{b.Pfn}",
+        return KnownLengthJson.Created($"/zones/{b.Zone.Key}/pages/{b.Pfn}",
             new AllocPagesResponse(b.Pfn, b.Order, b.Zone.Key, b.MigrateType, b.Compound, b.FromPcp, Gfp.Format(gfp)));
     }
 
-    public static Results<Ok<SplitPageResponse>, ProblemHttpResult> SplitPage(MachineHost host, ClaimsPrincipal user, string zone, BlockRequest request)
+    public static Results<OkJson<SplitPageResponse>, ProblemHttpResult> SplitPage(MachineHost host, ClaimsPrincipal user, string zone, BlockRequest request)
     {
         var z = ZoneOf(host, zone);
         return Respond(z.SplitPage(request.Pfn!.Value, request.Order!.Value, OwnerOf(host, user)), s => new SplitPageResponse(s.Pfn, s.Order, s.Pages));
     }
 
-    public static Results<Ok<RangeFreeResponse>, ProblemHttpResult> FreeContigRange(
+    public static Results<OkJson<RangeFreeResponse>, ProblemHttpResult> FreeContigRange(
         MachineHost host, IOptions<LimitsOptions> limits, ClaimsPrincipal user, string zone, FreeContigRangeRequest request, [Description(ListChunksHelp)] bool? listChunks)
     {
         var z = ZoneOf(host, zone);
@@ -139,7 +139,7 @@ public static class ZonesEndpoints
         return Respond(result, s => RangeResponse(s, chunks, strategy, listChunks == true));
     }
 
-    public static Results<Ok<RangeFreeResponse>, ProblemHttpResult> FreePagesBulk(
+    public static Results<OkJson<RangeFreeResponse>, ProblemHttpResult> FreePagesBulk(
         MachineHost host, IOptions<LimitsOptions> limits, ClaimsPrincipal user, string zone, FreePagesBulkRequest request, [Description(ListChunksHelp)] bool? listChunks)
     {
         var z = ZoneOf(host, zone);
@@ -155,32 +155,32 @@ public static class ZonesEndpoints
         new(s.Freed, s.NotFreed, s.Leaked, chunks.ByOrder, listed ? [.. chunks.Select(c => new ChunkResponse(c.Pfn, c.Order))] : null,
             chunks.Unlisted, strategy);
 
-    public static Results<Ok<FreePagesResponse>, ProblemHttpResult> FreePages(MachineHost host, ClaimsPrincipal user, string zone, BlockRequest request)
+    public static Results<OkJson<FreePagesResponse>, ProblemHttpResult> FreePages(MachineHost host, ClaimsPrincipal user, string zone, BlockRequest request)
     {
         var z = ZoneOf(host, zone);
         var order = request.Order!.Value;
         return Respond(z.FreePages(request.Pfn!.Value, order, CpuOf(host, request.Cpu), OwnerOf(host, user)), r => new FreePagesResponse(r.Pfn, order, r.Freed, r.Refcount));
     }
 
-    public static Results<Ok<RefcountResponse>, ProblemHttpResult> GetPage(MachineHost host, ClaimsPrincipal user, string zone, PageRequest request) =>
+    public static Results<OkJson<RefcountResponse>, ProblemHttpResult> GetPage(MachineHost host, ClaimsPrincipal user, string zone, PageRequest request) =>
         RefcountCall(host, zone, z => z.GetPage(request.Pfn!.Value, OwnerOf(host, user)));
 
-    public static Results<Ok<RefcountResponse>, ProblemHttpResult> PutPage(MachineHost host, ClaimsPrincipal user, string zone, PageRequest request) =>
+    public static Results<OkJson<RefcountResponse>, ProblemHttpResult> PutPage(MachineHost host, ClaimsPrincipal user, string zone, PageRequest request) =>
         RefcountCall(host, zone, z => z.PutPage(request.Pfn!.Value, CpuOf(host, request.Cpu), OwnerOf(host, user)));
 
-    public static Results<Ok<RefcountResponse>, ProblemHttpResult> HwPoison(MachineHost host, ClaimsPrincipal user, string zone, PageRequest request) =>
+    public static Results<OkJson<RefcountResponse>, ProblemHttpResult> HwPoison(MachineHost host, ClaimsPrincipal user, string zone, PageRequest request) =>
         RefcountCall(host, zone, z => z.SetHwPoison(request.Pfn!.Value, OwnerOf(host, user)));
 
-    private static Results<Ok<RefcountResponse>, ProblemHttpResult> RefcountCall(
+    private static Results<OkJson<RefcountResponse>, ProblemHttpResult> RefcountCall(
         MachineHost host, string zone, Func<Zone, PageResult<RefcountResult>> call) =>
         Respond(call(ZoneOf(host, zone)), r => new RefcountResponse(r.Pfn, r.Refcount, r.Freed));
 
     /// <summary>A domain result as a response: 200 with the mapped value, or the refusal as a problem.</summary>
-    private static Results<Ok<TResponse>, ProblemHttpResult> Respond<T, TResponse>(PageResult<T> result, Func<T, TResponse> map) =>
-        result.Error is { } error ? Problems.From(error) : TypedResults.Ok(map(result.Value));
+    private static Results<OkJson<TResponse>, ProblemHttpResult> Respond<T, TResponse>(PageResult<T> result, Func<T, TResponse> map) =>
+        result.Error is { } error ? Problems.From(error) : KnownLengthJson.Ok(map(result.Value));
 
     /// <summary>The pfn is decimal or 0x-prefixed hex, as the kernel prints it.</summary>
-    public static Results<Ok<PageState>, ProblemHttpResult> GetPageState(MachineHost host, string zone, string pfn)
+    public static Results<OkJson<PageState>, ProblemHttpResult> GetPageState(MachineHost host, string zone, string pfn)
     {
         var z = ZoneOf(host, zone);
         if (!TryParsePfn(pfn, out var value))
@@ -195,7 +195,7 @@ public static class ZonesEndpoints
             ? long.TryParse(text.AsSpan(2), System.Globalization.NumberStyles.AllowHexSpecifier, null, out pfn) && pfn >= 0
             : long.TryParse(text, System.Globalization.NumberStyles.None, null, out pfn);
 
-    public static Results<Ok<DrainPagesResponse>, ProblemHttpResult> DrainPages(MachineHost host, string zone, DrainPagesRequest? request)
+    public static Results<OkJson<DrainPagesResponse>, ProblemHttpResult> DrainPages(MachineHost host, string zone, DrainPagesRequest? request)
     {
         return Respond(ZoneOf(host, zone).DrainPages(request?.Cpu), drained => new DrainPagesResponse(drained));
     }
