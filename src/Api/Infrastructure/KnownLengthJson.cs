@@ -10,7 +10,7 @@ namespace PageAlloc.Api.Infrastructure;
 
 /// <summary>
 /// JSON answers of the page calls, written with a Content-Length instead of chunked: the body is
-/// serialised into a pooled buffer first (a page call's answer is a few hundred bytes), which
+/// serialised into a small buffer first (a page call's answer is a few hundred bytes), which
 /// spares the chunk framing and a second write on the hot path. They declare the same response
 /// metadata as TypedResults.Ok / Created, so the OpenAPI document does not change.
 /// </summary>
