@@ -24,7 +24,7 @@ public sealed partial class Zone
                 min -= min / 4;
             }
         }
-        if (freePages <= min + LowmemReserve[(int)highestZone])
+        if (freePages <= min + _lowmemReserve[(int)highestZone])
         {
             return false;
         }

@@ -52,7 +52,7 @@ public sealed partial class Zone
         StartPfn = startPfn;
         SpannedPages = pages;
         Watermarks = tuning.Watermarks;
-        LowmemReserve = tuning.LowmemReserve;
+        _lowmemReserve = tuning.LowmemReserve;
 
         // List links are always written before they are read (a page's links are set when it joins
         // a list), so they skip zeroing: on a 1 TiB zone that is 2 GiB of memory never touched.
@@ -102,7 +102,10 @@ public sealed partial class Zone
     public Watermarks Watermarks { get; }
 
     /// <summary>lowmem_reserve[], indexed by the highest zone type a request may use.</summary>
-    public IReadOnlyList<long> LowmemReserve { get; }
+    public IReadOnlyList<long> LowmemReserve => _lowmemReserve;
+
+    // The array itself for the watermark check, which runs on every allocation (no interface call).
+    private readonly long[] _lowmemReserve;
 
     public int Cpus => _pcp.Length;
 
