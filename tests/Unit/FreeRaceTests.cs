@@ -161,7 +161,7 @@ public class FreeRaceTests
             case PageCall.SplitPage:
                 return (zone.SplitPage(block, Order).IsSuccess, 0, false);
             default:
-                var strategy = (FreeStrategy)((call - PageCall.FreeContigRangePerPage) % 3);
+                var strategy = FreeStrategies.All[(call - PageCall.FreeContigRangePerPage) % FreeStrategies.All.Count].Strategy;
                 var result = call < PageCall.FreePagesBulkPerPage
                     ? zone.FreeContigRange(block, Pages, strategy, cpu)
                     : zone.FreePagesBulk(all, strategy, cpu);

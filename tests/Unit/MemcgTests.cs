@@ -168,7 +168,7 @@ public class MemcgTests
         {
             var block = Alloc(m, a, 3, cpu: round % 2);
             Assert.True(zone.SplitPage(block.Pfn, 3, a).IsSuccess);
-            var strategy = (FreeStrategy)(round % 3);
+            var strategy = FreeStrategies.All[round % FreeStrategies.All.Count].Strategy;
             var racers = new[]
             {
                 Task.Run(() => { zone.FreeContigRange(block.Pfn, 8, strategy, 0, null, a); }, TestContext.Current.CancellationToken),

@@ -79,7 +79,7 @@ public class ModelBasedTests
                         }
                         break;
                     case 5:
-                        FreeRangeOfSplitPages(held, h, (FreeStrategy)(pick % 3), cpu);
+                        FreeRangeOfSplitPages(held, h, FreeStrategies.All[pick % FreeStrategies.All.Count].Strategy, cpu);
                         break;
                     case 6:
                         Assert.True(h.Zone.DrainPages(pick % 3 == 0 ? null : cpu).IsSuccess);

@@ -20,6 +20,7 @@ public sealed partial class Zone
     public PageResult<ContigFreeSummary> FreeContigRange(
         long pfn, long nrPages, FreeStrategy strategy, int cpu, ChunkTally? chunks = null, Memcg? owner = null)
     {
+        var how = FreeStrategies.Of(strategy);
         if ((CheckRange(pfn, nrPages) ?? CheckCpu(cpu)) is { } error)
         {
             return error;
@@ -30,7 +31,7 @@ public sealed partial class Zone
         List<(int Start, int Length)>? runs = null;
         using (RefLock.Enter())
         {
-            if (strategy != FreeStrategy.PerPage && CheckOwner(idx, n, owner, "free_contig_range") is null
+            if (!how.PageByPage && CheckOwner(idx, n, owner, "free_contig_range") is null
                 && TryDropPlainOrder0Range(idx, n))
             {
                 UnchargeRange(idx, n);
@@ -47,10 +48,10 @@ public sealed partial class Zone
         }
         if (runs is null)
         {
-            FreeRun(idx, n, strategy, cpu, chunks);
+            FreeRun(idx, n, how, cpu, chunks);
             return new ContigFreeSummary(n, 0, 0);
         }
-        return new ContigFreeSummary(FreeRuns(runs, strategy, cpu, chunks), notFreed, leaked);
+        return new ContigFreeSummary(FreeRuns(runs, how, cpu, chunks), notFreed, leaked);
     }
 
     /// <summary>
@@ -104,6 +105,7 @@ public sealed partial class Zone
     public PageResult<ContigFreeSummary> FreePagesBulk(
         IReadOnlyList<long> pfns, FreeStrategy strategy, int cpu, ChunkTally? chunks = null, Memcg? owner = null)
     {
+        var how = FreeStrategies.Of(strategy);
         if (CheckCpu(cpu) is { } cpuError)
         {
             return cpuError;
@@ -144,7 +146,7 @@ public sealed partial class Zone
             foreach (var (start, length) in runs)
             {
                 var idx = IndexOf(start);
-                if (strategy != FreeStrategy.PerPage && TryDropPlainOrder0Range(idx, length))
+                if (!how.PageByPage && TryDropPlainOrder0Range(idx, length))
                 {
                     UnchargeRange(idx, length);
                     freeable.Add((idx, length));
@@ -155,7 +157,7 @@ public sealed partial class Zone
                 }
             }
         }
-        return new ContigFreeSummary(FreeRuns(freeable, strategy, cpu, chunks), notFreed, leaked);
+        return new ContigFreeSummary(FreeRuns(freeable, how, cpu, chunks), notFreed, leaked);
     }
 
     /// <summary>num_pages_contiguous() over the whole array: runs of consecutive pfns, in array order.</summary>
@@ -221,43 +223,41 @@ public sealed partial class Zone
     }
 
     /// <summary>Frees runs of pages whose references this caller dropped to zero; returns the pages freed.</summary>
-    private long FreeRuns(List<(int Start, int Length)> runs, FreeStrategy strategy, int cpu, ChunkTally? chunks)
+    private long FreeRuns(List<(int Start, int Length)> runs, FreeStrategyInfo how, int cpu, ChunkTally? chunks)
     {
         long freed = 0;
         foreach (var (start, length) in runs)
         {
             freed += length;
-            FreeRun(start, length, strategy, cpu, chunks);
+            FreeRun(start, length, how, cpu, chunks);
         }
         return freed;
     }
 
     /// <summary>
-    /// Hands one run of frozen pages (refcount 0, checks passed) to the allocator per strategy.
-    /// per-page: the loop before the patch, __free_frozen_pages() at order 0 for each page, so each
-    /// lands on the order-0 pcp list, draining to the buddy whenever pcp->count reaches high.
-    /// chunked: aligned chunks up to pageblock_order. upstream: runs end at memory-section
-    /// boundaries and chunks go up to MAX_PAGE_ORDER.
+    /// Hands one run of frozen pages (refcount 0, checks passed) to the allocator as the strategy's
+    /// row says. Page by page: the loop before the patch, __free_frozen_pages() at order 0 for each
+    /// page, so each lands on the order-0 pcp list, draining to the buddy whenever pcp->count reaches
+    /// high. Otherwise aligned chunks up to the row's cap, the run first cut at memory-section
+    /// boundaries when the row says so.
     /// </summary>
-    private void FreeRun(int idx, int n, FreeStrategy strategy, int cpu, ChunkTally? chunks)
+    private void FreeRun(int idx, int n, FreeStrategyInfo how, int cpu, ChunkTally? chunks)
     {
-        switch (strategy)
+        if (how.PageByPage)
         {
-            case FreeStrategy.PerPage:
-                for (var i = idx; i < idx + n; i++)
-                {
-                    FreeFrozenPages(i, 0, cpu);
-                    chunks?.Add(new FreedChunk(PfnOf(i), 0));
-                }
-                break;
-            case FreeStrategy.Chunked:
-                FreePreparedContigRange(idx, n, PageblockOrder, cpu, chunks);
-                break;
-            case FreeStrategy.Upstream:
-                FreeRunBySection(idx, n, MaxPageOrder, cpu, chunks);
-                break;
-            default:
-                throw new ArgumentOutOfRangeException(nameof(strategy), strategy, "unknown free strategy");
+            for (var i = idx; i < idx + n; i++)
+            {
+                FreeFrozenPages(i, 0, cpu);
+                chunks?.Add(new FreedChunk(PfnOf(i), 0));
+            }
+        }
+        else if (how.RunsEndAtSections)
+        {
+            FreeRunBySection(idx, n, how.ChunkCapOrder, cpu, chunks);
+        }
+        else
+        {
+            FreePreparedContigRange(idx, n, how.ChunkCapOrder, cpu, chunks);
         }
     }
 

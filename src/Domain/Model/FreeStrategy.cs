@@ -1,6 +1,8 @@
+using static PageAlloc.Domain.Model.PageAllocConstants;
+
 namespace PageAlloc.Domain.Model;
 
-/// <summary>How free_contig_range() frees a range of order-0 pages.</summary>
+/// <summary>How free_contig_range() frees a range of order-0 pages (rows of <see cref="FreeStrategies"/>).</summary>
 public enum FreeStrategy
 {
     /// <summary>The loop before the 2026 patch: __free_page() on each page, so each lands on the order-0 pcp list.</summary>
@@ -13,27 +15,60 @@ public enum FreeStrategy
     Upstream,
 }
 
+/// <summary>
+/// One free strategy, all that the allocator and the wire need to know of it: its name, whether it
+/// frees page by page, the largest chunk it frees, and whether its runs end at memory sections.
+/// </summary>
+public sealed record FreeStrategyInfo(FreeStrategy Strategy, string Name, bool PageByPage, int ChunkCapOrder, bool RunsEndAtSections);
+
+/// <summary>
+/// The table of free strategies: one row each. A new strategy is a row here plus its algorithm,
+/// if it needs one the columns cannot describe; an enum value without a row fails at start.
+/// </summary>
 public static class FreeStrategies
 {
-    /// <summary>The wire names: per-page, chunked, upstream.</summary>
-    public static string Name(FreeStrategy s) => s switch
+    private static readonly FreeStrategyInfo[] Table =
+    [
+        new(FreeStrategy.PerPage, "per-page", PageByPage: true, ChunkCapOrder: 0, RunsEndAtSections: false),
+        new(FreeStrategy.Chunked, "chunked", PageByPage: false, ChunkCapOrder: PageblockOrder, RunsEndAtSections: false),
+        new(FreeStrategy.Upstream, "upstream", PageByPage: false, ChunkCapOrder: MaxPageOrder, RunsEndAtSections: true),
+    ];
+
+    static FreeStrategies()
     {
-        FreeStrategy.PerPage => "per-page",
-        FreeStrategy.Chunked => "chunked",
-        _ => "upstream",
-    };
+        var values = Enum.GetValues<FreeStrategy>();
+        for (var i = 0; i < values.Length; i++)
+        {
+            if ((int)values[i] != i || i >= Table.Length || Table[i].Strategy != values[i])
+            {
+                throw new InvalidOperationException($"FreeStrategies has no row {i} for {values[i]}: every strategy needs one, in enum order.");
+            }
+        }
+    }
+
+    /// <summary>Every strategy, in enum order.</summary>
+    public static IReadOnlyList<FreeStrategyInfo> All => Table;
+
+    /// <summary>The row of a strategy; a value outside the enum is an error, never a default.</summary>
+    public static FreeStrategyInfo Of(FreeStrategy strategy) =>
+        (uint)strategy < (uint)Table.Length
+            ? Table[(int)strategy]
+            : throw new ArgumentOutOfRangeException(nameof(strategy), strategy, "not a free strategy");
+
+    /// <summary>The wire name: per-page, chunked, upstream.</summary>
+    public static string Name(FreeStrategy strategy) => Of(strategy).Name;
 
     public static bool TryParse(string? text, out FreeStrategy strategy)
     {
-        foreach (var s in Enum.GetValues<FreeStrategy>())
+        foreach (var row in Table)
         {
-            if (string.Equals(Name(s), text, StringComparison.OrdinalIgnoreCase))
+            if (string.Equals(row.Name, text, StringComparison.OrdinalIgnoreCase))
             {
-                strategy = s;
+                strategy = row.Strategy;
                 return true;
             }
         }
-        strategy = FreeStrategy.Chunked;
+        strategy = default;
         return false;
     }
 }
