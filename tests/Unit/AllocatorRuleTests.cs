@@ -1,0 +1,212 @@
+using PageAlloc.Domain.Allocator;
+using PageAlloc.Domain.Model;
+
+namespace PageAlloc.Tests.Unit;
+
+/// <summary>
+/// The kernel's allocation rules that the README claims, one rule per test, each named after the
+/// rule and citing the function that makes it (mm/page_alloc.c unless said otherwise).
+/// </summary>
+public class AllocatorRuleTests
+{
+    private static Machine OneZone(long pages = 4096, long? minFreeKbytes = 0) => new(MachineConfig.SingleNode(
+        1, minFreeKbytes, new ZoneConfig { Name = "Normal", StartPfn = 0x10000, Pages = pages }));
+
+    private static PageResult<AllocatedBlock> Alloc(Machine m, string zone, int order, string gfp)
+    {
+        Assert.True(Gfp.TryParse(gfp, out var flags, out _));
+        return m.AllocPages(m.FindZone(zone)!, order, flags, 0);
+    }
+
+    [Fact]
+    public void RmqueueClaim_AnUnmovableAllocationOnAllMovableMemory_ClaimsTheWholeBlock()
+    {
+        // __rmqueue_claim() -> try_to_claim_block(): a fallback block of pageblock_order or more
+        // changes the type of every pageblock it spans (change_pageblock_range()) and is expanded
+        // on the requested type's lists.
+        var m = OneZone();
+        var before = m.Normal().Stats().PageblocksByType[(int)MigrateType.Unmovable];
+
+        var block = Alloc(m, "Normal", 4, "GFP_KERNEL").Value;
+
+        var after = m.Normal().Stats();
+        Assert.Equal(MigrateType.Unmovable, block.MigrateType);
+        Assert.Equal(0, before);
+        Assert.Equal(2, after.PageblocksByType[(int)MigrateType.Unmovable]); // an order-10 block is two pageblocks
+        Assert.Equal(1, after.Event(VmEvent.FallbackClaim));
+        Assert.Equal(0, after.Event(VmEvent.FallbackSteal));
+        m.AssertConsistent();
+    }
+
+    [Fact]
+    public void ZoneWatermarkOk_GfpHighTakesHalfOfMin_AndNonBlockingAQuarterOfTheRest()
+    {
+        // __zone_watermark_ok(): ALLOC_MIN_RESERVE (__GFP_HIGH) lowers min by min/2, and with
+        // ALLOC_NON_BLOCK (no __GFP_DIRECT_RECLAIM) by a further quarter of what is left. The zone
+        // has 4096 free pages.
+        var zone = OneZone().Normal();
+        const AllocFlags high = AllocFlags.WmarkMin | AllocFlags.MinReserve;
+
+        Assert.False(zone.WatermarkOk(0, 6000, ZoneType.Normal, AllocFlags.WmarkMin));
+        Assert.True(zone.WatermarkOk(0, 6000, ZoneType.Normal, high)); // 6000 - 3000 = 3000 < 4096
+        Assert.False(zone.WatermarkOk(0, 9000, ZoneType.Normal, high)); // 4500
+        Assert.True(zone.WatermarkOk(0, 9000, ZoneType.Normal, high | AllocFlags.NonBlock)); // 4500 - 1125 = 3375
+        Assert.False(zone.WatermarkOk(0, 9000, ZoneType.Normal, AllocFlags.WmarkMin | AllocFlags.NonBlock)); // no __GFP_HIGH: no allowance
+    }
+
+    /// <summary>A zone whose free pages sit just under its min watermark (4000 of 4096 pages).</summary>
+    private static Machine UnderMin()
+    {
+        var m = OneZone(minFreeKbytes: 16000);
+        Assert.Equal(4000, m.Normal().Watermarks.Min);
+        Assert.True(Alloc(m, "Normal", 7, "GFP_KERNEL|__GFP_MEMALLOC").IsSuccess); // 128 pages, past every watermark
+        Assert.InRange(m.Normal().NrFreePages, 3900, 4000);
+        return m;
+    }
+
+    [Fact]
+    public void SlowPath_GfpKernelUnderMin_Fails()
+    {
+        // get_page_from_freelist() at the low watermark, then the slow path once at min: no reserves.
+        var m = UnderMin();
+        Assert.Equal(PageErrorKind.OutOfMemory, Alloc(m, "Normal", 4, "GFP_KERNEL").Error?.Kind);
+    }
+
+    [Fact]
+    public void SlowPath_GfpAtomic_DipsIntoTheMinReserve()
+    {
+        // gfp_to_alloc_flags(): __GFP_HIGH is ALLOC_MIN_RESERVE, and without __GFP_DIRECT_RECLAIM
+        // the request is ALLOC_NON_BLOCK: min 4000 becomes 1500.
+        var m = UnderMin();
+        Assert.True(Alloc(m, "Normal", 4, "GFP_ATOMIC").IsSuccess);
+    }
+
+    [Fact]
+    public void SlowPath_GfpNowait_GetsNoReserveWithoutGfpHigh()
+    {
+        // ALLOC_NON_BLOCK lowers min only together with ALLOC_MIN_RESERVE (__zone_watermark_ok()).
+        var m = UnderMin();
+        Assert.Equal(PageErrorKind.OutOfMemory, Alloc(m, "Normal", 4, "GFP_NOWAIT").Error?.Kind);
+    }
+
+    [Fact]
+    public void SlowPath_GfpMemalloc_IgnoresTheWatermarks()
+    {
+        // __gfp_pfmemalloc_flags(): __GFP_MEMALLOC is ALLOC_NO_WATERMARKS.
+        var m = UnderMin();
+        Assert.True(Alloc(m, "Normal", 9, "GFP_KERNEL|__GFP_MEMALLOC").IsSuccess);
+    }
+
+    [Fact]
+    public void LowmemReserve_KeepsAFallbackZoneForItsOwnAllocations()
+    {
+        // setup_per_zone_lowmem_reserve(): DMA32 keeps Normal's pages / 256 = 32 pages from
+        // allocations that could have used Normal (lowmem_reserve[ZONE_NORMAL]), but not from its own.
+        var m = TestMachines.Small(cpus: 1);
+        var dma32 = m.FindZone("DMA32")!;
+        Assert.Equal(32, dma32.LowmemReserve[(int)ZoneType.Normal]);
+        Assert.Equal(0, dma32.LowmemReserve[(int)ZoneType.Dma32]);
+
+        while (Alloc(m, "Normal", 4, "GFP_KERNEL").IsSuccess)
+        {
+        }
+        var leftForNormal = dma32.NrFreePages;
+        while (Alloc(m, "DMA32", 4, "GFP_DMA32").IsSuccess)
+        {
+        }
+
+        Assert.InRange(leftForNormal, 32, 32 + 15); // the last order-4 allocation stopped at the reserve
+        Assert.InRange(dma32.NrFreePages, 0, 16);
+        m.AssertConsistent();
+    }
+
+    private static Machine TwoNodes() => new(new MachineConfig
+    {
+        Cpus = 1,
+        MinFreeKbytes = 0,
+        Nodes =
+        [
+            new NodeConfig { Id = 0, Zones = [new ZoneConfig { Name = "DMA32", StartPfn = 4096, Pages = 1024 }, new ZoneConfig { Name = "Normal", StartPfn = 8192, Pages = 1024 }] },
+            new NodeConfig { Id = 1, Zones = [new ZoneConfig { Name = "Normal", StartPfn = 16384, Pages = 1024 }] },
+        ],
+    });
+
+    [Fact]
+    public void Zonelist_FallsBackToLowerZonesOfTheNodeFirst_ThenToOtherNodes()
+    {
+        // build_zonelists(): the preferred node's zones from the highest allowed down, then the
+        // other nodes' (PageAlloc takes them in node id order: it models no node distances).
+        var m = TwoNodes();
+        var zones = new List<string>();
+        for (var i = 0; i < 3 * 1024 / 256; i++)
+        {
+            if (Alloc(m, "Normal", 8, "GFP_KERNEL") is { IsSuccess: true } block)
+            {
+                zones.Add(block.Value.Zone.Key);
+            }
+        }
+
+        var order = zones.Distinct().ToList();
+        Assert.Equal(["Normal", "DMA32", "Normal@1"], order);
+        m.AssertConsistent();
+    }
+
+    [Fact]
+    public void GfpThisnode_NeverLeavesThePreferredNode()
+    {
+        // __GFP_THISNODE: the zonelist holds the preferred node's zones only (ZONELIST_NOFALLBACK).
+        var m = TwoNodes();
+        while (Alloc(m, "Normal", 8, "GFP_KERNEL|__GFP_THISNODE") is { IsSuccess: true } block)
+        {
+            Assert.Equal(0, block.Value.Zone.NodeId);
+        }
+        Assert.Equal(1024, m.FindZone("Normal@1")!.NrFreePages);
+    }
+
+    [Theory]
+    [InlineData(0)]
+    [InlineData(2)]
+    public void RmqueueBulk_RefillsAnEmptyPcpListWithNrPcpAllocBlocks(int order)
+    {
+        // rmqueue_pcplist() -> rmqueue_bulk(nr_pcp_alloc()): batch blocks, batch >> order (at
+        // least 2) for higher orders; one is handed out, the rest stay on the list.
+        var m = OneZone(pages: 65536);
+        var zone = m.Normal();
+        var batch = zone.Stats().Pcp[0].Batch;
+        var blocks = Math.Max(batch >> order, 2);
+
+        Assert.True(Alloc(m, "Normal", order, "GFP_KERNEL").Value.FromPcp);
+
+        var stats = zone.Stats();
+        Assert.Equal(blocks << order, stats.Event(VmEvent.PcpRefillPages));
+        Assert.Equal((blocks - 1) << order, stats.Pcp[0].Count);
+    }
+
+    [Fact]
+    public void FreePcppagesBulk_AtHigh_ReturnsNrPcpFreePages()
+    {
+        // free_frozen_page_commit(): when pcp->count reaches high, free_pcppages_bulk() returns
+        // nr_pcp_free() pages: the frees since the last allocation (free_count), at least batch
+        // and at most high - batch.
+        var m = OneZone(pages: 65536);
+        var zone = m.Normal();
+        var pcp = zone.Stats().Pcp[0];
+        var pages = new List<long>();
+        for (var i = 0; i < pcp.High; i++)
+        {
+            pages.Add(Alloc(m, "Normal", 0, "GFP_KERNEL").Value.Pfn);
+        }
+        var countBefore = zone.Stats().Pcp[0].Count;
+        var freesToHigh = pcp.High - countBefore;
+
+        for (var i = 0; i < freesToHigh; i++)
+        {
+            Assert.True(zone.FreePages(pages[i], 0, 0).IsSuccess);
+        }
+
+        var stats = zone.Stats();
+        Assert.Equal(1, stats.Event(VmEvent.PcpDrain));
+        Assert.Equal(Math.Clamp(freesToHigh, pcp.Batch, pcp.High - pcp.Batch), stats.Event(VmEvent.PcpDrainPages));
+        m.AssertConsistent();
+    }
+}
