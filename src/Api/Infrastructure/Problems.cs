@@ -20,9 +20,8 @@ public static class Problems
         _ => StatusCodes.Status409Conflict,
     };
 
-    /// <summary>"InvalidOrder" becomes "invalid-order".</summary>
-    public static string Slug(string pascal) =>
-        string.Concat(pascal.Select((c, i) => char.IsUpper(c) && i > 0 ? "-" + char.ToLowerInvariant(c) : char.ToLowerInvariant(c).ToString()));
+    /// <summary>"InvalidOrder" becomes "invalid-order", as the enums are spelled on the wire.</summary>
+    public static string Slug(string pascal) => System.Text.Json.JsonNamingPolicy.KebabCaseLower.ConvertName(pascal);
 
     public static ProblemHttpResult From(PageError error) => TypedResults.Problem(
         detail: error.Detail,

@@ -20,7 +20,6 @@ public sealed class Machine
         {
             throw new ArgumentException("Invalid machine configuration: " + string.Join(" ", problems), nameof(config));
         }
-        Config = config;
         Cpus = config.Cpus;
         var layout = config.Nodes
             .SelectMany(n => n.Zones.Select(z =>
@@ -65,8 +64,6 @@ public sealed class Machine
     // Zonelists per preferred zone, highest zone type and __GFP_THISNODE, built once at boot as
     // build_zonelists() does.
     private readonly Zone[][][] _zonelists;
-
-    public MachineConfig Config { get; }
 
     // The memcgs by id; [0] is null ("charged to none").
     private readonly Memcg?[] _memcgs;

@@ -84,9 +84,6 @@ public sealed partial class Zone
 
     public ZoneType Type { get; }
 
-    /// <summary>The kernel's zone name (zone_names[]).</summary>
-    public string Name => ZoneTypes.Name(Type);
-
     /// <summary>The name the API uses: the zone name, with "@node" for nodes other than 0.</summary>
     public string Key { get; }
 
@@ -106,8 +103,6 @@ public sealed partial class Zone
 
     // The array itself for the watermark check, which runs on every allocation (no interface call).
     private readonly long[] _lowmemReserve;
-
-    public int Cpus => _pcp.Length;
 
     public InstrumentedLock ZoneLock { get; }
 
