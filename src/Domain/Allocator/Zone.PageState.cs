@@ -14,9 +14,9 @@ public sealed partial class Zone
         }
         using var _ = LockAll();
         var idx = IndexOf(pfn);
-        var (head, order, kind) = LocateBlock(idx);
+        var (head, order, where) = LocateBlock(idx);
         int? cpu = null;
-        if (kind == BlockKind.Pcp)
+        if (where == PageLocation.Pcp)
         {
             cpu = _pcp.FirstOrDefault(p => Enumerable.Range(0, PerCpuPages.NrPcpLists).Any(l => ListContains(p.Lists, l, head)))?.Cpu;
         }
@@ -25,19 +25,9 @@ public sealed partial class Zone
             .Where(f => f != PageFlags.None && flags.HasFlag(f))
             .Select(f => f.ToString().ToLowerInvariant())
             .ToArray();
-        var where = LocationOf(kind);
         var compound = (Flags[head] & (byte)PageFlags.Head) != 0;
         return new PageState(pfn, RefCount[idx], names, where, PfnOf(head), order, compound, cpu, PageblockMigrateType(idx));
     }
-
-    internal static PageLocation LocationOf(BlockKind kind) => kind switch
-    {
-        BlockKind.Buddy => PageLocation.Buddy,
-        BlockKind.Pcp => PageLocation.Pcp,
-        BlockKind.Allocated => PageLocation.Allocated,
-        BlockKind.HwPoisonLeaked => PageLocation.HwPoisonLeaked,
-        _ => PageLocation.Frozen,
-    };
 
     private static bool ListContains(IntrusiveLists<PerPageLinks> lists, int list, int idx)
     {

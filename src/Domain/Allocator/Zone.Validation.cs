@@ -47,27 +47,16 @@ public sealed partial class Zone
 
     internal static string Hex(long pfn) => $"0x{pfn:x}";
 
-    /// <summary>Where a page is: which block holds it and what that block is.</summary>
-    internal enum BlockKind
-    {
-        Buddy,
-        Pcp,
-        Allocated,
-        HwPoisonLeaked,
-        /// <summary>In no block: its refcount reached zero and the free that did it has yet to hand it back.</summary>
-        Frozen,
-    }
-
     /// <summary>
     /// Finds the block that holds a page: the head is the pfn aligned down to some order k whose
     /// flags mark a block of exactly order k (blocks are naturally aligned and never overlap).
     /// </summary>
-    internal (int Head, int Order, BlockKind Kind) LocateBlock(int idx)
+    internal (int Head, int Order, PageLocation Kind) LocateBlock(int idx)
     {
         var pfn = StartPfn + idx;
         if (Flags[idx] == (byte)PageFlags.HwPoison)
         {
-            return (idx, 0, BlockKind.HwPoisonLeaked);
+            return (idx, 0, PageLocation.HwPoisonLeaked);
         }
         for (var k = 0; k <= MaxPageOrder; k++)
         {
@@ -79,13 +68,13 @@ public sealed partial class Zone
             var flags = (PageFlags)Flags[head];
             if ((flags & (PageFlags.Buddy | PageFlags.Pcp | PageFlags.Allocated)) != 0 && Order[head] == k)
             {
-                var kind = (flags & PageFlags.Buddy) != 0 ? BlockKind.Buddy
-                    : (flags & PageFlags.Pcp) != 0 ? BlockKind.Pcp
-                    : BlockKind.Allocated;
+                var kind = (flags & PageFlags.Buddy) != 0 ? PageLocation.Buddy
+                    : (flags & PageFlags.Pcp) != 0 ? PageLocation.Pcp
+                    : PageLocation.Allocated;
                 return ((int)head, k, kind);
             }
         }
-        return (idx, 0, BlockKind.Frozen);
+        return (idx, 0, PageLocation.Frozen);
     }
 
     /// <summary>The refusal for a page that is not the head of a live allocation.</summary>
@@ -97,15 +86,15 @@ public sealed partial class Zone
         var block = head == idx ? "" : $" at {Hex(PfnOf(head))}";
         return kind switch
         {
-            BlockKind.Buddy => new PageError(PageErrorKind.PageFree,
+            PageLocation.Buddy => new PageError(PageErrorKind.PageFree,
                 $"{operation}: pfn {Hex(pfn)} is free: {at} an order-{order} buddy block{block}."),
-            BlockKind.Pcp => new PageError(PageErrorKind.PageFree,
+            PageLocation.Pcp => new PageError(PageErrorKind.PageFree,
                 $"{operation}: pfn {Hex(pfn)} is free: {at} an order-{order} block{block} on a per-CPU page list."),
-            BlockKind.HwPoisonLeaked => new PageError(PageErrorKind.HwPoisoned,
+            PageLocation.HwPoisonLeaked => new PageError(PageErrorKind.HwPoisoned,
                 $"{operation}: pfn {Hex(pfn)} is HWPoison and was taken out of use when it was freed."),
-            BlockKind.Allocated when (Flags[idx] & (byte)PageFlags.Tail) != 0 => new PageError(PageErrorKind.NotHead,
+            PageLocation.Allocated when (Flags[idx] & (byte)PageFlags.Tail) != 0 => new PageError(PageErrorKind.NotHead,
                 $"{operation}: pfn {Hex(pfn)} is a tail page of the order-{order} compound page at {Hex(PfnOf(head))}."),
-            BlockKind.Allocated => new PageError(PageErrorKind.NotHead,
+            PageLocation.Allocated => new PageError(PageErrorKind.NotHead,
                 $"{operation}: pfn {Hex(pfn)} is a tail page (refcount 0) of the non-split order-{order} allocation at {Hex(PfnOf(head))}."),
             _ => new PageError(PageErrorKind.PageFree, $"{operation}: pfn {Hex(pfn)} is being freed: its refcount reached zero and it is on its way back to the allocator."),
         };
