@@ -57,14 +57,14 @@ public class SeedLoopTests
         var perPage = new Machine(MachineConfig.Default());
         RunSeedLoop(chunked, FreeStrategy.Chunked, 10);
         RunSeedLoop(perPage, FreeStrategy.PerPage, 10);
-        var chunkedBefore = chunked.Normal().Stats().Locks[0].Acquisitions;
-        var perPageBefore = perPage.Normal().Stats().Locks[0].Acquisitions;
+        var chunkedBefore = chunked.Normal().Stats().ZoneLock.Acquisitions;
+        var perPageBefore = perPage.Normal().Stats().ZoneLock.Acquisitions;
 
         RunSeedLoop(chunked, FreeStrategy.Chunked, 100);
         RunSeedLoop(perPage, FreeStrategy.PerPage, 100);
 
         // Stats() itself takes the lock once per call.
-        Assert.Equal(chunkedBefore + 1, chunked.Normal().Stats().Locks[0].Acquisitions);
-        Assert.True(perPage.Normal().Stats().Locks[0].Acquisitions > perPageBefore + 100);
+        Assert.Equal(chunkedBefore + 1, chunked.Normal().Stats().ZoneLock.Acquisitions);
+        Assert.True(perPage.Normal().Stats().ZoneLock.Acquisitions > perPageBefore + 100);
     }
 }

@@ -98,7 +98,9 @@ public sealed record ServerDelta(long PagesAllocated, long PagesFreed, long Allo
     {
         long Sum(JsonNode stats, Func<JsonNode, long> pick) => stats["zones"]!.AsArray().Sum(z => pick(z!));
         long Delta(Func<JsonNode, long> pick) => Sum(after, pick) - Sum(before, pick);
-        static long Lock(JsonNode zone, string field) => zone["locks"]![0]![field]!.GetValue<long>();
+        // The zone->lock entry of the zone's lock list, found by its name ("Normal zone->lock").
+        static long Lock(JsonNode zone, string field) => zone["locks"]!.AsArray()
+            .First(l => l!["name"]!.GetValue<string>().EndsWith(" zone->lock", StringComparison.Ordinal))![field]!.GetValue<long>();
         return new ServerDelta(
             Delta(z => z["vmstat"]!["pgalloc"]!.GetValue<long>()),
             Delta(z => z["vmstat"]!["pgfree"]!.GetValue<long>()),

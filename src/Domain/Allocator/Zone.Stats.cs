@@ -83,12 +83,10 @@ public sealed partial class Zone
                 events[e] += p.Events[e];
             }
         }
-        var locks = new[]
-        {
-            ZoneLock.Snapshot(),
-            LockStats.Sum($"{Key} pcp->lock (all cpus)", _pcp.Select(p => p.Lock.Snapshot())),
-            RefLock.Snapshot(),
-        };
+        var locks = new LockStats[ZoneStats.LockCount];
+        locks[ZoneStats.ZoneLockIndex] = ZoneLock.Snapshot();
+        locks[ZoneStats.PcpLocksIndex] = LockStats.Sum($"{Key} pcp->lock (all cpus)", _pcp.Select(p => p.Lock.Snapshot()));
+        locks[ZoneStats.RefLockIndex] = RefLock.Snapshot();
         return new ZoneStats(
             Key, NodeId, Type, StartPfn, SpannedPages, ManagedPages,
             _freePages, pcpPages, ManagedPages - _freePages - pcpPages - _hwPoisonLeaked, _hwPoisonLeaked,
@@ -127,4 +125,16 @@ public sealed record ZoneStats(
     LockStats[] Locks)
 {
     public long Event(VmEvent e) => Events[(int)e];
+
+    /// <summary>Where each lock sits in <see cref="Locks"/> (the order the API lists them in).</summary>
+    public const int ZoneLockIndex = 0, PcpLocksIndex = 1, RefLockIndex = 2, LockCount = 3;
+
+    /// <summary>zone->lock.</summary>
+    public LockStats ZoneLock => Locks[ZoneLockIndex];
+
+    /// <summary>Every cpu's pcp->lock, summed.</summary>
+    public LockStats PcpLocks => Locks[PcpLocksIndex];
+
+    /// <summary>The refcount lock (PageAlloc's stand-in for per-page atomics).</summary>
+    public LockStats RefLock => Locks[RefLockIndex];
 }

@@ -76,7 +76,7 @@ public sealed record PostRunState(
         after.NrFree[order],
         after.PcpBlocksByOrder[order],
         after.PcpBlocksByOrder[0],
-        after.Locks[0].Acquisitions - before.Locks[0].Acquisitions - 1, // less the Stats() call's own
+        after.ZoneLock.Acquisitions - before.ZoneLock.Acquisitions - 1, // less the Stats() call's own
         after.Event(VmEvent.PcpDrain) - before.Event(VmEvent.PcpDrain),
         after.AllocatedPages);
 }
