@@ -47,11 +47,11 @@ public class AllocatorRuleTests
         var zone = OneZone().Normal();
         const AllocFlags high = AllocFlags.WmarkMin | AllocFlags.MinReserve;
 
-        Assert.False(zone.WatermarkOk(0, 6000, ZoneType.Normal, AllocFlags.WmarkMin));
-        Assert.True(zone.WatermarkOk(0, 6000, ZoneType.Normal, high)); // 6000 - 3000 = 3000 < 4096
-        Assert.False(zone.WatermarkOk(0, 9000, ZoneType.Normal, high)); // 4500
-        Assert.True(zone.WatermarkOk(0, 9000, ZoneType.Normal, high | AllocFlags.NonBlock)); // 4500 - 1125 = 3375
-        Assert.False(zone.WatermarkOk(0, 9000, ZoneType.Normal, AllocFlags.WmarkMin | AllocFlags.NonBlock)); // no __GFP_HIGH: no allowance
+        Assert.False(zone.ZoneWatermarkOk(0, 6000, ZoneType.Normal, AllocFlags.WmarkMin));
+        Assert.True(zone.ZoneWatermarkOk(0, 6000, ZoneType.Normal, high)); // 6000 - 3000 = 3000 < 4096
+        Assert.False(zone.ZoneWatermarkOk(0, 9000, ZoneType.Normal, high)); // 4500
+        Assert.True(zone.ZoneWatermarkOk(0, 9000, ZoneType.Normal, high | AllocFlags.NonBlock)); // 4500 - 1125 = 3375
+        Assert.False(zone.ZoneWatermarkOk(0, 9000, ZoneType.Normal, AllocFlags.WmarkMin | AllocFlags.NonBlock)); // no __GFP_HIGH: no allowance
     }
 
     /// <summary>A zone whose free pages sit just under its min watermark (4000 of 4096 pages).</summary>

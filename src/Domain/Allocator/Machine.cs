@@ -222,11 +222,11 @@ public sealed class Machine
         foreach (var z in zonelist)
         {
             if ((alloc & AllocFlags.NoWatermarks) == 0
-                && !z.WatermarkOk(order, z.Watermarks.Get(alloc), highest, alloc))
+                && !z.ZoneWatermarkOk(order, z.Watermarks.Get(alloc), highest, alloc))
             {
                 continue;
             }
-            var idx = z.RmqueueBlock(order, mt, alloc, cpu, out var fromPcp);
+            var idx = z.Rmqueue(order, mt, alloc, cpu, out var fromPcp);
             if (idx < 0)
             {
                 continue;

@@ -12,7 +12,7 @@ public sealed partial class Zone
     /// atomic requests) plus the lowmem reserve, and for order &gt; 0 a free block that is big enough.
     /// Reads the counters without zone->lock, as the kernel does.
     /// </summary>
-    internal bool WatermarkOk(int order, long mark, ZoneType highestZone, AllocFlags alloc)
+    internal bool ZoneWatermarkOk(int order, long mark, ZoneType highestZone, AllocFlags alloc)
     {
         var freePages = NrFreePages - ((1L << order) - 1);
         var min = mark;
@@ -54,7 +54,7 @@ public sealed partial class Zone
     /// contended or the refill found nothing), the buddy path otherwise. Returns the page index or
     /// -1; does not set up the page (see <see cref="PrepNewPage"/>).
     /// </summary>
-    internal int RmqueueBlock(int order, MigrateType mt, AllocFlags alloc, int cpu, out bool fromPcp)
+    internal int Rmqueue(int order, MigrateType mt, AllocFlags alloc, int cpu, out bool fromPcp)
     {
         if (PcpAllowedOrder(order))
         {
@@ -73,7 +73,7 @@ public sealed partial class Zone
     private int RmqueueBuddy(int order, MigrateType mt, AllocFlags alloc)
     {
         using var _ = ZoneLock.Enter();
-        var idx = Rmqueue(order, mt, alloc);
+        var idx = RmqueueCore(order, mt, alloc);
         if (idx >= 0)
         {
             _events[(int)VmEvent.PgAlloc] += 1L << order;
@@ -124,7 +124,7 @@ public sealed partial class Zone
         var i = 0;
         for (; i < count; i++)
         {
-            var idx = Rmqueue(order, mt, alloc);
+            var idx = RmqueueCore(order, mt, alloc);
             if (idx < 0)
             {
                 break;

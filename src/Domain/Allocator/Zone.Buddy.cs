@@ -103,7 +103,7 @@ public sealed partial class Zone
     /// mergeable migratetypes merge. The result goes to the tail of its list when a merge with the
     /// next buddy up looks likely (buddy_merge_likely()), or when the caller asks (FPI_TO_TAIL).
     /// </summary>
-    private void FreeOneBlockCore(int idx, int order, MigrateType mt, bool toTail)
+    private void FreeOnePageCore(int idx, int order, MigrateType mt, bool toTail)
     {
         AssertZoneLocked();
         var pfn = StartPfn + idx;
@@ -155,13 +155,13 @@ public sealed partial class Zone
     /// free_one_page() with the zone lock already held: split_large_buddy() frees a block above
     /// pageblock_order one pageblock at a time, each with its own migratetype.
     /// </summary>
-    private void FreeOneBlockLocked(int idx, int order, bool toTail)
+    private void SplitLargeBuddy(int idx, int order, bool toTail)
     {
         var chunkOrder = Math.Min(order, PageblockOrder);
         var end = idx + (1 << order);
         do
         {
-            FreeOneBlockCore(idx, chunkOrder, PageblockMigrateType(idx), toTail);
+            FreeOnePageCore(idx, chunkOrder, PageblockMigrateType(idx), toTail);
             idx += 1 << chunkOrder;
         }
         while (idx < end);
@@ -169,10 +169,10 @@ public sealed partial class Zone
     }
 
     /// <summary>free_one_page(): take zone->lock and free a block straight to the buddy.</summary>
-    internal void FreeOneBlock(int idx, int order)
+    internal void FreeOnePage(int idx, int order)
     {
         using var _ = ZoneLock.Enter();
-        FreeOneBlockLocked(idx, order, toTail: false);
+        SplitLargeBuddy(idx, order, toTail: false);
     }
 
     /// <summary>expand(): split a block of order high down to low, giving the upper halves back.</summary>
@@ -209,7 +209,7 @@ public sealed partial class Zone
     /// __rmqueue(): the requested type first, then __rmqueue_claim() (take over a pageblock of a
     /// fallback type), then __rmqueue_steal() (take one block without claiming), as in v6.15+.
     /// </summary>
-    private int Rmqueue(int order, MigrateType mt, AllocFlags alloc)
+    private int RmqueueCore(int order, MigrateType mt, AllocFlags alloc)
     {
         var idx = RmqueueSmallest(order, mt);
         if (idx >= 0)

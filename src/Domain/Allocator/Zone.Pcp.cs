@@ -16,7 +16,7 @@ public sealed partial class Zone
     {
         if (!PcpAllowedOrder(order))
         {
-            FreeOneBlock(idx, order);
+            FreeOnePage(idx, order);
             return;
         }
         var mt = PageblockMigrateType(idx);
@@ -24,7 +24,7 @@ public sealed partial class Zone
         {
             if (mt == MigrateType.Isolate)
             {
-                FreeOneBlock(idx, order);
+                FreeOnePage(idx, order);
                 return;
             }
             mt = MigrateType.Movable;
@@ -32,7 +32,7 @@ public sealed partial class Zone
         var pcp = _pcp[cpu];
         if (!pcp.Lock.TryEnter())
         {
-            FreeOneBlock(idx, order);
+            FreeOnePage(idx, order);
             return;
         }
         try
@@ -103,7 +103,7 @@ public sealed partial class Zone
                 count -= nrPages;
                 drained += nrPages;
                 Flags[idx] = (byte)PageFlags.None;
-                FreeOneBlockCore(idx, order, mt, toTail: false);
+                FreeOnePageCore(idx, order, mt, toTail: false);
             }
             while (count > 0 && !pcp.Lists.IsEmpty(pindex));
         }

@@ -136,7 +136,7 @@ public sealed partial class Zone
             // __free_pages_core() -> split_large_buddy() frees an order-10 block as two order-9 halves
             // that merge straight back, every pageblock being Movable at boot; freeing it whole ends in
             // the same lists and counters without writing the order-9 links of every block.
-            FreeOneBlockCore(IndexOf(pfn), order, MigrateType.Movable, toTail: true);
+            FreeOnePageCore(IndexOf(pfn), order, MigrateType.Movable, toTail: true);
             _events[(int)VmEvent.PgFree] += 1L << order;
             pfn += 1L << order;
         }
