@@ -20,8 +20,18 @@ public sealed partial class Zone
             }
         }
 
-        // 1. The buddy free lists: heads flagged Buddy with the list's order, aligned, inside the
-        //    zone, on the list of their pageblock's type, links consistent, counters right.
+        CheckFreeLists(Report);
+        CheckPcpLists(Report);
+        CheckEveryPage(Report);
+        return problems;
+    }
+
+    /// <summary>
+    /// 1. The buddy free lists: heads flagged Buddy with the list's order, aligned, inside the zone,
+    /// on the list of their pageblock's type, links consistent, counters right.
+    /// </summary>
+    private void CheckFreeLists(Action<string> report)
+    {
         long listFreePages = 0;
         for (var order = 0; order < NrPageOrders; order++)
         {
@@ -36,45 +46,49 @@ public sealed partial class Zone
                     var pfn = PfnOf(idx);
                     if (blocks++ > SpannedPages)
                     {
-                        Report($"free list order {order} {MigrateTypes.Name((MigrateType)mt)} loops");
+                        report($"free list order {order} {MigrateTypes.Name((MigrateType)mt)} loops");
                         break;
                     }
                     if (FreeListPrev(order, idx) != prev)
                     {
-                        Report($"pfn {Hex(pfn)}: prev link broken on free list order {order}");
+                        report($"pfn {Hex(pfn)}: prev link broken on free list order {order}");
                     }
                     prev = idx;
                     if (Flags[idx] != (byte)PageFlags.Buddy || Order[idx] != order)
                     {
-                        Report($"pfn {Hex(pfn)} on the order-{order} free list has flags {(PageFlags)Flags[idx]} order {Order[idx]}");
+                        report($"pfn {Hex(pfn)} on the order-{order} free list has flags {(PageFlags)Flags[idx]} order {Order[idx]}");
                     }
                     if ((pfn & ((1L << order) - 1)) != 0 || idx + (1L << order) > SpannedPages)
                     {
-                        Report($"pfn {Hex(pfn)}: order-{order} free block misaligned or past the zone's end");
+                        report($"pfn {Hex(pfn)}: order-{order} free block misaligned or past the zone's end");
                     }
                     if (PageblockMigrateType(idx) != (MigrateType)mt)
                     {
-                        Report($"pfn {Hex(pfn)} is on the {MigrateTypes.Name((MigrateType)mt)} list but its pageblock is {MigrateTypes.Name(PageblockMigrateType(idx))}");
+                        report($"pfn {Hex(pfn)} is on the {MigrateTypes.Name((MigrateType)mt)} list but its pageblock is {MigrateTypes.Name(PageblockMigrateType(idx))}");
                     }
                     listFreePages += 1L << order;
                 }
                 if (blocks != _nrFreeByType[list])
                 {
-                    Report($"order {order} {MigrateTypes.Name((MigrateType)mt)}: {blocks} blocks listed, counter says {_nrFreeByType[list]}");
+                    report($"order {order} {MigrateTypes.Name((MigrateType)mt)}: {blocks} blocks listed, counter says {_nrFreeByType[list]}");
                 }
                 blocksAtOrder += blocks;
             }
             if (blocksAtOrder != _nrFree[order])
             {
-                Report($"order {order}: {blocksAtOrder} blocks listed, nr_free says {_nrFree[order]}");
+                report($"order {order}: {blocksAtOrder} blocks listed, nr_free says {_nrFree[order]}");
             }
         }
         if (listFreePages != _freePages)
         {
-            Report($"free lists hold {listFreePages} pages, NR_FREE_PAGES says {_freePages}");
+            report($"free lists hold {listFreePages} pages, NR_FREE_PAGES says {_freePages}");
         }
 
-        // 2. The pcp lists: heads flagged Pcp with the list's order; pcp->count right.
+    }
+
+    /// <summary>2. The pcp lists: heads flagged Pcp with the list's order; pcp->count right.</summary>
+    private void CheckPcpLists(Action<string> report)
+    {
         foreach (var pcp in _pcp)
         {
             long pages = 0;
@@ -86,28 +100,35 @@ public sealed partial class Zone
                 {
                     if (Flags[idx] != (byte)PageFlags.Pcp || Order[idx] != order)
                     {
-                        Report($"pfn {Hex(PfnOf(idx))} on cpu {pcp.Cpu}'s pcp list {pindex} has flags {(PageFlags)Flags[idx]} order {Order[idx]}");
+                        report($"pfn {Hex(PfnOf(idx))} on cpu {pcp.Cpu}'s pcp list {pindex} has flags {(PageFlags)Flags[idx]} order {Order[idx]}");
                     }
                     pages += 1L << order;
                     blocks++;
                     if (pages > SpannedPages)
                     {
-                        Report($"cpu {pcp.Cpu}'s pcp list {pindex} loops");
+                        report($"cpu {pcp.Cpu}'s pcp list {pindex} loops");
                         break;
                     }
                 }
                 if (blocks != pcp.ListBlocks[pindex])
                 {
-                    Report($"cpu {pcp.Cpu}: pcp list {pindex} holds {blocks} blocks, its counter says {pcp.ListBlocks[pindex]}");
+                    report($"cpu {pcp.Cpu}: pcp list {pindex} holds {blocks} blocks, its counter says {pcp.ListBlocks[pindex]}");
                 }
             }
             if (pages != pcp.Count)
             {
-                Report($"cpu {pcp.Cpu}: pcp lists hold {pages} pages, pcp->count says {pcp.Count}");
+                report($"cpu {pcp.Cpu}: pcp lists hold {pages} pages, pcp->count says {pcp.Count}");
             }
         }
 
-        // 3. Every page belongs to exactly one block, and each block's pages look as they should.
+    }
+
+    /// <summary>
+    /// 3. Every page belongs to exactly one block, and each block's pages look as they should; the
+    /// counters the walk can recount agree.
+    /// </summary>
+    private void CheckEveryPage(Action<string> report)
+    {
         long walkFree = 0, walkPcp = 0, walkLeaked = 0, walkPoisonedInUse = 0;
         for (var idx = 0; idx < SpannedPages;)
         {
@@ -120,7 +141,7 @@ public sealed partial class Zone
                 if ((flags & PageFlags.Buddy) != 0)
                 {
                     walkFree += size;
-                    CheckMissedMerge(idx, Order[idx], Report);
+                    CheckMissedMerge(idx, Order[idx], report);
                 }
                 else
                 {
@@ -128,23 +149,23 @@ public sealed partial class Zone
                 }
                 if (RefCount[idx] != 0)
                 {
-                    Report($"free pfn {Hex(pfn)} has refcount {RefCount[idx]}");
+                    report($"free pfn {Hex(pfn)} has refcount {RefCount[idx]}");
                 }
-                CheckInterior(idx, size, expectedFlags: PageFlags.None, expectedRef: 0, "free block", Report);
+                CheckInterior(idx, size, expectedFlags: PageFlags.None, expectedRef: 0, "free block", report);
             }
             else if ((flags & PageFlags.Allocated) != 0)
             {
                 size = 1 << Order[idx];
                 if (RefCount[idx] < 1)
                 {
-                    Report($"allocated pfn {Hex(pfn)} has refcount {RefCount[idx]}");
+                    report($"allocated pfn {Hex(pfn)} has refcount {RefCount[idx]}");
                 }
                 if ((flags & PageFlags.HwPoison) != 0)
                 {
                     walkPoisonedInUse++;
                 }
                 var compound = (flags & PageFlags.Head) != 0;
-                CheckInterior(idx, size, compound ? PageFlags.Tail : PageFlags.None, 0, "allocated block", Report);
+                CheckInterior(idx, size, compound ? PageFlags.Tail : PageFlags.None, 0, "allocated block", report);
             }
             else if (flags == PageFlags.HwPoison && RefCount[idx] == 0)
             {
@@ -153,34 +174,34 @@ public sealed partial class Zone
             }
             else
             {
-                Report($"pfn {Hex(pfn)} belongs to no block: flags {flags}, refcount {RefCount[idx]}");
+                report($"pfn {Hex(pfn)} belongs to no block: flags {flags}, refcount {RefCount[idx]}");
                 size = 1;
             }
             if (idx + (long)size > SpannedPages)
             {
-                Report($"block at pfn {Hex(pfn)} runs past the zone's end");
+                report($"block at pfn {Hex(pfn)} runs past the zone's end");
             }
             idx += size;
         }
         if (walkFree != _freePages)
         {
-            Report($"page walk found {walkFree} free pages, NR_FREE_PAGES says {_freePages}");
+            report($"page walk found {walkFree} free pages, NR_FREE_PAGES says {_freePages}");
         }
         var pcpCount = _pcp.Sum(p => (long)p.Count);
         if (walkPcp != pcpCount)
         {
-            Report($"page walk found {walkPcp} pcp pages, pcp counts say {pcpCount}");
+            report($"page walk found {walkPcp} pcp pages, pcp counts say {pcpCount}");
         }
         if (walkPoisonedInUse != _hwPoisonInUse)
         {
-            Report($"page walk found {walkPoisonedInUse} HWPoison pages in use, counter says {_hwPoisonInUse}");
+            report($"page walk found {walkPoisonedInUse} HWPoison pages in use, counter says {_hwPoisonInUse}");
         }
         if (walkLeaked != _hwPoisonLeaked)
         {
-            Report($"page walk found {walkLeaked} leaked HWPoison pages, counter says {_hwPoisonLeaked}");
+            report($"page walk found {walkLeaked} leaked HWPoison pages, counter says {_hwPoisonLeaked}");
         }
-        return problems;
     }
+
 
     private void CheckInterior(int idx, int size, PageFlags expectedFlags, int expectedRef, string what, Action<string> report)
     {
