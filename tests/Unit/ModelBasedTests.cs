@@ -21,29 +21,80 @@ public class ModelBasedTests
     private static readonly string[] GfpChoices =
         ["GFP_KERNEL", "GFP_HIGHUSER_MOVABLE", "GFP_KERNEL|__GFP_RECLAIMABLE", "GFP_ATOMIC", "GFP_KERNEL|__GFP_COMP", "GFP_NOWAIT"];
 
+    /// <summary>
+    /// One step of a sequence, as a value that prints as the kernel call it makes, so a shrunk
+    /// failure reads as a program: <c>split_page(held #3)</c>. Steps that name an allocation pick it
+    /// by index among those still held (modulo their number) when they run.
+    /// </summary>
+    public abstract record KernelCall;
+
+    public sealed record AllocPages(int Zone, int Order, string Gfp, int Cpu) : KernelCall
+    {
+        public override string ToString() => $"alloc_pages(zone #{Zone}, order {Order}, {Gfp}, cpu {Cpu})";
+    }
+
+    public sealed record SplitPage(int Held) : KernelCall
+    {
+        public override string ToString() => $"split_page(held #{Held})";
+    }
+
+    public sealed record GetPage(int Held) : KernelCall
+    {
+        public override string ToString() => $"get_page(held #{Held})";
+    }
+
+    public sealed record PutPage(int Held, int Cpu) : KernelCall
+    {
+        public override string ToString() => $"put_page(held #{Held}, cpu {Cpu})";
+    }
+
+    public sealed record FreeContigRange(int Held, FreeStrategy Strategy, int Cpu) : KernelCall
+    {
+        public override string ToString() => $"free_contig_range(held #{Held} and the split pages after it, {FreeStrategies.Name(Strategy)}, cpu {Cpu})";
+    }
+
+    public sealed record DrainPages(int Held, int? Cpu) : KernelCall
+    {
+        public override string ToString() => $"drain_pages(zone of held #{Held}, {(Cpu is { } c ? $"cpu {c}" : "every cpu")})";
+    }
+
+    public sealed record FreePages(int Held, int Cpu) : KernelCall
+    {
+        public override string ToString() => $"__free_pages(held #{Held}, its order, cpu {Cpu})";
+    }
+
+    private static readonly Gen<int> AnyHeld = Gen.Int[0, 1000];
+    private static readonly Gen<int> AnyCpu = Gen.Int[0, 1];
+
+    /// <summary>Allocations twice as often as each other call, frees twice as often too (as before).</summary>
+    private static readonly Gen<KernelCall> Calls = Gen.Frequency<KernelCall>(
+        (1, Gen.Select(Gen.Int[0, 1], Gen.Int[0, 10], Gen.OneOf(GfpChoices), AnyCpu, (z, o, g, c) => (KernelCall)new AllocPages(z, o, g, c))),
+        (1, Gen.Select(Gen.Int[0, 1], Gen.Int[0, 3], Gen.OneOf(GfpChoices), AnyCpu, (z, o, g, c) => (KernelCall)new AllocPages(z, o, g, c))),
+        (1, AnyHeld.Select(h => (KernelCall)new SplitPage(h))),
+        (1, AnyHeld.Select(h => (KernelCall)new GetPage(h))),
+        (1, Gen.Select(AnyHeld, AnyCpu, (h, c) => (KernelCall)new PutPage(h, c))),
+        (1, Gen.Select(AnyHeld, Gen.Enum<FreeStrategy>(), AnyCpu, (h, s, c) => (KernelCall)new FreeContigRange(h, s, c))),
+        (1, Gen.Select(AnyHeld, Gen.Int[-1, 1], (h, c) => (KernelCall)new DrainPages(h, c < 0 ? null : c))),
+        (2, Gen.Select(AnyHeld, AnyCpu, (h, c) => (KernelCall)new FreePages(h, c))));
+
     [Fact]
     public void RandomOperations_ConservePages_NeverOverlap_AndCoalesceBackToBoot()
     {
-        Gen.Int[0, int.MaxValue].Array[1, 120].Sample(RunSequence, iter: 60, threads: 1);
+        Calls.Array[1, 120].Sample(RunSequence, iter: 60, threads: 1);
     }
 
-    private static void RunSequence(int[] steps)
+    private static void RunSequence(KernelCall[] calls)
     {
         var machine = TestMachines.Small(cpus: 2);
         var boot = machine.BuddyInfo();
         var held = new List<Held>();
 
-        foreach (var step in steps)
+        foreach (var call in calls)
         {
-            var choice = step % 9;
-            var pick = step / 9;
-            var cpu = pick & 1;
-            if (held.Count == 0 || choice <= 1)
+            if (call is AllocPages alloc)
             {
-                var zone = machine.Zones[pick % machine.Zones.Count];
-                var order = (pick / 7) % 11 % (choice == 0 ? 11 : 4);
-                Assert.True(Gfp.TryParse(GfpChoices[(pick / 97) % GfpChoices.Length], out var gfp, out _));
-                var result = machine.AllocPages(zone, order, gfp, cpu);
+                Assert.True(Gfp.TryParse(alloc.Gfp, out var gfp, out _));
+                var result = machine.AllocPages(machine.Zones[alloc.Zone], alloc.Order, gfp, alloc.Cpu);
                 if (result.IsSuccess)
                 {
                     var b = result.Value;
@@ -54,40 +105,9 @@ public class ModelBasedTests
                     Assert.Equal(PageErrorKind.OutOfMemory, result.Error!.Kind);
                 }
             }
-            else
+            else if (held.Count > 0)
             {
-                var h = held[pick % held.Count];
-                switch (choice)
-                {
-                    case 2 when !h.Compound && h.Order > 0 && h.Refs == 1:
-                        Assert.True(h.Zone.SplitPage(h.Pfn, h.Order).IsSuccess);
-                        held.Remove(h);
-                        for (var i = 0; i < 1 << h.Order; i++)
-                        {
-                            held.Add(new Held(h.Zone, h.Pfn + i, 0, false, Split: true));
-                        }
-                        break;
-                    case 3:
-                        Assert.Equal(h.Refs + 1, h.Zone.GetPage(h.Pfn).Value.Refcount);
-                        h.Refs++;
-                        break;
-                    case 4 when h.Compound || h.Order == 0 || h.Refs > 1:
-                        Assert.Equal(h.Refs - 1, h.Zone.PutPage(h.Pfn, cpu).Value.Refcount);
-                        if (--h.Refs == 0)
-                        {
-                            held.Remove(h);
-                        }
-                        break;
-                    case 5:
-                        FreeRangeOfSplitPages(held, h, FreeStrategies.All[pick % FreeStrategies.All.Count].Strategy, cpu);
-                        break;
-                    case 6:
-                        Assert.True(h.Zone.DrainPages(pick % 3 == 0 ? null : cpu).IsSuccess);
-                        break;
-                    default:
-                        FreeHeld(held, h, cpu);
-                        break;
-                }
+                Run(call, held);
             }
             AssertConservedAndDisjoint(machine, held);
         }
@@ -102,6 +122,44 @@ public class ModelBasedTests
         }
         machine.AssertConsistent();
         Assert.Equal(boot, machine.BuddyInfo());
+    }
+
+    /// <summary>A step on something held; a step the model cannot make (split a compound page) is skipped.</summary>
+    private static void Run(KernelCall call, List<Held> held)
+    {
+        Held Pick(int index) => held[index % held.Count];
+        switch (call)
+        {
+            case SplitPage s when Pick(s.Held) is { Compound: false, Order: > 0, Refs: 1 } h:
+                Assert.True(h.Zone.SplitPage(h.Pfn, h.Order).IsSuccess);
+                held.Remove(h);
+                for (var i = 0; i < 1 << h.Order; i++)
+                {
+                    held.Add(new Held(h.Zone, h.Pfn + i, 0, false, Split: true));
+                }
+                break;
+            case GetPage g:
+                var got = Pick(g.Held);
+                Assert.Equal(got.Refs + 1, got.Zone.GetPage(got.Pfn).Value.Refcount);
+                got.Refs++;
+                break;
+            case PutPage p when Pick(p.Held) is var h && (h.Compound || h.Order == 0 || h.Refs > 1):
+                Assert.Equal(h.Refs - 1, h.Zone.PutPage(h.Pfn, p.Cpu).Value.Refcount);
+                if (--h.Refs == 0)
+                {
+                    held.Remove(h);
+                }
+                break;
+            case FreeContigRange f:
+                FreeRangeOfSplitPages(held, Pick(f.Held), f.Strategy, f.Cpu);
+                break;
+            case DrainPages d:
+                Assert.True(Pick(d.Held).Zone.DrainPages(d.Cpu).IsSuccess);
+                break;
+            case FreePages f:
+                FreeHeld(held, Pick(f.Held), f.Cpu);
+                break;
+        }
     }
 
     /// <summary>__free_pages() at the allocation's order: one reference dropped.</summary>
