@@ -4,6 +4,11 @@ using PageAlloc.Domain.Model;
 
 namespace PageAlloc.Api.Contracts;
 
+// The rule for response types: a domain record whose shape is already the wire's goes out as it is
+// (PageState, Watermarks, PcpStats, LockStats, HighOrderTestResult); a contract type exists only
+// where the wire differs from the domain: a subset (ZoneSummary, ZoneDetail), names for indices
+// (ZoneStatsResponse keys counters by name), or a shape the domain has no reason to keep.
+
 public sealed record ZoneSummary(string Name, int Node, long StartPfn, long SpannedPages, long ManagedPages, long FreePages, long PcpPages)
 {
     public static ZoneSummary From(ZoneStats s) =>
