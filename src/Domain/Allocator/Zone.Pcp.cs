@@ -3,10 +3,70 @@ using static PageAlloc.Domain.Model.PageAllocConstants;
 
 namespace PageAlloc.Domain.Allocator;
 
-// Freeing a prepared block (refcount already zero, flags cleared): to the pcp for pcp orders,
-// otherwise to the buddy; and the pcp drain paths.
+// The per-CPU page lists of a zone (the lists themselves are PerCpuPages): taking a block from
+// them (rmqueue_pcplist(), refilled by rmqueue_bulk()), freeing a prepared block (refcount already
+// zero, flags cleared) to them for pcp orders or to the buddy otherwise, and the drain paths.
 public sealed partial class Zone
 {
+    /// <summary>
+    /// rmqueue_pcplist() + __rmqueue_pcplist(): take the first block of the list for (mt, order);
+    /// when the list is empty refill it with nr_pcp_alloc() blocks from the buddy (rmqueue_bulk()).
+    /// </summary>
+    private int RmqueuePcplist(int order, MigrateType mt, AllocFlags alloc, PerCpuPages pcp)
+    {
+        if (!pcp.Lock.TryEnter())
+        {
+            return IntrusiveLists.Nil; // pcp_spin_trylock() failed: fall through to the buddy
+        }
+        try
+        {
+            pcp.FreeCount >>= 1;
+            var list = PerCpuPages.OrderToPindex(mt, order);
+            if (pcp.Lists.IsEmpty(list))
+            {
+                var alloced = RmqueueBulk(order, pcp.NrPcpAlloc(order), pcp, list, mt, alloc);
+                if (alloced == 0)
+                {
+                    return IntrusiveLists.Nil;
+                }
+            }
+            var idx = pcp.Lists.First(list);
+            pcp.Remove(list, idx);
+            Flags[idx] = (byte)PageFlags.None;
+            pcp.Events[(int)VmEvent.PgAlloc] += 1L << order;
+            pcp.Events[(int)VmEvent.AllocFromPcp]++;
+            return idx;
+        }
+        finally
+        {
+            pcp.Lock.Exit();
+        }
+    }
+
+    /// <summary>rmqueue_bulk(): move up to count blocks from the buddy to the tail of a pcp list.</summary>
+    private int RmqueueBulk(int order, int count, PerCpuPages pcp, int list, MigrateType mt, AllocFlags alloc)
+    {
+        using var _ = ZoneLock.Enter();
+        var i = 0;
+        for (; i < count; i++)
+        {
+            var idx = RmqueueCore(order, mt, alloc);
+            if (idx < 0)
+            {
+                break;
+            }
+            Flags[idx] = (byte)PageFlags.Pcp;
+            Order[idx] = (byte)order;
+            pcp.AddTail(list, idx); // pcp->count += alloced << order, block by block
+        }
+        if (i > 0)
+        {
+            _events[(int)VmEvent.PcpRefill]++;
+            _events[(int)VmEvent.PcpRefillPages] += (long)i << order;
+        }
+        return i;
+    }
+
     /// <summary>
     /// __free_frozen_pages(): blocks of pcp orders go to the pcp list of their pageblock's type
     /// (HighAtomic on the Movable list; Isolate straight to the buddy), others to free_one_page()
