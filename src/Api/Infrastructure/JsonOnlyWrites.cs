@@ -15,18 +15,8 @@ public static class JsonOnlyWrites
             await next();
             return;
         }
-        context.Response.StatusCode = StatusCodes.Status415UnsupportedMediaType;
-        await context.RequestServices.GetRequiredService<IProblemDetailsService>().WriteAsync(new ProblemDetailsContext
-        {
-            HttpContext = context,
-            ProblemDetails =
-            {
-                Status = StatusCodes.Status415UnsupportedMediaType,
-                Title = "Unsupported media type",
-                Type = Problems.TypePrefix + "unsupported-media-type",
-                Detail = $"Requests that change state take application/json (or no body), not '{request.ContentType ?? "a body without a content type"}'.",
-            },
-        });
+        await Problems.WriteAsync(context, StatusCodes.Status415UnsupportedMediaType, "unsupported-media-type", "Unsupported media type",
+            $"Requests that change state take application/json (or no body), not '{request.ContentType ?? "a body without a content type"}'.");
     }
 
     private static bool IsJsonOrEmpty(HttpRequest request)

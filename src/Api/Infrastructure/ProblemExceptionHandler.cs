@@ -11,7 +11,7 @@ namespace PageAlloc.Api.Infrastructure;
 /// request's own terms, never the service's internal type names. Anything else is left to the
 /// default handler.
 /// </summary>
-public sealed partial class ProblemExceptionHandler(IProblemDetailsService problems) : IExceptionHandler
+public sealed partial class ProblemExceptionHandler : IExceptionHandler
 {
     public async ValueTask<bool> TryHandleAsync(HttpContext httpContext, Exception exception, CancellationToken cancellationToken)
     {
@@ -25,17 +25,11 @@ public sealed partial class ProblemExceptionHandler(IProblemDetailsService probl
         {
             return false;
         }
-        httpContext.Response.StatusCode = status;
         if (status == StatusCodes.Status503ServiceUnavailable)
         {
             httpContext.Response.Headers.RetryAfter = "1";
         }
-        return await problems.TryWriteAsync(new ProblemDetailsContext
-        {
-            HttpContext = httpContext,
-            Exception = exception,
-            ProblemDetails = { Status = status, Title = title, Type = Problems.TypePrefix + kind, Detail = detail },
-        });
+        return await Problems.WriteAsync(httpContext, status, kind, title, detail, exception);
     }
 
     /// <summary>What was wrong with the request, in JSON terms: the path of the bad value and why.</summary>

@@ -42,6 +42,21 @@ public static class Problems
         title: title,
         type: TypePrefix + kind);
 
+    /// <summary>
+    /// Writes a problem where no endpoint returns one (middleware, authentication, the exception
+    /// handler), through the framework's IProblemDetailsService like every other problem.
+    /// </summary>
+    public static ValueTask<bool> WriteAsync(HttpContext context, int status, string kind, string title, string detail, Exception? exception = null)
+    {
+        context.Response.StatusCode = status;
+        return context.RequestServices.GetRequiredService<IProblemDetailsService>().TryWriteAsync(new ProblemDetailsContext
+        {
+            HttpContext = context,
+            Exception = exception,
+            ProblemDetails = { Status = status, Title = title, Type = TypePrefix + kind, Detail = detail },
+        });
+    }
+
     private static string TitleOf(PageErrorKind kind) => kind switch
     {
         PageErrorKind.InvalidOrder => "Order out of range",

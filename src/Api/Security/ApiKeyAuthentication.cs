@@ -17,8 +17,7 @@ public sealed class ApiKeyAuthenticationHandler(
     IOptionsMonitor<AuthenticationSchemeOptions> options,
     ILoggerFactory logger,
     UrlEncoder encoder,
-    IOptions<SecurityOptions> security,
-    IProblemDetailsService problems)
+    IOptions<SecurityOptions> security)
     : AuthenticationHandler<AuthenticationSchemeOptions>(options, logger, encoder)
 {
     public const string SchemeName = "ApiKey";
@@ -64,15 +63,10 @@ public sealed class ApiKeyAuthenticationHandler(
 
     private async Task Refuse(int status, string kind, string title, string detail)
     {
-        Response.StatusCode = status;
         if (status == StatusCodes.Status401Unauthorized)
         {
             Response.Headers.WWWAuthenticate = SchemeName;
         }
-        await problems.WriteAsync(new ProblemDetailsContext
-        {
-            HttpContext = Context,
-            ProblemDetails = { Status = status, Title = title, Type = Problems.TypePrefix + kind, Detail = detail },
-        });
+        await Problems.WriteAsync(Context, status, kind, title, detail);
     }
 }
