@@ -9,9 +9,9 @@ using PageAlloc.Api.Infrastructure;
 namespace PageAlloc.Api.Security;
 
 /// <summary>
-/// Authenticates X-Api-Key against the configured keys (compared in constant time): the principal
-/// is named after the key, with the "admin" role for administrators. 401 and 403 are problem
-/// responses like every other refusal.
+/// Authenticates X-Api-Key against the configured keys (their SHA-256 digests compared in constant
+/// time): the principal is named after the key, with the "admin" role for administrators. 401 and
+/// 403 are problem responses like every other refusal.
 /// </summary>
 public sealed class ApiKeyAuthenticationHandler(
     IOptionsMonitor<AuthenticationSchemeOptions> options,
@@ -30,14 +30,16 @@ public sealed class ApiKeyAuthenticationHandler(
         {
             return Task.FromResult(AuthenticateResult.NoResult());
         }
-        var presented = Encoding.UTF8.GetBytes(values[0]!);
+        var keys = security.Value;
+        var presented = SHA256.HashData(Encoding.UTF8.GetBytes(values[0]!));
         ApiKeyOptions? match = null;
-        foreach (var key in security.Value.ApiKeys)
+        for (var i = 0; i < keys.ApiKeys.Count; i++)
         {
-            // Every key is compared, in constant time, so the time taken says nothing about which matched.
-            if (CryptographicOperations.FixedTimeEquals(presented, Encoding.UTF8.GetBytes(key.Key)))
+            // Every key's digest is compared, in constant time, so the time taken says nothing about
+            // which key matched or how long the presented one is.
+            if (CryptographicOperations.FixedTimeEquals(presented, keys.KeyDigests[i]))
             {
-                match = key;
+                match = keys.ApiKeys[i];
             }
         }
         if (match is null)

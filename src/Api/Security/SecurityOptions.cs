@@ -1,4 +1,6 @@
 using System.ComponentModel.DataAnnotations;
+using System.Security.Cryptography;
+using System.Text;
 
 namespace PageAlloc.Api.Security;
 
@@ -16,6 +18,16 @@ public sealed class SecurityOptions : IValidatableObject
     public List<ApiKeyOptions> ApiKeys { get; set; } = [];
 
     public bool Enabled => ApiKeys.Count > 0;
+
+    private byte[][]? _keyDigests;
+
+    /// <summary>
+    /// SHA-256 of each key, in <see cref="ApiKeys"/> order, computed once. A presented key is hashed
+    /// and compared with these, so the comparison takes the same time whatever the presented key's
+    /// length (FixedTimeEquals on the keys themselves returns at once when the lengths differ).
+    /// (Computed at most twice under a race, with the same result.)
+    /// </summary>
+    internal byte[][] KeyDigests => _keyDigests ??= [.. ApiKeys.Select(k => SHA256.HashData(Encoding.UTF8.GetBytes(k.Key)))];
 
     public IEnumerable<ValidationResult> Validate(ValidationContext validationContext)
     {
