@@ -159,6 +159,50 @@ public class MemcgTests
     }
 
     [Fact]
+    public async Task RacingAllocationsOfOneMemcg_NeverTakeItPastMemoryMax()
+    {
+        var m = WithMemcgs(maxA: 64, cpus: 2);
+        var a = m.FindMemcg("a")!;
+        var held = new System.Collections.Concurrent.ConcurrentBag<(long Pfn, int Order)>();
+        var highest = 0L;
+        var workers = Enumerable.Range(0, 4).Select(w => Task.Run(() =>
+        {
+            var random = new Random(w);
+            for (var i = 0; i < 2000; i++)
+            {
+                if (random.Next(3) > 0 && m.AllocPages(m.Normal(), random.Next(4), Gfp.KernelAccount, w % 2, a) is { IsSuccess: true } block)
+                {
+                    held.Add((block.Value.Pfn, block.Value.Order));
+                }
+                else if (held.TryTake(out var page))
+                {
+                    Assert.True(m.Normal().FreePages(page.Pfn, page.Order, w % 2, a).IsSuccess);
+                }
+                var usage = a.UsagePages;
+                Assert.True(usage <= 64, $"memory.current {usage} passed memory.max 64");
+                InterlockedMax(ref highest, usage);
+            }
+        }, TestContext.Current.CancellationToken)).ToArray();
+        await Task.WhenAll(workers);
+
+        Assert.Equal(held.Sum(h => 1L << h.Order), a.UsagePages);
+        Assert.InRange(highest, 56, 64); // the limit was reached, not just approached
+        Assert.True(a.MaxEvents > 0);
+        m.AssertConsistent();
+    }
+
+    private static void InterlockedMax(ref long target, long value)
+    {
+        for (var seen = Interlocked.Read(ref target); value > seen; seen = Interlocked.Read(ref target))
+        {
+            if (Interlocked.CompareExchange(ref target, value, seen) == seen)
+            {
+                return;
+            }
+        }
+    }
+
+    [Fact]
     public async Task RacingFreesForOneMemcg_NeverTouchPagesHandedToAnother()
     {
         var m = WithMemcgs(cpus: 2);

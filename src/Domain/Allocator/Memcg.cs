@@ -33,16 +33,29 @@ public sealed class Memcg
     /// <summary>memory.events "max": charges refused because they would pass memory.max.</summary>
     public long MaxEvents => Volatile.Read(ref _maxEvents);
 
-    /// <summary>try_charge_memcg() without reclaim: charge, or refuse when past memory.max.</summary>
+    /// <summary>
+    /// try_charge_memcg() without reclaim: charge, or refuse when past memory.max. The kernel's
+    /// page_counter_try_charge() adds first and takes the charge back when the sum passed the limit,
+    /// so a racing reader can see usage above memory.max for a moment and two racing charges can both
+    /// be refused where one would fit; a compare-and-swap here keeps memory.current at or under
+    /// memory.max whenever it is read, and refuses only a charge that does not fit.
+    /// </summary>
     internal bool TryCharge(long pages)
     {
-        if (Interlocked.Add(ref _usage, pages) <= MaxPages)
+        for (var usage = Volatile.Read(ref _usage); ;)
         {
-            return true;
+            if (usage + pages > MaxPages)
+            {
+                Interlocked.Increment(ref _maxEvents);
+                return false;
+            }
+            var seen = Interlocked.CompareExchange(ref _usage, usage + pages, usage);
+            if (seen == usage)
+            {
+                return true;
+            }
+            usage = seen;
         }
-        Interlocked.Add(ref _usage, -pages);
-        Interlocked.Increment(ref _maxEvents);
-        return false;
     }
 
     internal void Uncharge(long pages) => Interlocked.Add(ref _usage, -pages);
