@@ -7,6 +7,7 @@ using Microsoft.Extensions.Diagnostics.HealthChecks;
 using Microsoft.Extensions.Options;
 using PageAlloc.Api.Endpoints;
 using PageAlloc.Api.Infrastructure;
+using PageAlloc.Api.OpenApi;
 using PageAlloc.Api.Security;
 using PageAlloc.Domain.Model;
 
@@ -56,7 +57,7 @@ builder.Services.ConfigureHttpJsonOptions(o =>
 
 // Contract validation (.NET 10), ProblemDetails for every error, 400 for unreadable requests.
 builder.Services.AddValidation();
-builder.Services.AddProblemDetails();
+builder.Services.AddProblemDetails(o => o.CustomizeProblemDetails = c => ProblemCatalog.Complete(c.ProblemDetails));
 builder.Services.AddExceptionHandler<ProblemExceptionHandler>();
 builder.Services.Configure<RouteHandlerOptions>(o => o.ThrowOnBadRequest = true); // so the handler can say what was wrong
 
@@ -76,33 +77,7 @@ builder.Services.AddRateLimiter(o =>
     });
 });
 
-builder.Services.AddEndpointsApiExplorer();
-builder.Services.AddSwaggerGen(o =>
-{
-    o.SwaggerDoc("v1", new() { Title = "PageAlloc", Version = "v1", Description = "The Linux page allocator, simulated and served over HTTP." });
-    o.SupportNonNullableReferenceTypes();
-    o.SchemaFilter<RequestExamplesSchemaFilter>();
-    // X-Api-Key: required when the service has keys configured (Security:ApiKeys), ignored otherwise.
-    o.AddSecurityDefinition(ApiKeyAuthenticationHandler.SchemeName, new Microsoft.OpenApi.OpenApiSecurityScheme
-    {
-        Type = Microsoft.OpenApi.SecuritySchemeType.ApiKey,
-        In = Microsoft.OpenApi.ParameterLocation.Header,
-        Name = SecurityOptions.HeaderName,
-        Description = "An API key, when the service has keys configured (off by default). Pages belong to the key that allocated them.",
-    });
-    o.AddSecurityRequirement(document => new Microsoft.OpenApi.OpenApiSecurityRequirement
-    {
-        [new Microsoft.OpenApi.OpenApiSecuritySchemeReference(ApiKeyAuthenticationHandler.SchemeName, document)] = [],
-    });
-    // Zones first, then the calls on pages, then machine-wide views.
-    string[] tagOrder = ["Zones", "Pages", "Machine", "Proc", "Tests"];
-    o.OrderActionsBy(api =>
-    {
-        var tags = api.ActionDescriptor.EndpointMetadata.OfType<Microsoft.AspNetCore.Http.Metadata.ITagsMetadata>().FirstOrDefault()?.Tags;
-        var rank = tags is { Count: > 0 } ? Array.IndexOf(tagOrder, tags[0]) : tagOrder.Length;
-        return $"{rank:D2} {api.RelativePath}";
-    });
-});
+builder.Services.AddPageAllocOpenApi();
 
 var app = builder.Build();
 

@@ -82,6 +82,31 @@ public class BadRequestTests
         var response = await app.CreateClient().GetAsync(path, TestContext.Current.CancellationToken);
         Assert.Equal(HttpStatusCode.BadRequest, response.StatusCode);
     }
+
+    [Theory]
+    [InlineData("GET", "/no/such/route", "", 404, "not-found")]
+    [InlineData("DELETE", "/zones/Normal/alloc_pages", "", 405, "method-not-allowed")]
+    [InlineData("POST", "/zones/Normal/alloc_pages", "{}", 400, "validation")]
+    [InlineData("POST", "/zones/Normal/alloc_pages", "{", 400, "malformed-request")]
+    [InlineData("POST", "/zones/Nowhere/alloc_pages", """{"order":0}""", 404, "unknown-zone")]
+    [InlineData("POST", "/zones/Normal/split_page", """{"pfn":1048576,"order":9}""", 409, "page-free")]
+    public async Task EveryProblem_CarriesItsKind_InTypeAndKind(string method, string path, string body, int status, string kind)
+    {
+        await using var app = new PageAllocApp();
+        var request = new HttpRequestMessage(new HttpMethod(method), path);
+        if (body.Length > 0)
+        {
+            request.Content = new StringContent(body, Encoding.UTF8, "application/json");
+        }
+
+        var response = await app.CreateClient().SendAsync(request, TestContext.Current.CancellationToken);
+
+        Assert.Equal(status, (int)response.StatusCode);
+        var problem = System.Text.Json.Nodes.JsonNode.Parse(await response.Content.ReadAsStringAsync(TestContext.Current.CancellationToken))!;
+        Assert.Equal(kind, problem["kind"]!.GetValue<string>());
+        Assert.Equal("urn:pagealloc:problem:" + kind, problem["type"]!.GetValue<string>());
+        Assert.False(string.IsNullOrEmpty(problem["detail"]?.GetValue<string>()));
+    }
 }
 
 /// <summary>Only JSON (or no body) may change state: a cross-site form post cannot.</summary>

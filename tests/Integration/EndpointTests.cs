@@ -117,7 +117,7 @@ public class EndpointTests
         Assert.True(free["freed"]!.GetValue<bool>());
 
         var again = await client.PostOk("/zones/Normal/put_page", new { pfn }, 409);
-        Assert.Equal("PageFree", again["kind"]!.GetValue<string>());
+        Assert.Equal("page-free", again["kind"]!.GetValue<string>());
         Assert.Contains("is free", again["detail"]!.GetValue<string>(), StringComparison.Ordinal);
     }
 

@@ -1,4 +1,6 @@
 using System.Text.Json.Nodes;
+using Microsoft.AspNetCore.WebUtilities;
+using PageAlloc.Api.Infrastructure;
 
 namespace PageAlloc.Tests.Integration;
 
@@ -12,24 +14,10 @@ public class OpenApiTests
         return JsonNode.Parse(await app.CreateClient().GetStringAsync("/swagger/v1/swagger.json", Ct))!;
     }
 
-    /// <summary>src/Api/openapi/openapi.json, found by walking up from the test's output folder.</summary>
-    private static string CommittedPath()
-    {
-        for (var dir = new DirectoryInfo(AppContext.BaseDirectory); dir is not null; dir = dir.Parent)
-        {
-            var candidate = Path.Combine(dir.FullName, "src", "Api", "openapi", "openapi.json");
-            if (File.Exists(candidate))
-            {
-                return candidate;
-            }
-        }
-        throw new FileNotFoundException("src/Api/openapi/openapi.json not found above " + AppContext.BaseDirectory);
-    }
-
     [Fact]
     public async Task CommittedDocument_IsTheServedDocument()
     {
-        var committed = JsonNode.Parse(await File.ReadAllTextAsync(CommittedPath(), Ct))!;
+        var committed = JsonNode.Parse(await File.ReadAllTextAsync(CommittedOpenApi.Path(), Ct))!;
         Assert.True(JsonNode.DeepEquals(committed, await Served()),
             "src/Api/openapi/openapi.json is stale: build src/Api and commit the regenerated file.");
     }
@@ -73,10 +61,111 @@ public class OpenApiTests
     }
 
     [Fact]
+    public async Task EveryOperation_IsDescribed_AndEveryResponseSaysWhatItMeans()
+    {
+        var reasonPhrases = Enumerable.Range(100, 500).Select(s => ReasonPhrases.GetReasonPhrase(s)).Where(p => p.Length > 0).ToHashSet();
+        foreach (var (path, operations) in (await Served())["paths"]!.AsObject())
+        {
+            foreach (var (method, operation) in operations!.AsObject())
+            {
+                Assert.True(operation!["description"]?.GetValue<string>().Length > 40, $"{method} {path} has no description");
+                foreach (var (status, response) in operation["responses"]!.AsObject())
+                {
+                    var description = response!["description"]!.GetValue<string>();
+                    Assert.DoesNotContain(description, reasonPhrases);
+                    if (status[0] is '4' or '5')
+                    {
+                        Assert.NotEmpty(response["content"]!["application/problem+json"]!["examples"]!.AsObject());
+                    }
+                }
+            }
+        }
+    }
+
+    [Fact]
+    public async Task ProblemSchema_ListsEveryKindAndItsType_AndRequiresThem()
+    {
+        var problem = (await Served())["components"]!["schemas"]!["ProblemDetails"]!;
+        Assert.Equal(ProblemCatalog.All.Select(k => k.Kind), problem["properties"]!["kind"]!["enum"]!.AsArray().Select(v => v!.GetValue<string>()));
+        Assert.Equal(ProblemCatalog.All.Select(k => k.Type), problem["properties"]!["type"]!["enum"]!.AsArray().Select(v => v!.GetValue<string>()));
+        Assert.Superset(new HashSet<string> { "type", "title", "status", "detail", "kind" }, problem["required"]!.AsArray().Select(v => v!.GetValue<string>()).ToHashSet());
+    }
+
+    [Theory]
+    [InlineData("AllocPagesResponse", "pfn order zone migratetype compound fromPcp gfp")]
+    [InlineData("RangeFreeResponse", "freed notFreed leaked chunksByOrder chunksUnlisted strategy")]
+    [InlineData("PageState", "pfn refcount flags where blockPfn blockOrder compound pageblockMigrateType")]
+    [InlineData("ZoneStatsResponse", "zone node managedPages freePages buddyinfo pagetypeinfo pcp vmstat locks")]
+    public async Task ResponseSchemas_RequireTheMembersAlwaysWritten(string schema, string members)
+    {
+        var required = (await Served())["components"]!["schemas"]![schema]!["required"]!.AsArray().Select(v => v!.GetValue<string>()).ToHashSet();
+        Assert.Superset(members.Split(' ').ToHashSet(), required);
+    }
+
+    [Fact]
+    public async Task ResponseSchemas_LeaveOptionalWhatMayBeAbsentOrNull()
+    {
+        var schemas = (await Served())["components"]!["schemas"]!;
+        Assert.DoesNotContain("chunks", schemas["RangeFreeResponse"]!["required"]!.AsArray().Select(v => v!.GetValue<string>()));
+        Assert.DoesNotContain("cpu", schemas["PageState"]!["required"]!.AsArray().Select(v => v!.GetValue<string>()));
+    }
+
+    [Fact]
+    public async Task Operations_FollowTheSeedFlow_AndPathParametersHaveExamples()
+    {
+        var document = await Served();
+        var paths = document["paths"]!.AsObject().Select(p => p.Key).ToList();
+        Assert.Equal(["/zones/{zone}/alloc_pages", "/zones/{zone}/split_page", "/zones/{zone}/free_contig_range"], paths.Take(3));
+        var zone = document["paths"]!["/zones/{zone}/alloc_pages"]!["post"]!["parameters"]!.AsArray().Single(p => p!["name"]!.GetValue<string>() == "zone")!;
+        Assert.Equal("Normal", zone["example"]!.GetValue<string>());
+    }
+
+    [Fact]
     public async Task Document_SpellsStrategiesAsStrings()
     {
         var schemas = (await Served())["components"]!["schemas"]!;
         var values = schemas["FreeStrategy"]!["enum"]!.AsArray().Select(v => v!.GetValue<string>());
         Assert.Equal(["per-page", "chunked", "upstream"], values);
+    }
+}
+
+/// <summary>The checker every integration test's client goes through refuses what the document does not describe.</summary>
+public class ContractCheckingHandlerTests
+{
+    private static CancellationToken Ct => TestContext.Current.CancellationToken;
+
+    private sealed class Canned(int status, string mediaType, string body) : HttpMessageHandler
+    {
+        protected override Task<HttpResponseMessage> SendAsync(HttpRequestMessage request, CancellationToken cancellationToken) =>
+            Task.FromResult(new HttpResponseMessage((System.Net.HttpStatusCode)status)
+            {
+                Content = new StringContent(body, System.Text.Encoding.UTF8, mediaType),
+            });
+    }
+
+    private static Task<HttpResponseMessage> Post(int status, string mediaType, string body)
+    {
+        var client = new HttpClient(new ContractCheckingHandler { InnerHandler = new Canned(status, mediaType, body) }) { BaseAddress = new Uri("http://localhost") };
+        return client.PostAsync("/zones/Normal/alloc_pages", null, Ct);
+    }
+
+    [Fact]
+    public async Task DocumentedAnswer_PassesThrough()
+    {
+        var response = await Post(201, "application/json", """{"pfn":1,"order":0,"zone":"Normal","migratetype":"movable","compound":false,"fromPcp":true,"gfp":"GFP_KERNEL"}""");
+        Assert.Equal(201, (int)response.StatusCode);
+    }
+
+    [Theory]
+    [InlineData(201, "application/json", """{"order":0,"zone":"Normal","migratetype":"movable","compound":false,"fromPcp":true,"gfp":"GFP_KERNEL"}""", "$.pfn is required")]
+    [InlineData(201, "application/json", """{"pfn":1,"order":0,"zone":"Normal","migratetype":"movable","compound":false,"fromPcp":true,"gfp":"GFP_KERNEL","extra":1}""", "$.extra is not in the schema")]
+    [InlineData(201, "application/json", """{"pfn":1,"order":0,"zone":"Normal","migratetype":"Movable","compound":false,"fromPcp":true,"gfp":"GFP_KERNEL"}""", "not one of the documented values")]
+    [InlineData(409, "application/problem+json", """{"type":"urn:pagealloc:problem:page-free","title":"t","status":409,"detail":"d","kind":"page-free"}""", "does not list")]
+    [InlineData(400, "application/problem+json", """{"type":"urn:pagealloc:problem:page-free","title":"t","status":400,"detail":"d","kind":"page-free"}""", "not among the kinds")]
+    [InlineData(400, "application/problem+json", """{"type":"urn:pagealloc:problem:invalid-cpu","title":"t","status":400,"detail":"d","kind":"invalid-order"}""", "does not name kind")]
+    public async Task UndocumentedAnswer_FailsTheCall(int status, string mediaType, string body, string expected)
+    {
+        var violation = await Assert.ThrowsAsync<ContractViolation>(() => Post(status, mediaType, body));
+        Assert.Contains(expected, violation.Message, StringComparison.Ordinal);
     }
 }

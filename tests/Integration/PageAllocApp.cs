@@ -25,6 +25,12 @@ internal sealed class PageAllocApp(params (string Key, string Value)[] settings)
         return app;
     }
 
+    /// <summary>
+    /// A client whose every answer is checked against the committed OpenAPI document
+    /// (<see cref="ContractCheckingHandler"/>): an answer the document does not describe fails the test.
+    /// </summary>
+    public new HttpClient CreateClient() => CreateDefaultClient(new ContractCheckingHandler());
+
     /// <summary>The address Kestrel listens on (<see cref="OnKestrel"/> only).</summary>
     public Uri Address => new(Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()!.Addresses.First());
 

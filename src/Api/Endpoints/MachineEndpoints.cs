@@ -1,6 +1,7 @@
 using Microsoft.AspNetCore.Http.HttpResults;
 using PageAlloc.Api.Contracts;
 using PageAlloc.Api.Infrastructure;
+using PageAlloc.Api.OpenApi;
 using PageAlloc.Api.Security;
 using PageAlloc.Domain.Proc;
 
@@ -11,20 +12,37 @@ public static class MachineEndpoints
 {
     public static IEndpointRouteBuilder MapMachine(this IEndpointRouteBuilder app)
     {
-        var machine = app.MapGroup("/").WithTags("Machine").ProducesProblem(StatusCodes.Status401Unauthorized);
-        machine.MapGet("/stats", GetStats).WithName("GetStats").WithSummary("Every zone's counters and the machine's totals");
-        machine.MapPost("/reset", Reset).WithName("Reset").WithSummary("Reboot the simulated machine: every zone back to its boot state")
-            .RequireAdministrator().ProducesProblem(StatusCodes.Status403Forbidden);
+        const string noKey = "API keys are configured and the request has none, or an unknown one.";
+        var machine = app.MapGroup("/").WithTags("Machine").Refuses(noKey, ProblemCatalog.Unauthenticated);
+        machine.MapGet("/stats", GetStats).WithName("GetStats")
+            .WithSummary("Every zone's counters and the machine's totals")
+            .WithDescription("GET /zones/{zone}/stats for every zone, with the machine's cpus, min_free_kbytes and totals.")
+            .Answers(200, "The machine's counters.");
+        machine.MapPost("/reset", Reset).WithName("Reset")
+            .WithSummary("Reboot the simulated machine: every zone back to its boot state")
+            .WithDescription("Boots a fresh machine from the served configuration (memblock_free_all(): every zone's pages freed in order-10 blocks) "
+                + "and swaps it in; calls that arrive meanwhile get 503 booting. With API keys, only an administrator's key may reset.")
+            .Answers(200, "The new machine's totals.")
+            .RequireAdministrator()
+            .Refuses("The key is not an administrator's.", ProblemCatalog.Forbidden);
 
-        var proc = app.MapGroup("/proc").WithTags("Proc").ProducesProblem(StatusCodes.Status401Unauthorized);
+        var proc = app.MapGroup("/proc").WithTags("Proc").Refuses(noKey, ProblemCatalog.Unauthenticated);
         proc.MapGet("/buddyinfo", (MachineHost h) => Text(ProcFs.BuddyInfo(h.Machine.Stats())))
-            .WithName("ProcBuddyinfo").WithSummary("/proc/buddyinfo").Produces<string>(200, "text/plain");
+            .WithName("ProcBuddyinfo").WithSummary("/proc/buddyinfo")
+            .WithDescription("Free blocks per order for each zone, in the kernel's frag_show() format.")
+            .Produces<string>(200, "text/plain").Answers(200, "The file's text.");
         proc.MapGet("/pagetypeinfo", (MachineHost h) => Text(ProcFs.PageTypeInfo(h.Machine.Stats())))
-            .WithName("ProcPagetypeinfo").WithSummary("/proc/pagetypeinfo").Produces<string>(200, "text/plain");
+            .WithName("ProcPagetypeinfo").WithSummary("/proc/pagetypeinfo")
+            .WithDescription("Free blocks per order and migratetype, and pageblocks per migratetype, in the kernel's pagetypeinfo_show() format.")
+            .Produces<string>(200, "text/plain").Answers(200, "The file's text.");
         proc.MapGet("/zoneinfo", (MachineHost h) => Text(ProcFs.ZoneInfo(h.Machine.Stats(), h.Machine.Cpus)))
-            .WithName("ProcZoneinfo").WithSummary("/proc/zoneinfo (the fields PageAlloc models)").Produces<string>(200, "text/plain");
+            .WithName("ProcZoneinfo").WithSummary("/proc/zoneinfo (the fields PageAlloc models)")
+            .WithDescription("Each zone's watermarks, spanned, present and managed pages, lowmem reserve (protection) and pcp high and batch per cpu, in zoneinfo_show()'s format.")
+            .Produces<string>(200, "text/plain").Answers(200, "The file's text.");
         proc.MapGet("/vmstat", (MachineHost h) => Text(ProcFs.VmStat(h.Machine.Stats())))
-            .WithName("ProcVmstat").WithSummary("/proc/vmstat (the counters PageAlloc keeps)").Produces<string>(200, "text/plain");
+            .WithName("ProcVmstat").WithSummary("/proc/vmstat (the counters PageAlloc keeps)")
+            .WithDescription("The allocator's vm events (pgalloc_*, pgfree, allocstall, ...) as name-value lines, as vmstat_show() prints them.")
+            .Produces<string>(200, "text/plain").Answers(200, "The file's text.");
         return app;
     }
 

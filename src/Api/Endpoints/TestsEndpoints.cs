@@ -1,6 +1,7 @@
 using Microsoft.AspNetCore.Http.HttpResults;
 using PageAlloc.Api.Contracts;
 using PageAlloc.Api.Infrastructure;
+using PageAlloc.Api.OpenApi;
 using PageAlloc.Api.Security;
 using PageAlloc.Domain.Model;
 using PageAlloc.Domain.Testing;
@@ -25,13 +26,16 @@ public static class TestsEndpoints
             .WithDescription("Boots a private machine from the served configuration, so it measures the algorithm rather than "
                 + "other clients' traffic and leaves the served zones untouched. Runs each strategy asked for (all three when "
                 + $"strategy is left out), at most {HighOrderTestRequest.MaxIterations} iterations. One run at a time; others get 429. A run stops when its client goes away or its time runs out (504).")
-            .ProducesProblem(StatusCodes.Status400BadRequest)
-            .ProducesProblem(StatusCodes.Status429TooManyRequests)
+            .Answers(200, "Each strategy's run: its time per iteration, the state left behind, and whether every block came back.")
+            .Refuses("The request is invalid (iterations, order, zone, strategy); nothing ran.", ProblemCatalog.Validation, ProblemCatalog.MalformedRequest,
+                ProblemCatalog.Of(PageErrorKind.InvalidOrder), ProblemCatalog.Of(PageErrorKind.OutOfZone), ProblemCatalog.Of(PageErrorKind.InvalidLength))
+            .Refuses("API keys are configured and the request has none, or an unknown one.", ProblemCatalog.Unauthenticated)
+            .Refuses("The key is not an administrator's.", ProblemCatalog.Forbidden)
+            .Refuses("A test is already running (one at a time), or the key's request budget is spent.", ProblemCatalog.TooManyRequests)
+            .Refuses("The run took longer than Limits:TestTimeoutSeconds and was stopped.", ProblemCatalog.Timeout)
             .RequireRateLimiting(OneAtATime)
             .WithRequestTimeout(TestTimeout)
-            .RequireAdministrator()
-            .ProducesProblem(StatusCodes.Status401Unauthorized)
-            .ProducesProblem(StatusCodes.Status403Forbidden);
+            .RequireAdministrator();
         return app;
     }
 

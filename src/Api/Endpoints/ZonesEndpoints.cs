@@ -5,6 +5,7 @@ using Microsoft.AspNetCore.Mvc;
 using Microsoft.Extensions.Options;
 using PageAlloc.Api.Contracts;
 using PageAlloc.Api.Infrastructure;
+using PageAlloc.Api.OpenApi;
 using PageAlloc.Api.Security;
 using PageAlloc.Domain.Allocator;
 using PageAlloc.Domain.Model;
@@ -17,52 +18,125 @@ public static class ZonesEndpoints
     public static RouteGroupBuilder MapZones(this IEndpointRouteBuilder app)
     {
         var limits = app.ServiceProvider.GetRequiredService<IOptions<LimitsOptions>>().Value;
-        var group = app.MapGroup("/zones").WithTags("Zones").ProducesProblem(StatusCodes.Status401Unauthorized);
+        var group = app.MapGroup("/zones").WithTags("Zones").Refuses(NoKey, ProblemCatalog.Unauthenticated);
 
-        group.MapGet("/", ListZones).WithName("ListZones").WithSummary("List the zones of every node");
+        group.MapGet("/", ListZones).WithName("ListZones")
+            .WithSummary("List the zones of every node")
+            .WithDescription("Each populated zone of each node, in zonelist order (highest zone first): its pfn span, managed pages, free pages and pages on pcp lists.")
+            .Answers(200, "The zones.");
         group.MapGet("/{zone}", GetZone).WithName("GetZone")
             .WithSummary("One zone: watermarks, lowmem reserve, pcp high and batch per cpu")
+            .WithDescription("The zone's tuning as the kernel computes it at boot: __setup_per_zone_wmarks() (min, low, high, promo), "
+                + "setup_per_zone_lowmem_reserve(), and zone_highsize()/zone_batchsize() for each cpu's pcp.")
             .AddEndpointFilterFactory(RequireKnownZone)
-            .ProducesProblem(StatusCodes.Status404NotFound);
+            .Answers(200, "The zone.")
+            .Refuses(UnknownZoneHelp, ProblemCatalog.UnknownZone);
 
         var pages = app.MapGroup("/zones/{zone}").WithTags("Pages")
             .AddEndpointFilterFactory(RequireKnownZone)
-            .ProducesProblem(StatusCodes.Status404NotFound)
-            .ProducesProblem(StatusCodes.Status400BadRequest)
-            .ProducesProblem(StatusCodes.Status401Unauthorized)
-            .ProducesProblem(StatusCodes.Status403Forbidden);
+            .Refuses(UnknownZoneHelp, ProblemCatalog.UnknownZone)
+            .Refuses("The request is invalid; nothing changed.", ProblemCatalog.Validation, ProblemCatalog.MalformedRequest)
+            .Refuses(NoKey, ProblemCatalog.Unauthenticated)
+            .Refuses("The page is charged to another API key's memory cgroup (only when API keys are configured); nothing changed.",
+                ProblemCatalog.Of(PageErrorKind.NotOwner));
         pages.MapPost("/alloc_pages", AllocPages).WithName("AllocPages")
             .WithSummary("alloc_pages(gfp, order): allocate a block, falling back to lower zones as the kernel's zonelist does")
-            .ProducesProblem(StatusCodes.Status507InsufficientStorage);
+            .WithDescription("Models __alloc_pages(): get_page_from_freelist() over the zonelist of gfp_zone(gfp), starting at the zone in the path, "
+                + "with the watermark check (__zone_watermark_ok()), rmqueue() from the cpu's pcp for order <= 3 (PAGE_ALLOC_COSTLY_ORDER) or the buddy, "
+                + "and the migratetype fallback; then the slow path's allowances (__GFP_HIGH, atomic, __GFP_MEMALLOC). The block comes back "
+                + "with refcount 1 on its head (every page for __GFP_COMP's compound page). With API keys, the allocation is charged to the key's memcg.")
+            .Answers(201, "The block: its first pfn (the Location header names it), order, the zone it came from (a lower one after a fallback), its migratetype, and whether the pcp served it.")
+            .Refuses("The gfp mask is not the kernel's, the order is above 10, or the cpu does not exist; nothing changed.",
+                ProblemCatalog.Of(PageErrorKind.InvalidGfp), ProblemCatalog.Of(PageErrorKind.InvalidOrder), ProblemCatalog.Of(PageErrorKind.InvalidCpu))
+            .Refuses("No zone of the zonelist could give the block (as the kernel would return NULL), or the key's memcg is at memory.max; nothing changed.",
+                ProblemCatalog.Of(PageErrorKind.OutOfMemory), ProblemCatalog.Of(PageErrorKind.MemcgMax));
         pages.MapPost("/split_page", SplitPage).WithName("SplitPage")
             .WithSummary("split_page(page, order): turn a non-compound block into order-0 pages with refcount 1")
-            .ProducesProblem(StatusCodes.Status409Conflict);
+            .WithDescription("Models split_page(): every page of an allocated, non-compound block becomes an order-0 page with its own reference, "
+                + "so the block can be freed page by page or as a range (free_contig_range), as the seed's test does.")
+            .Answers(200, "The block's first pfn, its former order, and the number of order-0 pages it became.")
+            .Refuses("The pfn is outside the zone or not aligned to the order; nothing changed.",
+                ProblemCatalog.Of(PageErrorKind.OutOfZone), ProblemCatalog.Of(PageErrorKind.Misaligned), ProblemCatalog.Of(PageErrorKind.InvalidOrder))
+            .Refuses("The pages are not one allocated non-compound block of this order with refcount 1 (the kernel would VM_BUG_ON); nothing changed.",
+                [.. NotLive, ProblemCatalog.Of(PageErrorKind.WrongOrder), ProblemCatalog.Of(PageErrorKind.CompoundPage)]);
         pages.MapPost("/free_contig_range", FreeContigRange).WithName("FreeContigRange")
             .WithSummary("free_contig_range(pfn, nr_pages) with the per-page, chunked or upstream strategy")
-            .ProducesProblem(StatusCodes.Status409Conflict);
+            .WithDescription("Models free_contig_range(): drops one reference on each order-0 page of the range, all or none, and frees the pages "
+                + "that reach zero. per-page frees each page on its own (the kernel before the seed patch), chunked frees the largest aligned "
+                + "power-of-two chunks (the seed patch), upstream the chunks capped at a pageblock as merged in v7.2. listChunks=true lists the chunks.")
+            .Answers(200, "Pages freed, still referenced (not freed) and leaked (HWPoison); the chunks handed to the buddy, counted by order.")
+            .Refuses("The range leaves the zone or is empty or too long; nothing changed.",
+                ProblemCatalog.Of(PageErrorKind.OutOfZone), ProblemCatalog.Of(PageErrorKind.InvalidLength), ProblemCatalog.Of(PageErrorKind.InvalidCpu))
+            .Refuses("A page of the range is not an allocated order-0 page: free (a double free), HWPoison, part of an unsplit block or of a compound page; nothing changed.",
+                [.. NotLive, ProblemCatalog.Of(PageErrorKind.CompoundPage), ProblemCatalog.Of(PageErrorKind.NotSplit)]);
         pages.MapPost("/free_pages", FreePages).WithName("FreePages")
             .WithSummary("__free_pages(page, order): drop the head's reference; at zero the block is freed")
-            .ProducesProblem(StatusCodes.Status409Conflict);
+            .WithDescription("Models __free_pages(): put_page_testzero() on the head; at zero the block goes to the cpu's pcp (free_frozen_pages(), "
+                + "order <= 3 and the pcp has room) or to the buddy (__free_one_page(), merging with free buddies).")
+            .Answers(200, "The block, whether it was freed, and the head's refcount after the call.")
+            .Refuses("The pfn is outside the zone, misaligned, or the order or cpu invalid; nothing changed.",
+                ProblemCatalog.Of(PageErrorKind.OutOfZone), ProblemCatalog.Of(PageErrorKind.Misaligned), ProblemCatalog.Of(PageErrorKind.InvalidOrder), ProblemCatalog.Of(PageErrorKind.InvalidCpu))
+            .Refuses("The page is free (a double free), HWPoison, a tail, or was allocated with another order; nothing changed.",
+                [.. NotLive, ProblemCatalog.Of(PageErrorKind.WrongOrder)]);
         pages.MapPost("/free_pages_bulk", FreePagesBulk).WithName("FreePagesBulk")
             .WithMetadata(new RequestSizeLimitAttribute(limits.BulkBodyBytes))
             .WithSummary("free_pages_bulk(pages): free order-0 pages, contiguous runs together (the vfree path)")
-            .ProducesProblem(StatusCodes.Status409Conflict);
+            .WithDescription("Models the vfree() path's bulk free: each run of contiguous pfns is freed as free_contig_range() would free it with the "
+                + "strategy given; all references are dropped or none.")
+            .Answers(200, "As free_contig_range: pages freed, not freed and leaked, and the chunks by order.")
+            .Refuses("The list is empty or too long, a pfn is outside the zone, or the cpu is invalid; nothing changed.",
+                ProblemCatalog.Of(PageErrorKind.OutOfZone), ProblemCatalog.Of(PageErrorKind.InvalidLength), ProblemCatalog.Of(PageErrorKind.InvalidCpu))
+            .Refuses("A page is not an allocated order-0 page: free, HWPoison, part of an unsplit block or of a compound page; nothing changed.",
+                [.. NotLive, ProblemCatalog.Of(PageErrorKind.CompoundPage), ProblemCatalog.Of(PageErrorKind.NotSplit)]);
         pages.MapPost("/get_page", GetPage).WithName("GetPage")
-            .WithSummary("get_page(page): take a reference").ProducesProblem(StatusCodes.Status409Conflict);
+            .WithSummary("get_page(page): take a reference")
+            .WithDescription("Models get_page(): one more reference on an allocated page (the head's, for a tail of a compound page), so a later put_page or free does not free it.")
+            .Answers(200, "The page and its refcount after the call.")
+            .Refuses("The pfn is outside the zone, or the refcount would overflow; nothing changed.",
+                ProblemCatalog.Of(PageErrorKind.OutOfZone), ProblemCatalog.Of(PageErrorKind.InvalidLength))
+            .Refuses("The page is free, HWPoison, or a tail of a non-compound block; nothing changed.", NotLive);
         pages.MapPost("/put_page", PutPage).WithName("PutPage")
             .WithSummary("put_page(page): drop a reference; at zero the page (or compound page) is freed")
-            .ProducesProblem(StatusCodes.Status409Conflict);
+            .WithDescription("Models put_page(): drops a reference; at zero an order-0 page or a whole compound page is freed (free_frozen_pages()).")
+            .Answers(200, "The page, its refcount after the call, and whether it was freed.")
+            .Refuses("The pfn is outside the zone or the cpu invalid; nothing changed.", ProblemCatalog.Of(PageErrorKind.OutOfZone), ProblemCatalog.Of(PageErrorKind.InvalidCpu))
+            .Refuses("The page is free, HWPoison, a tail, or the last reference of a non-compound order > 0 block (freeing it as order 0 would leak its tails); nothing changed.",
+                [.. NotLive, ProblemCatalog.Of(PageErrorKind.NonCompoundPut)]);
         pages.MapPost("/hwpoison", HwPoison).WithName("HwPoison")
             .WithSummary("Mark an in-use order-0 page HWPoison (memory_failure()); freeing it later leaks it deliberately")
-            .ProducesProblem(StatusCodes.Status409Conflict);
+            .WithDescription("Sets PG_hwpoison on an allocated order-0 page, as memory_failure() does for a page with a hardware error. "
+                + "The free paths then keep it out of the buddy (free_pages_prepare() refuses it): range frees count it as leaked.")
+            .Answers(200, "The page and its refcount.")
+            .Refuses("The pfn is outside the zone; nothing changed.", ProblemCatalog.Of(PageErrorKind.OutOfZone))
+            .Refuses("The page is free, already HWPoison, a tail, or part of an order > 0 block; nothing changed.",
+                [.. NotLive, ProblemCatalog.Of(PageErrorKind.NotSplit)]);
         pages.MapGet("/pages/{pfn}", GetPageState).WithName("GetPageState")
-            .WithSummary("One page: refcount, flags, and the block that holds it (buddy, pcp or allocated)");
+            .WithSummary("One page: refcount, flags, and the block that holds it (buddy, pcp or allocated)")
+            .WithDescription("What the kernel's struct page and dump_page() would say: the refcount, the block holding the page (its head pfn, order and "
+                + "migratetype), where that block is (buddy, pcp, allocated, frozen, hw-poison-leaked) and its flags.")
+            .Answers(200, "The page.")
+            .Refuses("The pfn is not a number, or outside the zone.", ProblemCatalog.InvalidPfn, ProblemCatalog.Of(PageErrorKind.OutOfZone));
         pages.MapPost("/drain_pages", DrainPages).WithName("DrainPages")
-            .WithSummary("drain_pages(cpu): return one cpu's (or every cpu's) pcp pages to the buddy");
+            .WithSummary("drain_pages(cpu): return one cpu's (or every cpu's) pcp pages to the buddy")
+            .WithDescription("Models drain_pages_zone() for one cpu, or drain_all_pages() for every cpu when cpu is left out: every page on the pcp lists goes "
+                + "back to the buddy through free_pcppages_bulk(), merging as it goes.")
+            .Answers(200, "The number of pages drained.")
+            .Refuses("The cpu does not exist; nothing changed.", ProblemCatalog.Of(PageErrorKind.InvalidCpu));
         pages.MapGet("/stats", GetZoneStats).WithName("GetZoneStats")
-            .WithSummary("The zone's counters: buddyinfo, pagetypeinfo, pcp, vmstat events, lock statistics");
+            .WithSummary("The zone's counters: buddyinfo, pagetypeinfo, pcp, vmstat events, lock statistics")
+            .WithDescription("The zone's free blocks per order (/proc/buddyinfo) and per migratetype (/proc/pagetypeinfo), pageblocks per migratetype, "
+                + "the pcp of each cpu, the vmstat events the allocator counts, and lock_stat-style figures for the zone lock, the pcp locks and the refcount lock.")
+            .Answers(200, "The zone's counters.");
         return group;
     }
+
+    private const string NoKey = "API keys are configured and the request has none, or an unknown one.";
+
+    /// <summary>The refusals of a call on a page that is not the head of a live allocation (Zone.NotAllocatedHead).</summary>
+    private static readonly ProblemKind[] NotLive =
+        [ProblemCatalog.Of(PageErrorKind.PageFree), ProblemCatalog.Of(PageErrorKind.HwPoisoned), ProblemCatalog.Of(PageErrorKind.NotHead)];
+
+    private const string UnknownZoneHelp = "The zone is not one of the machine's (GET /zones lists them).";
 
     /// <summary>
     /// Answers 404 for a zone the machine does not have (after the body is bound, before the handler), so
@@ -185,7 +259,7 @@ public static class ZonesEndpoints
         var z = ZoneOf(host, zone);
         if (!TryParsePfn(pfn, out var value))
         {
-            return Problems.BadRequest("invalid-pfn", "Invalid pfn", $"'{pfn}' is not a pfn: use decimal or 0x-prefixed hex.");
+            return Problems.Of(ProblemCatalog.InvalidPfn, $"'{pfn}' is not a pfn: use decimal or 0x-prefixed hex.");
         }
         return Respond(z.GetPageState(value), state => state);
     }

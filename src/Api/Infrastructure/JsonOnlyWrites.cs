@@ -15,7 +15,7 @@ public static class JsonOnlyWrites
             await next();
             return;
         }
-        await Problems.WriteAsync(context, StatusCodes.Status415UnsupportedMediaType, "unsupported-media-type", "Unsupported media type",
+        await Problems.WriteAsync(context, ProblemCatalog.UnsupportedMediaType,
             $"Requests that change state take application/json (or no body), not '{request.ContentType ?? "a body without a content type"}'.");
     }
 

@@ -15,30 +15,27 @@ public sealed partial class ProblemExceptionHandler : IExceptionHandler
 {
     public async ValueTask<bool> TryHandleAsync(HttpContext httpContext, Exception exception, CancellationToken cancellationToken)
     {
-        var (status, kind, title, detail) = exception switch
+        var (kind, detail) = exception switch
         {
-            BadHttpRequestException bad => (bad.StatusCode, "malformed-request", "Malformed request", Describe(bad, BodyType(httpContext))),
-            MachineNotBootedException booting => (StatusCodes.Status503ServiceUnavailable, "booting", "Booting", booting.Message),
-            _ => (0, "", "", ""),
+            BadHttpRequestException { StatusCode: StatusCodes.Status413PayloadTooLarge } => (ProblemCatalog.BodyTooLarge, "The request body is larger than this endpoint accepts."),
+            BadHttpRequestException bad => (ProblemCatalog.MalformedRequest, Describe(bad, BodyType(httpContext))),
+            MachineNotBootedException booting => (ProblemCatalog.Booting, booting.Message),
+            _ => (null, ""),
         };
-        if (status == 0)
+        if (kind is null)
         {
             return false;
         }
-        if (status == StatusCodes.Status503ServiceUnavailable)
+        if (kind == ProblemCatalog.Booting)
         {
             httpContext.Response.Headers.RetryAfter = "1";
         }
-        return await Problems.WriteAsync(httpContext, status, kind, title, detail, exception);
+        return await Problems.WriteAsync(httpContext, kind, detail, exception);
     }
 
     /// <summary>What was wrong with the request, in JSON terms: the path of the bad value and why.</summary>
     internal static string Describe(BadHttpRequestException bad, Type? bodyType)
     {
-        if (bad.StatusCode == StatusCodes.Status413PayloadTooLarge)
-        {
-            return "The request body is larger than this endpoint accepts.";
-        }
         if (bad.InnerException is not JsonException json)
         {
             return bad.InnerException is null && (bad.Message.Contains("no body was provided", StringComparison.Ordinal)

@@ -4,76 +4,32 @@ using PageAlloc.Domain.Model;
 namespace PageAlloc.Api.Infrastructure;
 
 /// <summary>
-/// Maps domain refusals to RFC 9457 problem responses: a stable type per kind of failure, the
-/// domain's sentence as the detail, and the kind as an extension for clients that switch on it.
+/// Writes RFC 9457 problem responses of the kinds in <see cref="ProblemCatalog"/>: a stable URN type
+/// per kind, the kind's title, and a detail that says what was wrong with this request. The kind
+/// itself is added to every problem by <see cref="ProblemCatalog.Complete"/>.
 /// </summary>
 public static class Problems
 {
-    public const string TypePrefix = "urn:pagealloc:problem:";
+    public static ProblemHttpResult From(PageError error) => Of(ProblemCatalog.Of(error.Kind), error.Detail);
 
-    public static int StatusOf(PageErrorKind kind) => kind switch
-    {
-        PageErrorKind.InvalidOrder or PageErrorKind.InvalidCpu or PageErrorKind.InvalidGfp
-            or PageErrorKind.OutOfZone or PageErrorKind.Misaligned or PageErrorKind.InvalidLength => StatusCodes.Status400BadRequest,
-        PageErrorKind.OutOfMemory or PageErrorKind.MemcgMax => StatusCodes.Status507InsufficientStorage,
-        PageErrorKind.NotOwner => StatusCodes.Status403Forbidden,
-        _ => StatusCodes.Status409Conflict,
-    };
+    public static ProblemHttpResult UnknownZone(string zone, IEnumerable<string> known) =>
+        Of(ProblemCatalog.UnknownZone, $"There is no zone '{zone}'. Zones: {string.Join(", ", known)}.");
 
-    /// <summary>"InvalidOrder" becomes "invalid-order", as the enums are spelled on the wire.</summary>
-    public static string Slug(string pascal) => System.Text.Json.JsonNamingPolicy.KebabCaseLower.ConvertName(pascal);
-
-    public static ProblemHttpResult From(PageError error) => TypedResults.Problem(
-        detail: error.Detail,
-        statusCode: StatusOf(error.Kind),
-        title: TitleOf(error.Kind),
-        type: TypePrefix + Slug(error.Kind.ToString()),
-        extensions: new Dictionary<string, object?> { ["kind"] = error.Kind.ToString() });
-
-    public static ProblemHttpResult UnknownZone(string zone, IEnumerable<string> known) => TypedResults.Problem(
-        detail: $"There is no zone '{zone}'. Zones: {string.Join(", ", known)}.",
-        statusCode: StatusCodes.Status404NotFound,
-        title: "Unknown zone",
-        type: TypePrefix + "unknown-zone");
-
-    public static ProblemHttpResult BadRequest(string kind, string title, string detail) => TypedResults.Problem(
-        detail: detail,
-        statusCode: StatusCodes.Status400BadRequest,
-        title: title,
-        type: TypePrefix + kind);
+    public static ProblemHttpResult Of(ProblemKind kind, string detail) =>
+        TypedResults.Problem(detail: detail, statusCode: kind.Status, title: kind.Title, type: kind.Type);
 
     /// <summary>
     /// Writes a problem where no endpoint returns one (middleware, authentication, the exception
     /// handler), through the framework's IProblemDetailsService like every other problem.
     /// </summary>
-    public static ValueTask<bool> WriteAsync(HttpContext context, int status, string kind, string title, string detail, Exception? exception = null)
+    public static ValueTask<bool> WriteAsync(HttpContext context, ProblemKind kind, string detail, Exception? exception = null)
     {
-        context.Response.StatusCode = status;
+        context.Response.StatusCode = kind.Status;
         return context.RequestServices.GetRequiredService<IProblemDetailsService>().TryWriteAsync(new ProblemDetailsContext
         {
             HttpContext = context,
             Exception = exception,
-            ProblemDetails = { Status = status, Title = title, Type = TypePrefix + kind, Detail = detail },
+            ProblemDetails = { Status = kind.Status, Title = kind.Title, Type = kind.Type, Detail = detail },
         });
     }
-
-    private static string TitleOf(PageErrorKind kind) => kind switch
-    {
-        PageErrorKind.InvalidOrder => "Order out of range",
-        PageErrorKind.InvalidCpu => "Unknown cpu",
-        PageErrorKind.InvalidGfp => "Invalid gfp flags",
-        PageErrorKind.OutOfZone => "Outside the zone",
-        PageErrorKind.Misaligned => "Misaligned pfn",
-        PageErrorKind.InvalidLength => "Invalid length",
-        PageErrorKind.PageFree => "Page is free",
-        PageErrorKind.NotHead => "Not the head of an allocation",
-        PageErrorKind.WrongOrder => "Wrong order",
-        PageErrorKind.CompoundPage => "Compound page",
-        PageErrorKind.NotSplit => "Block not split",
-        PageErrorKind.NonCompoundPut => "put_page would leak a non-compound block",
-        PageErrorKind.HwPoisoned => "Page is HWPoison",
-        PageErrorKind.MemcgMax => "Memory cgroup limit reached",
-        PageErrorKind.NotOwner => "Page belongs to another client",
-        _ => "Allocation failed",
-    };
 }

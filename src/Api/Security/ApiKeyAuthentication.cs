@@ -56,19 +56,17 @@ public sealed class ApiKeyAuthenticationHandler(
     }
 
     protected override Task HandleChallengeAsync(AuthenticationProperties properties) =>
-        Refuse(StatusCodes.Status401Unauthorized, "unauthenticated", "API key required",
-            $"Send one of the configured API keys in the {SecurityOptions.HeaderName} header.");
+        Refuse(ProblemCatalog.Unauthenticated, $"Send one of the configured API keys in the {SecurityOptions.HeaderName} header.");
 
     protected override Task HandleForbiddenAsync(AuthenticationProperties properties) =>
-        Refuse(StatusCodes.Status403Forbidden, "forbidden", "Administrators only",
-            "This call changes the whole machine or runs tests on it; it takes an administrator's API key.");
+        Refuse(ProblemCatalog.Forbidden, "This call changes the whole machine or runs tests on it; it takes an administrator's API key.");
 
-    private async Task Refuse(int status, string kind, string title, string detail)
+    private async Task Refuse(ProblemKind kind, string detail)
     {
-        if (status == StatusCodes.Status401Unauthorized)
+        if (kind == ProblemCatalog.Unauthenticated)
         {
             Response.Headers.WWWAuthenticate = SchemeName;
         }
-        await Problems.WriteAsync(Context, status, kind, title, detail);
+        await Problems.WriteAsync(Context, kind, detail);
     }
 }

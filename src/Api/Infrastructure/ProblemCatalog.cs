@@ -1,0 +1,139 @@
+using Microsoft.AspNetCore.Mvc;
+using PageAlloc.Domain.Model;
+
+namespace PageAlloc.Api.Infrastructure;
+
+/// <summary>One kind of problem the service answers with: its status, title, and when it happens.</summary>
+public sealed record ProblemKind(string Kind, int Status, string Title, string When)
+{
+    /// <summary>The RFC 9457 type of this kind: urn:pagealloc:problem:{kind}.</summary>
+    public string Type => ProblemCatalog.TypePrefix + Kind;
+}
+
+/// <summary>
+/// Every problem the service can answer with, in one list: the domain's refusals (one per
+/// <see cref="PageErrorKind"/>, spelled kebab-case as every enum is on the wire) and the service's
+/// own (unknown zone, validation, authentication, limits). Each problem response carries its kind
+/// twice: as the URN in <c>type</c> and as the <c>kind</c> member, so clients can switch on either.
+/// The OpenAPI document's problem schema lists these kinds and types; nothing else may go out.
+/// </summary>
+public static class ProblemCatalog
+{
+    public const string TypePrefix = "urn:pagealloc:problem:";
+
+    // Kinds the service itself answers with (not domain refusals); named so call sites cannot misspell them.
+    public static readonly ProblemKind UnknownZone = new("unknown-zone", 404, "Unknown zone", "The zone in the path is not one of the machine's zones.");
+    public static readonly ProblemKind InvalidPfn = new("invalid-pfn", 400, "Invalid pfn", "The pfn in the path is neither decimal nor 0x-prefixed hex.");
+    public static readonly ProblemKind Validation = new("validation", 400, "One or more validation errors occurred.", "A request member is missing or out of range; errors names each one.");
+    public static readonly ProblemKind MalformedRequest = new("malformed-request", 400, "Malformed request", "The body is not JSON, has a member the request does not have, or a value of the wrong type or spelling.");
+    public static readonly ProblemKind BodyTooLarge = new("body-too-large", 413, "Body too large", "The body is larger than the endpoint accepts (Limits:PageCallBodyBytes, Limits:BulkBodyBytes).");
+    public static readonly ProblemKind UnsupportedMediaType = new("unsupported-media-type", 415, "Unsupported media type", "A POST body that is not application/json.");
+    public static readonly ProblemKind Unauthenticated = new("unauthenticated", 401, "API key required", "API keys are configured and the request has none, or an unknown one, in X-Api-Key.");
+    public static readonly ProblemKind Forbidden = new("forbidden", 403, "Administrators only", "The call (reset, tests) takes an administrator's API key.");
+    public static readonly ProblemKind TooManyRequests = new("too-many-requests", 429, "Too many requests", "The API key's request budget is spent, or a test is already running.");
+    public static readonly ProblemKind Booting = new("booting", 503, "Booting", "The machine is booting (at start or during a reset); retry after Retry-After.");
+    public static readonly ProblemKind Timeout = new("timeout", 504, "Timed out", "A test ran past Limits:TestTimeoutSeconds.");
+    public static readonly ProblemKind NotFound = new("not-found", 404, "Not Found", "No endpoint has this path.");
+    public static readonly ProblemKind MethodNotAllowed = new("method-not-allowed", 405, "Method Not Allowed", "The path exists but not with this method.");
+    public static readonly ProblemKind Internal = new("internal", 500, "Internal error", "A fault in the service; it should never happen, and is a bug to report.");
+
+    private static readonly ProblemKind[] ServiceKinds =
+        [UnknownZone, InvalidPfn, Validation, MalformedRequest, BodyTooLarge, UnsupportedMediaType, Unauthenticated, Forbidden,
+         TooManyRequests, Booting, Timeout, NotFound, MethodNotAllowed, Internal];
+
+    private static readonly Dictionary<PageErrorKind, ProblemKind> DomainKinds =
+        Enum.GetValues<PageErrorKind>().ToDictionary(k => k, k => new ProblemKind(Slug(k), StatusOf(k), TitleOf(k), WhenOf(k)));
+
+    /// <summary>Every kind: the domain's refusals first, then the service's own.</summary>
+    public static IReadOnlyList<ProblemKind> All { get; } = [.. DomainKinds.Values, .. ServiceKinds];
+
+    public static ProblemKind Of(PageErrorKind kind) => DomainKinds[kind];
+
+    /// <summary>
+    /// Gives a problem the framework wrote (validation, rate limiting, an unknown route) a kind and a
+    /// URN type by its status, so that every problem response has both. Problems the service wrote
+    /// already have them. Runs for every problem through AddProblemDetails' CustomizeProblemDetails.
+    /// </summary>
+    public static void Complete(ProblemDetails problem)
+    {
+        if (problem.Type is not { } type || !type.StartsWith(TypePrefix, StringComparison.Ordinal))
+        {
+            var kind = problem is HttpValidationProblemDetails ? Validation : ByStatus(problem.Status ?? 500);
+            problem.Type = kind.Type;
+            problem.Title ??= kind.Title;
+        }
+        var slug = problem.Type[TypePrefix.Length..];
+        problem.Detail ??= All.FirstOrDefault(k => k.Kind == slug)?.When;
+        problem.Extensions["kind"] = slug;
+    }
+
+    private static ProblemKind ByStatus(int status) => status switch
+    {
+        400 => MalformedRequest,
+        401 => Unauthenticated,
+        403 => Forbidden,
+        404 => NotFound,
+        405 => MethodNotAllowed,
+        413 => BodyTooLarge,
+        415 => UnsupportedMediaType,
+        429 => TooManyRequests,
+        503 => Booting,
+        504 => Timeout,
+        _ => Internal,
+    };
+
+    private static string Slug(PageErrorKind kind) => System.Text.Json.JsonNamingPolicy.KebabCaseLower.ConvertName(kind.ToString());
+
+    private static int StatusOf(PageErrorKind kind) => kind switch
+    {
+        PageErrorKind.InvalidOrder or PageErrorKind.InvalidCpu or PageErrorKind.InvalidGfp
+            or PageErrorKind.OutOfZone or PageErrorKind.Misaligned or PageErrorKind.InvalidLength => StatusCodes.Status400BadRequest,
+        PageErrorKind.OutOfMemory or PageErrorKind.MemcgMax => StatusCodes.Status507InsufficientStorage,
+        PageErrorKind.NotOwner => StatusCodes.Status403Forbidden,
+        PageErrorKind.PageFree or PageErrorKind.NotHead or PageErrorKind.WrongOrder or PageErrorKind.CompoundPage
+            or PageErrorKind.NotSplit or PageErrorKind.NonCompoundPut or PageErrorKind.HwPoisoned => StatusCodes.Status409Conflict,
+        _ => throw new ArgumentOutOfRangeException(nameof(kind), kind, "every PageErrorKind needs a status"),
+    };
+
+    private static string TitleOf(PageErrorKind kind) => kind switch
+    {
+        PageErrorKind.InvalidOrder => "Order out of range",
+        PageErrorKind.InvalidCpu => "Unknown cpu",
+        PageErrorKind.InvalidGfp => "Invalid gfp flags",
+        PageErrorKind.OutOfZone => "Outside the zone",
+        PageErrorKind.Misaligned => "Misaligned pfn",
+        PageErrorKind.InvalidLength => "Invalid length",
+        PageErrorKind.PageFree => "Page is free",
+        PageErrorKind.NotHead => "Not the head of an allocation",
+        PageErrorKind.WrongOrder => "Wrong order",
+        PageErrorKind.CompoundPage => "Compound page",
+        PageErrorKind.NotSplit => "Block not split",
+        PageErrorKind.NonCompoundPut => "put_page would leak a non-compound block",
+        PageErrorKind.HwPoisoned => "Page is HWPoison",
+        PageErrorKind.OutOfMemory => "Allocation failed",
+        PageErrorKind.MemcgMax => "Memory cgroup limit reached",
+        PageErrorKind.NotOwner => "Page belongs to another client",
+        _ => throw new ArgumentOutOfRangeException(nameof(kind), kind, "every PageErrorKind needs a title"),
+    };
+
+    private static string WhenOf(PageErrorKind kind) => kind switch
+    {
+        PageErrorKind.InvalidOrder => "order is above MAX_PAGE_ORDER (10) or negative.",
+        PageErrorKind.InvalidCpu => "cpu is not one of the machine's cpus.",
+        PageErrorKind.InvalidGfp => "An unknown __GFP_ name, or a combination gfp_zone() rejects.",
+        PageErrorKind.OutOfZone => "The pfn or range is not inside the zone in the path.",
+        PageErrorKind.Misaligned => "The pfn is not aligned to 1 << order.",
+        PageErrorKind.InvalidLength => "A count or length that is zero, negative or too large.",
+        PageErrorKind.PageFree => "The page is free (buddy or pcp): a double free or a use after free.",
+        PageErrorKind.NotHead => "The page is a tail of an allocation, not its head.",
+        PageErrorKind.WrongOrder => "The order is not the one the block was allocated with.",
+        PageErrorKind.CompoundPage => "A compound page where order-0 pages are required (split_page, free_contig_range).",
+        PageErrorKind.NotSplit => "An order > 0 block that was not split, where order-0 pages are required.",
+        PageErrorKind.NonCompoundPut => "put_page on a non-compound order > 0 block would free its head alone and leak its tails.",
+        PageErrorKind.HwPoisoned => "The page carries PG_hwpoison and cannot be used this way.",
+        PageErrorKind.OutOfMemory => "No zone in the zonelist has a free block of the order above its watermark.",
+        PageErrorKind.MemcgMax => "The allocation would take the caller's memory cgroup past memory.max.",
+        PageErrorKind.NotOwner => "The page is charged to another API key's memory cgroup.",
+        _ => throw new ArgumentOutOfRangeException(nameof(kind), kind, "every PageErrorKind needs a description"),
+    };
+}
