@@ -113,8 +113,7 @@ public class SecurityTests
     public async Task TheLoadGenerator_WithANonAdministratorKey_RunsEveryWorkloadCleanly()
     {
         await using var app = WithKeys();
-        var client = new PageAlloc.LoadGen.PageAllocClient(As(app, BobKey),
-            PageAlloc.LoadGen.ResiliencePipelines.Reads(TimeSpan.FromSeconds(5)), PageAlloc.LoadGen.ResiliencePipelines.Writes(TimeSpan.FromSeconds(5)));
+        var client = new PageAlloc.LoadGen.TimedCalls(new PageAlloc.Client.PageAllocClient(As(app, BobKey)));
 
         foreach (var workload in new[] { "seed", "mixed", "vmalloc" })
         {

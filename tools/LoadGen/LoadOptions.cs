@@ -1,8 +1,9 @@
 using System.Globalization;
+using PageAlloc.Client;
 
 namespace PageAlloc.LoadGen;
 
-/// <summary>What to run, how hard and for how long. Parsed from the command line.</summary>
+/// <summary>What to run, how hard, for how long, and what counts as a failed run. Built by <see cref="LoadCommand"/>.</summary>
 public sealed record LoadOptions
 {
     public Uri Url { get; init; } = new("http://127.0.0.1:8080");
@@ -10,7 +11,11 @@ public sealed record LoadOptions
     /// <summary>seed, mixed or vmalloc.</summary>
     public string Workload { get; init; } = "seed";
 
+    /// <summary>Closed model: the number of workers, each running steps back to back. Open model: the most steps in flight.</summary>
     public int Concurrency { get; init; } = 8;
+
+    /// <summary>Open model: workload steps started per second whatever the latency (k6's constant-arrival-rate); null for the closed model.</summary>
+    public double? Rate { get; init; }
 
     /// <summary>How long to run; ignored when <see cref="Requests"/> is set.</summary>
     public TimeSpan Duration { get; init; } = TimeSpan.FromSeconds(10);
@@ -25,7 +30,7 @@ public sealed record LoadOptions
     public int Cpus { get; init; } = 4;
 
     /// <summary>free_contig_range / free_pages_bulk strategy.</summary>
-    public string Strategy { get; init; } = "chunked";
+    public FreeStrategy Strategy { get; init; } = FreeStrategy.Chunked;
 
     /// <summary>Random seed of the mixed workload (each worker derives its own).</summary>
     public int Seed { get; init; } = 1;
@@ -38,59 +43,42 @@ public sealed record LoadOptions
 
     public TimeSpan AttemptTimeout { get; init; } = TimeSpan.FromSeconds(5);
 
+    /// <summary>Threshold: the run fails when more than this fraction of its requests fail (0.01 = 1%).</summary>
+    public double MaxErrorRate { get; init; } = 0.01;
+
+    /// <summary>Threshold: the run fails when any operation's p99 latency is above this many milliseconds.</summary>
+    public double? P99Ms { get; init; }
+
     public bool Json { get; init; }
 
     public bool Progress { get; init; } = true;
 
-    /// <summary>Sent as X-Api-Key when the service has keys on (default: the PAGEALLOC_API_KEY environment variable).</summary>
-    public string? ApiKey { get; init; } = Environment.GetEnvironmentVariable("PAGEALLOC_API_KEY") is { Length: > 0 } key ? key : null;
+    /// <summary>Sent as X-Api-Key when the service has keys on.</summary>
+    public string? ApiKey { get; init; }
 
-    public const string Usage =
-        "usage: PageAlloc.LoadGen [--url http://127.0.0.1:8080] [--workload seed|mixed|vmalloc] [--concurrency N]\n" +
-        "                         [--duration 10s | --requests N] [--zone Normal[,DMA32]] [--cpus 4] [--strategy chunked]\n" +
-        "                         [--seed 1] [--live 64] [--pages 64] [--timeout 5s] [--api-key KEY] [--json] [--no-progress]";
-
-    public static LoadOptions Parse(string[] args)
-    {
-        var o = new LoadOptions();
-        for (var i = 0; i < args.Length; i++)
-        {
-            string Next() => i + 1 < args.Length ? args[++i] : throw new FormatException($"{args[i]} needs a value");
-            o = args[i] switch
-            {
-                "--url" => o with { Url = new Uri(Next()) },
-                "--workload" => o with { Workload = Next() is "seed" or "mixed" or "vmalloc" ? args[i] : throw new FormatException($"unknown workload '{args[i]}'") },
-                "--concurrency" => o with { Concurrency = Positive(Next()) },
-                "--duration" => o with { Duration = ParseDuration(Next()) },
-                "--requests" => o with { Requests = Positive(Next()) },
-                "--zone" => o with { Zone = Next() },
-                "--cpus" => o with { Cpus = Positive(Next()) },
-                "--strategy" => o with { Strategy = Next() is "per-page" or "chunked" or "upstream" ? args[i] : throw new FormatException($"unknown strategy '{args[i]}'") },
-                "--seed" => o with { Seed = int.Parse(Next(), CultureInfo.InvariantCulture) },
-                "--live" => o with { LiveBlocks = Positive(Next()) },
-                "--pages" => o with { Pages = Positive(Next()) },
-                "--timeout" => o with { AttemptTimeout = ParseDuration(Next()) },
-                "--api-key" => o with { ApiKey = Next() },
-                "--json" => o with { Json = true },
-                "--no-progress" => o with { Progress = false },
-                _ => throw new FormatException($"unknown option '{args[i]}'"),
-            };
-        }
-        return o;
-    }
-
-    private static int Positive(string text) =>
-        int.TryParse(text, NumberStyles.None, CultureInfo.InvariantCulture, out var n) && n > 0 ? n : throw new FormatException($"'{text}' is not a positive number");
+    /// <summary>The strategy as the API spells it ("per-page").</summary>
+    public string StrategyName => Strategies.Name(Strategy);
 
     /// <summary>"500ms", "10s", "2m", or plain seconds.</summary>
-    public static TimeSpan ParseDuration(string text)
+    public static bool TryParseDuration(string text, out TimeSpan duration)
     {
         var (number, unit) = text.EndsWith("ms", StringComparison.Ordinal) ? (text[..^2], 0.001)
             : text.EndsWith('s') ? (text[..^1], 1.0)
             : text.EndsWith('m') ? (text[..^1], 60.0)
             : (text, 1.0);
-        return double.TryParse(number, NumberStyles.Float, CultureInfo.InvariantCulture, out var value) && value > 0
-            ? TimeSpan.FromSeconds(value * unit)
-            : throw new FormatException($"'{text}' is not a duration (e.g. 10s, 500ms, 2m)");
+        var ok = double.TryParse(number, NumberStyles.Float, CultureInfo.InvariantCulture, out var value) && value > 0 && value * unit < TimeSpan.MaxValue.TotalSeconds;
+        duration = ok ? TimeSpan.FromSeconds(value * unit) : default;
+        return ok;
     }
+}
+
+/// <summary>The free strategies by the names the API documents, from the generated client's enum.</summary>
+public static class Strategies
+{
+    public static readonly IReadOnlyDictionary<string, FreeStrategy> ByName = Enum.GetValues<FreeStrategy>().ToDictionary(Name);
+
+    public static string Name(FreeStrategy strategy) =>
+        typeof(FreeStrategy).GetField(strategy.ToString())!
+            .GetCustomAttributes(typeof(System.Text.Json.Serialization.JsonStringEnumMemberNameAttribute), false)
+            .Cast<System.Text.Json.Serialization.JsonStringEnumMemberNameAttribute>().Single().Name;
 }

@@ -1,113 +1,131 @@
 using System.Diagnostics;
-using System.Text.Json.Nodes;
+using System.Threading.Channels;
+using PageAlloc.Client;
 
 namespace PageAlloc.LoadGen;
 
 /// <summary>
-/// Runs a workload with N concurrent workers for a duration or a request budget, then frees what
-/// the workers still hold, and compares the server's /stats before and after.
+/// Runs a workload until its duration or request budget is spent or it is told to stop, then frees
+/// what the workers still hold and compares the server's /stats before and after.
+/// <list type="bullet">
+/// <item>Closed model (default): each of N workers runs steps back to back.</item>
+/// <item>Open model (--rate): a step is due every 1/rate seconds whatever the latency; it runs on an
+/// idle worker, and is counted as dropped when all N are busy (k6's constant-arrival-rate).</item>
+/// </list>
+/// Two tokens: <c>stop</c> (the duration, or a first Ctrl+C) ends the starting of steps, while steps
+/// in flight and the cleanup run on <c>abort</c> (a second Ctrl+C), so a stopped run still frees its pages.
 /// </summary>
 public static class LoadRunner
 {
-    public static async Task<LoadReport> RunAsync(PageAllocClient client, LoadOptions options, TextWriter? progress, CancellationToken ct)
+    public static async Task<LoadReport> RunAsync(TimedCalls calls, LoadOptions options, TextWriter? progress, CancellationToken stop, CancellationToken abort = default)
     {
-        var before = await client.GetStats(ct);
-        if (!before.IsSuccess)
+        var before = await calls.Run((c, t) => c.GetStatsAsync(t), abort);
+        if (before.Value is null)
         {
-            throw new InvalidOperationException($"GET /stats failed ({before.Status} {before.Failure}): is the service running at {options.Url}?");
+            throw new InvalidOperationException($"GET /stats failed ({before.Failure}): is the service running at {options.Url}?");
         }
-        var recorder = new Recorder();
-        var workers = Enumerable.Range(0, options.Concurrency).Select(i => new Worker(client, options, recorder, i)).ToArray();
-        using var stop = CancellationTokenSource.CreateLinkedTokenSource(ct);
+        var counters = new RunCounters();
+        var workers = Enumerable.Range(0, options.Concurrency).Select(i => new Worker(calls, options, new Recorder(counters), i)).ToArray();
+        using var timed = CancellationTokenSource.CreateLinkedTokenSource(stop);
         if (options.Requests is null)
         {
-            stop.CancelAfter(options.Duration);
+            timed.CancelAfter(options.Duration);
         }
-        var watch = Stopwatch.StartNew();
-        var progressTask = progress is null ? Task.CompletedTask : ReportProgress(recorder, watch, progress, stop.Token);
-        await Task.WhenAll(workers.Select(async w =>
-        {
-            while (!stop.IsCancellationRequested && (options.Requests is not { } budget || recorder.Requests < budget))
-            {
-                await w.Step(ct); // a step runs whole, so a block is never left half freed
-            }
-        }));
-        var elapsed = watch.Elapsed;
-        await stop.CancelAsync();
-        await progressTask;
-        progress?.WriteLine();
+        bool BudgetLeft() => !timed.IsCancellationRequested && (options.Requests is not { } budget || counters.Requests < budget);
 
-        recorder.Timing = false;
-        foreach (var w in workers)
+        var watch = Stopwatch.StartNew();
+        using var progressStop = new CancellationTokenSource();
+        var progressTask = progress is null ? Task.CompletedTask : Progress.Report(counters, watch, progress, progressStop.Token);
+        if (options.Rate is { } rate)
         {
-            await w.Drain(ct);
+            await OpenModel(workers, rate, counters, BudgetLeft, abort);
         }
-        var after = await client.GetStats(ct);
-        var (allocated, freed) = recorder.Pages;
-        return new LoadReport(
-            options.Workload, options.Strategy, options.Zone, options.Concurrency, Math.Round(elapsed.TotalSeconds, 3),
-            recorder.Requests, Math.Round(recorder.Requests / elapsed.TotalSeconds, 1),
-            recorder.Operations(elapsed), recorder.ErrorsByStatus(),
-            ServerDelta.Between(before.Body!, after.Body!),
-            allocated, freed, allocated == freed);
+        else
+        {
+            await Task.WhenAll(workers.Select(async w =>
+            {
+                while (BudgetLeft() && !abort.IsCancellationRequested)
+                {
+                    await w.Step(abort);
+                }
+            }));
+        }
+        var elapsed = watch.Elapsed;
+        await progressStop.CancelAsync();
+        await progressTask;
+
+        counters.Timing = false;
+        await Task.WhenAll(workers.Select(w => w.Drain(abort)));
+        var after = await calls.Run((c, t) => c.GetStatsAsync(t), abort);
+        return LoadReport.From(options, workers.Select(w => w.Recorder).ToList(), counters, elapsed,
+            interrupted: stop.IsCancellationRequested, ServerDelta.Between(before.Value, after.Value));
     }
 
-    private static async Task ReportProgress(Recorder recorder, Stopwatch watch, TextWriter progress, CancellationToken ct)
+    /// <summary>A step due every 1/rate s, run on an idle worker; dropped (and counted) when none is idle.</summary>
+    private static async Task OpenModel(Worker[] workers, double rate, RunCounters counters, Func<bool> budgetLeft, CancellationToken abort)
     {
-        long last = 0;
-        var lastTime = TimeSpan.Zero;
-        while (!ct.IsCancellationRequested)
+        var idle = Channel.CreateUnbounded<Worker>();
+        foreach (var w in workers)
         {
-            try
-            {
-                await Task.Delay(TimeSpan.FromSeconds(1), ct);
-            }
-            catch (OperationCanceledException)
-            {
-                return;
-            }
-            var now = watch.Elapsed;
-            var requests = recorder.Requests;
-            var rate = (requests - last) / (now - lastTime).TotalSeconds;
-            progress.Write(FormattableString.Invariant($"\r[{now.TotalSeconds,5:F0}s] {requests,9} requests  {rate,8:F0} req/s  {recorder.Errors} errors   "));
-            (last, lastTime) = (requests, now);
+            idle.Writer.TryWrite(w);
         }
+        var running = new List<Task>();
+        var interval = TimeSpan.FromSeconds(1 / rate);
+        var clock = Stopwatch.StartNew();
+        for (long due = 0; budgetLeft() && !abort.IsCancellationRequested; due++)
+        {
+            var wait = interval * due - clock.Elapsed;
+            if (wait > TimeSpan.Zero)
+            {
+                await Task.Delay(wait, CancellationToken.None);
+            }
+            if (!idle.Reader.TryRead(out var worker))
+            {
+                counters.CountDropped();
+                continue;
+            }
+            running.Add(Task.Run(async () =>
+            {
+                await worker.Step(abort);
+                idle.Writer.TryWrite(worker);
+            }, CancellationToken.None));
+            running.RemoveAll(t => t.IsCompleted);
+        }
+        await Task.WhenAll(running);
     }
 }
 
-/// <summary>The run's report: rates and latencies per operation, errors, the server's view, and the leak check.</summary>
-public sealed record LoadReport(
-    string Workload,
-    string Strategy,
-    string Zone,
-    int Concurrency,
-    double Seconds,
-    long Requests,
-    double RequestsPerSecond,
-    IReadOnlyList<OperationStats> Operations,
-    IReadOnlyDictionary<string, long> ErrorsByStatus,
-    ServerDelta Server,
-    long PagesAllocated,
-    long PagesFreed,
-    bool EveryPageFreed);
-
-/// <summary>What the server's /stats say happened during the run, summed over zones.</summary>
-public sealed record ServerDelta(long PagesAllocated, long PagesFreed, long AllocatedPagesChange, long ZoneLockAcquisitions, long ZoneLockContended, long ZoneLockWaitNs, long PcpDrains)
+/// <summary>
+/// The progress line on stderr: rewritten in place (\r) on a terminal once a second, and a plain line
+/// every 5 seconds when stderr is redirected to a file or a pipe, so logs stay readable.
+/// </summary>
+internal static class Progress
 {
-    public static ServerDelta Between(JsonNode before, JsonNode after)
+    public static async Task Report(RunCounters counters, Stopwatch watch, TextWriter progress, CancellationToken ct)
     {
-        long Sum(JsonNode stats, Func<JsonNode, long> pick) => stats["zones"]!.AsArray().Sum(z => pick(z!));
-        long Delta(Func<JsonNode, long> pick) => Sum(after, pick) - Sum(before, pick);
-        // The zone->lock entry of the zone's lock list, found by its name ("Normal zone->lock").
-        static long Lock(JsonNode zone, string field) => zone["locks"]!.AsArray()
-            .First(l => l!["name"]!.GetValue<string>().EndsWith(" zone->lock", StringComparison.Ordinal))![field]!.GetValue<long>();
-        return new ServerDelta(
-            Delta(z => z["vmstat"]!["pgalloc"]!.GetValue<long>()),
-            Delta(z => z["vmstat"]!["pgfree"]!.GetValue<long>()),
-            Delta(z => z["allocatedPages"]!.GetValue<long>()),
-            Delta(z => Lock(z, "acquisitions")),
-            Delta(z => Lock(z, "contended")),
-            Delta(z => Lock(z, "waitNs")),
-            Delta(z => z["vmstat"]!["pcp_drain"]!.GetValue<long>()));
+        var terminal = !Console.IsErrorRedirected;
+        var period = TimeSpan.FromSeconds(terminal ? 1 : 5);
+        long last = 0;
+        var lastTime = TimeSpan.Zero;
+        try
+        {
+            while (true)
+            {
+                await Task.Delay(period, ct);
+                var now = watch.Elapsed;
+                var requests = counters.Requests;
+                var line = FormattableString.Invariant(
+                    $"[{now.TotalSeconds,5:F0}s] {requests,9} requests  {(requests - last) / (now - lastTime).TotalSeconds,8:F0} req/s  {counters.Errors} errors  {counters.Dropped} dropped");
+                progress.Write(terminal ? "\r" + line + "   " : line + "\n");
+                (last, lastTime) = (requests, now);
+            }
+        }
+        catch (OperationCanceledException)
+        {
+            if (terminal && last > 0)
+            {
+                progress.WriteLine();
+            }
+        }
     }
 }

@@ -1,113 +1,79 @@
+using HdrHistogram;
+
 namespace PageAlloc.LoadGen;
 
 /// <summary>
-/// Collects every call's latency and status per operation, and counts the pages the run
-/// allocated and freed, so the report can say whether every page came back.
+/// What one worker saw: a latency histogram per operation (HdrHistogram, microseconds, 3 significant
+/// digits), failures by operation and status, and the pages it allocated and freed. Each worker owns
+/// its recorder, so recording takes no lock; the report merges them at the end. Only the request
+/// count is shared (it is the --requests budget and the progress line).
 /// </summary>
-internal sealed class Recorder
+internal sealed class Recorder(RunCounters counters)
 {
-    private readonly Lock _lock = new();
-    private readonly Dictionary<string, List<double>> _latencyMs = [];
-    private readonly Dictionary<string, long> _errors = [];
-    private long _allocatedPages;
-    private long _freedPages;
-    private long _requests;
+    /// <summary>Latencies above a minute are recorded as a minute.</summary>
+    private const long HighestMicroseconds = 60_000_000;
 
-    /// <summary>When false (the cleanup after the timed part), calls count for leaks only.</summary>
-    public bool Timing { get; set; } = true;
+    private readonly Dictionary<string, LongHistogram> _latency = [];
+    private readonly Dictionary<string, long> _errors = [];
+
+    public long AllocatedPages { get; private set; }
+
+    public long FreedPages { get; private set; }
+
+    public IReadOnlyDictionary<string, LongHistogram> Latency => _latency;
+
+    public IReadOnlyDictionary<string, long> Errors => _errors;
+
+    /// <summary>Records a call (timed unless the run is in its cleanup); returns its answer when it succeeded.</summary>
+    public T? Record<T>(string operation, CallResult<T> result)
+    {
+        if (counters.Timing)
+        {
+            if (!_latency.TryGetValue(operation, out var histogram))
+            {
+                _latency[operation] = histogram = new LongHistogram(HighestMicroseconds, 3);
+            }
+            histogram.RecordValue(Math.Clamp((long)result.Latency.TotalMicroseconds, 0, HighestMicroseconds));
+            counters.CountRequest(result.IsSuccess);
+        }
+        if (!result.IsSuccess)
+        {
+            var key = $"{operation} {result.Failure}";
+            _errors[key] = _errors.GetValueOrDefault(key) + 1;
+        }
+        return result.Value;
+    }
+
+    public void Allocated(long pages) => AllocatedPages += pages;
+
+    public void Freed(long pages) => FreedPages += pages;
+}
+
+/// <summary>The counters every worker shares: requests and failures (for the budget and the progress line), and whether calls are timed.</summary>
+internal sealed class RunCounters
+{
+    private long _requests;
+    private long _errors;
+    private long _dropped;
+
+    /// <summary>False in the cleanup after the timed part: calls then count for the leak check only.</summary>
+    public volatile bool Timing = true;
 
     public long Requests => Interlocked.Read(ref _requests);
 
-    public long Errors
+    public long Errors => Interlocked.Read(ref _errors);
+
+    /// <summary>Open model: steps due when every worker was busy.</summary>
+    public long Dropped => Interlocked.Read(ref _dropped);
+
+    public void CountRequest(bool succeeded)
     {
-        get
+        Interlocked.Increment(ref _requests);
+        if (!succeeded)
         {
-            lock (_lock)
-            {
-                return _errors.Values.Sum();
-            }
+            Interlocked.Increment(ref _errors);
         }
     }
 
-    /// <summary>Records a call; a successful alloc_pages adds its pages to the allocated count.</summary>
-    public CallResult Record(string operation, CallResult result, long allocatedPages = 0)
-    {
-        lock (_lock)
-        {
-            if (Timing)
-            {
-                if (!_latencyMs.TryGetValue(operation, out var list))
-                {
-                    _latencyMs[operation] = list = [];
-                }
-                list.Add(result.Latency.TotalMilliseconds);
-                _requests++;
-            }
-            if (!result.IsSuccess)
-            {
-                var key = $"{operation} {(result.Status == 0 ? result.Failure : result.Status.ToString(System.Globalization.CultureInfo.InvariantCulture))}";
-                _errors[key] = _errors.GetValueOrDefault(key) + 1;
-            }
-            else if (allocatedPages > 0)
-            {
-                _allocatedPages += allocatedPages;
-            }
-        }
-        return result;
-    }
-
-    /// <summary>
-    /// Records a free: the response's "freed" is a page count (free_contig_range,
-    /// free_pages_bulk) or a flag meaning the block of <paramref name="blockPages"/> went back.
-    /// </summary>
-    public CallResult RecordFreed(string operation, CallResult result, long blockPages = 0)
-    {
-        Record(operation, result);
-        if (result.IsSuccess && result.Body?["freed"] is { } freed)
-        {
-            var pages = freed.GetValueKind() == System.Text.Json.JsonValueKind.Number ? freed.GetValue<long>()
-                : freed.GetValue<bool>() ? blockPages : 0;
-            lock (_lock)
-            {
-                _freedPages += pages;
-            }
-        }
-        return result;
-    }
-
-    public (long Allocated, long Freed) Pages
-    {
-        get
-        {
-            lock (_lock)
-            {
-                return (_allocatedPages, _freedPages);
-            }
-        }
-    }
-
-    public IReadOnlyDictionary<string, long> ErrorsByStatus()
-    {
-        lock (_lock)
-        {
-            return new SortedDictionary<string, long>(_errors);
-        }
-    }
-
-    public IReadOnlyList<OperationStats> Operations(TimeSpan elapsed)
-    {
-        lock (_lock)
-        {
-            return _latencyMs.OrderBy(p => p.Key, StringComparer.Ordinal).Select(p =>
-            {
-                var sorted = p.Value.Order().ToArray();
-                double At(double q) => sorted[Math.Min(sorted.Length - 1, (int)Math.Ceiling(q * sorted.Length) - 1)];
-                return new OperationStats(p.Key, sorted.Length, Math.Round(sorted.Length / elapsed.TotalSeconds, 1),
-                    Math.Round(At(0.50), 3), Math.Round(At(0.90), 3), Math.Round(At(0.99), 3), Math.Round(sorted[^1], 3));
-            }).ToList();
-        }
-    }
+    public void CountDropped() => Interlocked.Increment(ref _dropped);
 }
-
-/// <summary>One operation's count, rate and latency percentiles in milliseconds.</summary>
-public sealed record OperationStats(string Operation, long Count, double PerSecond, double P50Ms, double P90Ms, double P99Ms, double MaxMs);

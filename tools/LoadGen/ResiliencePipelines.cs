@@ -7,7 +7,8 @@ using Polly.Timeout;
 namespace PageAlloc.LoadGen;
 
 /// <summary>
-/// The two Polly pipelines of <see cref="PageAllocClient"/> (outermost first):
+/// The two Polly pipelines of the load generator's HTTP client (outermost first), applied by
+/// <see cref="ResilienceHandler"/> according to the request's method:
 /// <list type="bullet">
 /// <item>reads (GET, idempotent): retry (3, exponential with jitter, on transport errors,
 /// timeouts and 5xx) → circuit breaker → per-attempt timeout;</item>
@@ -55,4 +56,19 @@ public static class ResiliencePipelines
             .Handle<TimeoutRejectedException>()
             .HandleResult(r => r.StatusCode >= HttpStatusCode.InternalServerError && r.StatusCode != HttpStatusCode.InsufficientStorage),
     };
+}
+
+/// <summary>
+/// Runs each request of the generated client through the pipeline its method allows: GET and HEAD
+/// through the reads pipeline (retried), every other method through the writes pipeline (never retried).
+/// The rule lives here, under the client, so no call site can retry a POST by mistake.
+/// </summary>
+public sealed class ResilienceHandler(ResiliencePipeline<HttpResponseMessage> reads, ResiliencePipeline<HttpResponseMessage> writes) : DelegatingHandler
+{
+    protected override async Task<HttpResponseMessage> SendAsync(HttpRequestMessage request, CancellationToken cancellationToken)
+    {
+        var pipeline = request.Method == HttpMethod.Get || request.Method == HttpMethod.Head ? reads : writes;
+        // Below HttpClient a message may go to the inner handler again: a retried GET resends the same one.
+        return await pipeline.ExecuteAsync(async token => await base.SendAsync(request, token), cancellationToken);
+    }
 }

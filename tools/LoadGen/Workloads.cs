@@ -1,11 +1,16 @@
+using PageAlloc.Client;
+
 namespace PageAlloc.LoadGen;
 
 /// <summary>
 /// The workloads. Each step is a short sequence of calls a kernel caller would make; every page a
-/// step allocates it frees again, or keeps in the worker's live set to free later.
+/// step allocates it frees again, or keeps in the worker's live set to free later. A step runs whole
+/// once started (its token is the run's abort token, not its stop token), so stopping a run never
+/// leaves a block half freed.
 /// </summary>
-internal sealed class Worker(PageAllocClient client, LoadOptions options, Recorder recorder, int index)
+internal sealed class Worker(TimedCalls calls, LoadOptions options, Recorder recorder, int index)
 {
+    private const string Zone0 = "Normal";
     private readonly Random _random = new(HashCode.Combine(options.Seed, index));
     private readonly List<(string Zone, long Pfn, int Order)> _live = [];
     private int Cpu => index % options.Cpus;
@@ -13,7 +18,9 @@ internal sealed class Worker(PageAllocClient client, LoadOptions options, Record
     /// <summary>--zone takes a comma-separated list; workers are spread over the zones.</summary>
     private readonly string _zone = options.Zone.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries) is { Length: > 0 } zones
         ? zones[index % zones.Length]
-        : options.Zone;
+        : Zone0;
+
+    public Recorder Recorder => recorder;
 
     public Task Step(CancellationToken ct) => options.Workload switch
     {
@@ -22,18 +29,38 @@ internal sealed class Worker(PageAllocClient client, LoadOptions options, Record
         _ => VmallocStep(ct),
     };
 
+    private async Task<AllocPagesResponse?> Alloc(string zone, int order, string gfp, CancellationToken ct)
+    {
+        var block = recorder.Record("alloc_pages", await calls.Run((c, t) => c.AllocPagesAsync(zone, new AllocPagesRequest { Order = order, Gfp = gfp, Cpu = Cpu }, t), ct));
+        if (block is not null)
+        {
+            recorder.Allocated(1L << order);
+        }
+        return block;
+    }
+
+    private async Task FreeBlock(string zone, long pfn, int order, CancellationToken ct)
+    {
+        var freed = recorder.Record("free_pages", await calls.Run((c, t) => c.FreePagesAsync(zone, new BlockRequest { Pfn = pfn, Order = order, Cpu = Cpu }, t), ct));
+        recorder.Freed(freed is { Freed: true } ? 1L << order : 0);
+    }
+
     /// <summary>page_alloc_high_order_test over HTTP: alloc order 9, split, free_contig_range.</summary>
     private async Task SeedStep(CancellationToken ct)
     {
         const int order = 9;
-        var alloc = recorder.Record("alloc_pages", await client.AllocPages(_zone, order, "GFP_KERNEL", Cpu, ct), 1 << order);
-        if (!alloc.IsSuccess)
+        if (await Alloc(_zone, order, "GFP_KERNEL", ct) is not { } block)
         {
             return;
         }
-        var zone = alloc.Body!["zone"]!.GetValue<string>();
-        recorder.Record("split_page", await client.SplitPage(zone, alloc.Pfn, order, ct));
-        recorder.RecordFreed("free_contig_range", await client.FreeContigRange(zone, alloc.Pfn, 1 << order, options.Strategy, Cpu, ct));
+        if (recorder.Record("split_page", await calls.Run((c, t) => c.SplitPageAsync(block.Zone, new BlockRequest { Pfn = block.Pfn, Order = order }, t), ct)) is null)
+        {
+            await FreeBlock(block.Zone, block.Pfn, order, ct); // still one order-9 block: give it back whole
+            return;
+        }
+        var range = new FreeContigRangeRequest { Pfn = block.Pfn, NrPages = 1 << order, Strategy = options.Strategy, Cpu = Cpu };
+        var freed = recorder.Record("free_contig_range", await calls.Run((c, t) => c.FreeContigRangeAsync(block.Zone, null, range, t), ct));
+        recorder.Freed(freed?.Freed ?? 0);
     }
 
     /// <summary>Random orders 0..3, a bounded live set, random frees.</summary>
@@ -46,10 +73,9 @@ internal sealed class Worker(PageAllocClient client, LoadOptions options, Record
         }
         var order = _random.Next(4);
         var gfp = _random.Next(2) == 0 ? "GFP_KERNEL" : "GFP_HIGHUSER_MOVABLE";
-        var alloc = recorder.Record("alloc_pages", await client.AllocPages(_zone, order, gfp, Cpu, ct), 1 << order);
-        if (alloc.IsSuccess)
+        if (await Alloc(_zone, order, gfp, ct) is { } block)
         {
-            _live.Add((alloc.Body!["zone"]!.GetValue<string>(), alloc.Pfn, order));
+            _live.Add((block.Zone, block.Pfn, order));
         }
     }
 
@@ -57,7 +83,7 @@ internal sealed class Worker(PageAllocClient client, LoadOptions options, Record
     {
         var (zone, pfn, order) = _live[i];
         _live.RemoveAt(i);
-        recorder.RecordFreed("free_pages", await client.FreePages(zone, pfn, order, Cpu, ct), 1L << order);
+        await FreeBlock(zone, pfn, order, ct);
     }
 
     /// <summary>vmalloc(N pages): largest blocks first, split; vfree: free_pages_bulk of every page.</summary>
@@ -69,39 +95,39 @@ internal sealed class Worker(PageAllocClient client, LoadOptions options, Record
         while (pfns.Count < options.Pages && order >= 0)
         {
             order = Math.Min(order, (int)Math.Log2(options.Pages - pfns.Count));
-            var alloc = recorder.Record("alloc_pages", await client.AllocPages(_zone, order, "GFP_KERNEL|__GFP_NORETRY|__GFP_NOWARN", Cpu, ct), 1 << order);
-            if (!alloc.IsSuccess)
+            if (await Alloc(_zone, order, "GFP_KERNEL|__GFP_NORETRY|__GFP_NOWARN", ct) is not { } block)
             {
                 order--; // fall back to a smaller order, as vm_area_alloc_pages() does
                 continue;
             }
-            var blockZone = alloc.Body!["zone"]!.GetValue<string>();
-            zone ??= blockZone;
-            if (blockZone != zone)
+            zone ??= block.Zone;
+            if (block.Zone != zone)
             {
                 // A block from another zone cannot join this zone's bulk free: give it back now.
-                recorder.RecordFreed("free_pages", await client.FreePages(blockZone, alloc.Pfn, order, Cpu, ct), 1L << order);
+                await FreeBlock(block.Zone, block.Pfn, order, ct);
                 break;
             }
             if (order > 0)
             {
-                recorder.Record("split_page", await client.SplitPage(zone, alloc.Pfn, order, ct));
+                recorder.Record("split_page", await calls.Run((c, t) => c.SplitPageAsync(zone, new BlockRequest { Pfn = block.Pfn, Order = order }, t), ct));
             }
             for (var i = 0; i < 1 << order; i++)
             {
-                pfns.Add(alloc.Pfn + i);
+                pfns.Add(block.Pfn + i);
             }
         }
         if (pfns.Count > 0)
         {
-            recorder.RecordFreed("free_pages_bulk", await client.FreePagesBulk(zone!, [.. pfns], options.Strategy, Cpu, ct));
+            var bulk = new FreePagesBulkRequest { Pfns = pfns, Strategy = options.Strategy, Cpu = Cpu };
+            var freed = recorder.Record("free_pages_bulk", await calls.Run((c, t) => c.FreePagesBulkAsync(zone!, null, bulk, t), ct));
+            recorder.Freed(freed?.Freed ?? 0);
         }
     }
 
     /// <summary>Frees what the worker still holds; called after the timed part of the run.</summary>
     public async Task Drain(CancellationToken ct)
     {
-        while (_live.Count > 0)
+        while (_live.Count > 0 && !ct.IsCancellationRequested)
         {
             await FreeLive(_live.Count - 1, ct);
         }
