@@ -7,14 +7,21 @@ cd "$(dirname "$0")/../.."
 duration=${DURATION:-5s}
 rounds=${ROUNDS:-5}
 connections=${CONNECTIONS:-32}
+port=${PORT:-8080}
+# Refuse a busy port: otherwise the numbers would be whatever already listens there, not this build.
+if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
+  echo "bench/http/run.sh: something already listens on 127.0.0.1:$port; stop it or set PORT=..." >&2
+  exit 1
+fi
 dotnet build -c Release src/Api -v q -nologo >/dev/null
 # Run from the output folder so that appsettings.json (logging at Warning) is the content root's.
-(cd src/Api/bin/Release/net10.0 && exec dotnet PageAlloc.Api.dll --urls http://127.0.0.1:8080) >/tmp/pagealloc-bench.log 2>&1 &
+(cd src/Api/bin/Release/net10.0 && exec dotnet PageAlloc.Api.dll --urls "http://127.0.0.1:$port") >/tmp/pagealloc-bench.log 2>&1 &
 server=$!
 trap 'kill $server' EXIT
-for _ in $(seq 50); do curl -sf http://127.0.0.1:8080/healthz >/dev/null && break; sleep 0.2; done
+for _ in $(seq 50); do curl -sf "http://127.0.0.1:$port/healthz" >/dev/null && break; sleep 0.2; done
+kill -0 "$server" 2>/dev/null || { echo "bench/http/run.sh: the server did not start (see /tmp/pagealloc-bench.log)" >&2; exit 1; }
 
-run() { wrk -t2 -c"$connections" -d"$1" --latency -s "bench/http/$2.lua" http://127.0.0.1:8080; }
+run() { wrk -t2 -c"$connections" -d"$1" --latency -s "bench/http/$2.lua" "http://127.0.0.1:$port"; }
 run 5s healthz >/dev/null # warm-up: JIT, tiered compilation, connection pools
 run 5s alloc-free >/dev/null
 

@@ -4,7 +4,7 @@ using PageAlloc.Domain.Model;
 namespace PageAlloc.Tests.Unit;
 
 /// <summary>
-/// The kernel's allocation rules that the README claims, one rule per test, each named after the
+/// The kernel's allocation rules that docs/model.md claims, one rule per test, each named after the
 /// rule and citing the function that makes it (mm/page_alloc.c unless said otherwise).
 /// </summary>
 public class AllocatorRuleTests

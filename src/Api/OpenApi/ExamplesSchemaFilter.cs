@@ -23,9 +23,9 @@ public sealed class ExamplesSchemaFilter : ISchemaFilter
         [typeof(DrainPagesRequest)] = """{"cpu":0}""",
         [typeof(HighOrderTestRequest)] = """{"iterations":10000,"order":9,"strategy":"chunked","zone":"Normal"}""",
         // Responses
-        [typeof(AllocPagesResponse)] = """{"pfn":1048576,"order":9,"zone":"Normal","migratetype":"movable","compound":false,"fromPcp":false,"gfp":"GFP_KERNEL"}""",
+        [typeof(AllocPagesResponse)] = """{"pfn":1048576,"order":9,"zone":"Normal","migratetype":"unmovable","compound":false,"fromPcp":true,"gfp":"GFP_KERNEL"}""",
         [typeof(SplitPageResponse)] = """{"pfn":1048576,"order":9,"pages":512}""",
-        [typeof(RangeFreeResponse)] = """{"freed":512,"notFreed":0,"leaked":0,"chunksByOrder":[0,0,0,0,0,0,0,0,0,1,0],"chunksUnlisted":0,"strategy":"chunked"}""",
+        [typeof(RangeFreeResponse)] = """{"freed":512,"notFreed":0,"leaked":0,"chunksByOrder":[0,0,0,0,0,0,0,0,0,1,0],"chunksUnlisted":1,"strategy":"chunked"}""",
         [typeof(FreePagesResponse)] = """{"pfn":1048576,"order":9,"freed":true,"refcount":0}""",
         [typeof(RefcountResponse)] = """{"pfn":1048576,"refcount":2,"freed":false}""",
         [typeof(DrainPagesResponse)] = """{"drained":63}""",

@@ -144,7 +144,7 @@ public sealed class Machine
     /// get_page_from_freelist() walks the zonelist (that zone, then lower zones of its node, then
     /// other nodes, unless __GFP_THISNODE) at the low watermark, with ALLOC_NOFRAGMENT on Normal
     /// when DMA32 exists; then the slow path retries once at the min watermark with the
-    /// __GFP_HIGH / non-blocking allowances (no reclaim, compaction or OOM: see README).
+    /// __GFP_HIGH / non-blocking allowances (no reclaim, compaction or OOM: see docs/model.md).
     /// </summary>
     public PageResult<AllocatedBlock> AllocPages(Zone zone, int order, GfpFlags gfp, int cpu, Memcg? memcg = null)
     {

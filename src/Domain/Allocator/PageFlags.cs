@@ -13,7 +13,7 @@ internal enum PageFlags : byte
     /// <summary>PageBuddy: head of a block on a zone->free_area list.</summary>
     Buddy = 1 << 0,
 
-    /// <summary>Head of a block on a per-CPU page list (the kernel keeps no flag; see README).</summary>
+    /// <summary>Head of a block on a per-CPU page list (the kernel keeps no flag; see docs/model.md).</summary>
     Pcp = 1 << 1,
 
     /// <summary>PG_head: head of a compound page.</summary>

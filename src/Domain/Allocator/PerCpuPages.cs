@@ -37,7 +37,7 @@ internal sealed class PerCpuPages
     /// <summary>pcp->count: pages (not blocks) on all lists.</summary>
     public int Count;
 
-    /// <summary>pcp->high: fixed at high_min (no decay_pcp_high auto-tuning; see README).</summary>
+    /// <summary>pcp->high: fixed at high_min (no decay_pcp_high auto-tuning; see docs/model.md).</summary>
     public int High { get; }
 
     public int HighMin { get; }

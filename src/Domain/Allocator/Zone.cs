@@ -13,7 +13,7 @@ namespace PageAlloc.Domain.Allocator;
 /// pfns, so blocks are naturally aligned machine-wide as in the kernel.
 /// <para>Locks: <see cref="ZoneLock"/> (zone->lock) guards the free lists and PageBuddy state;
 /// each pcp has its own lock, taken outside the zone lock; <see cref="RefLock"/> serialises
-/// refcount transitions on allocated pages (the kernel uses per-page atomics; see README).</para>
+/// refcount transitions on allocated pages (the kernel uses per-page atomics; see docs/model.md).</para>
 /// </summary>
 public sealed partial class Zone
 {
@@ -93,7 +93,7 @@ public sealed partial class Zone
 
     public long EndPfn => StartPfn + SpannedPages;
 
-    /// <summary>managed_pages: every page, as PageAlloc reserves none (see README).</summary>
+    /// <summary>managed_pages: every page, as PageAlloc reserves none (see docs/model.md).</summary>
     public long ManagedPages => SpannedPages;
 
     public Watermarks Watermarks { get; }

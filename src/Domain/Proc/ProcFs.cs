@@ -11,7 +11,7 @@ namespace PageAlloc.Domain.Proc;
 /// The text of /proc/buddyinfo, /proc/pagetypeinfo, /proc/zoneinfo and /proc/vmstat, in the
 /// kernel's formats (mm/vmstat.c), for the fields PageAlloc models. Byte-for-byte what the
 /// kernel's seq_printf() calls produce for those fields; fields PageAlloc does not model are left
-/// out rather than printed as invented zeros (see README).
+/// out rather than printed as invented zeros (see docs/model.md).
 /// </summary>
 public static class ProcFs
 {
