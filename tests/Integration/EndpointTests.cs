@@ -1,5 +1,7 @@
 using System.Net;
+using System.Net.Http.Json;
 using System.Text.Json.Nodes;
+using PageAlloc.Client;
 
 namespace PageAlloc.Tests.Integration;
 
@@ -12,23 +14,23 @@ public class EndpointTests
     public async Task ListZones_ReturnsTheDefaultMachine()
     {
         await using var app = new PageAllocApp();
-        var zones = (await app.CreateClient().GetJson("/zones")).AsArray();
+        var zones = (await app.Api().ListZonesAsync(Ct)).ToList();
 
-        Assert.Equal(["DMA", "DMA32", "Normal"], zones.Select(z => z!["name"]!.GetValue<string>()));
-        Assert.Equal(1048576, zones[2]!["startPfn"]!.GetValue<long>());
-        Assert.Equal(1048576, zones[2]!["freePages"]!.GetValue<long>());
+        Assert.Equal(["DMA", "DMA32", "Normal"], zones.Select(z => z.Name));
+        Assert.Equal(1048576, zones[2].StartPfn);
+        Assert.Equal(1048576, zones[2].FreePages);
     }
 
     [Fact]
     public async Task GetZone_MatchesCaseInsensitively_AndShowsWatermarksAndPcp()
     {
         await using var app = new PageAllocApp();
-        var zone = await app.CreateClient().GetJson("/zones/nOrMaL");
+        var zone = await app.Api().GetZoneAsync("nOrMaL", Ct);
 
-        Assert.Equal("Normal", zone["name"]!.GetValue<string>());
-        Assert.True(zone["watermarks"]!["low"]!.GetValue<long>() > zone["watermarks"]!["min"]!.GetValue<long>());
-        Assert.Equal(4, zone["pcp"]!.AsArray().Count);
-        Assert.Equal(63, zone["pcp"]![0]!["batch"]!.GetValue<int>());
+        Assert.Equal("Normal", zone.Name);
+        Assert.True(zone.Watermarks.Low > zone.Watermarks.Min);
+        Assert.Equal(4, zone.Pcp.Count);
+        Assert.Equal(63, zone.Pcp[0].Batch);
     }
 
     [Theory]
@@ -74,12 +76,13 @@ public class EndpointTests
             new StringContent("""{"order":3,"gfp":"GFP_KERNEL|__GFP_COMP"}""", System.Text.Encoding.UTF8, "application/json"), Ct);
 
         Assert.Equal(HttpStatusCode.Created, response.StatusCode);
-        var block = JsonNode.Parse(await response.Content.ReadAsStringAsync(Ct))!;
-        Assert.True(block["compound"]!.GetValue<bool>());
-        Assert.Equal("GFP_KERNEL|__GFP_COMP", block["gfp"]!.GetValue<string>());
-        var page = await client.GetJson(response.Headers.Location!.ToString());
-        Assert.Equal("allocated", page["where"]!.GetValue<string>());
-        Assert.Equal(3, page["blockOrder"]!.GetValue<int>());
+        var block = (await response.Content.ReadFromJsonAsync<AllocPagesResponse>(Ct))!;
+        Assert.True(block.Compound);
+        Assert.Equal("GFP_KERNEL|__GFP_COMP", block.Gfp);
+        var page = (await client.GetFromJsonAsync<PageState>(response.Headers.Location, Ct))!;
+        Assert.Equal(PageLocation.Allocated, page.Where);
+        Assert.Equal(3, page.BlockOrder);
+        Assert.True(page.Compound);
     }
 
     [Fact]
@@ -98,58 +101,56 @@ public class EndpointTests
 
         Assert.Equal(HttpStatusCode.InsufficientStorage, response.StatusCode);
         Assert.Contains("out-of-memory", await response.Content.ReadAsStringAsync(Ct), StringComparison.Ordinal);
-        var stats = await client.GetJson("/zones/DMA/stats");
-        Assert.Equal(1, stats["vmstat"]!["alloc_fail"]!.GetValue<long>());
+        Assert.Equal(1, (await app.Api().GetZoneStatsAsync("DMA", Ct)).Vmstat["alloc_fail"]);
     }
 
     [Fact]
     public async Task RefcountCalls_GetPutFreeAndPageState_FollowTheKernelsRules()
     {
         await using var app = new PageAllocApp();
-        var client = app.CreateClient();
-        var pfn = (await client.PostOk("/zones/Normal/alloc_pages", new { order = 0 }, 201))["pfn"]!.GetValue<long>();
+        var api = app.Api();
+        var pfn = (await api.AllocPagesAsync("Normal", new AllocPagesRequest { Order = 0 }, Ct)).Pfn;
 
-        Assert.Equal(2, (await client.PostOk("/zones/Normal/get_page", new { pfn }))["refcount"]!.GetValue<int>());
-        var put = await client.PostOk("/zones/Normal/put_page", new { pfn });
-        Assert.Equal(1, put["refcount"]!.GetValue<int>());
-        Assert.False(put["freed"]!.GetValue<bool>());
-        var free = await client.PostOk("/zones/Normal/free_pages", new { pfn, order = 0 });
-        Assert.True(free["freed"]!.GetValue<bool>());
+        Assert.Equal(2, (await api.GetPageAsync("Normal", new PageRequest { Pfn = pfn }, Ct)).Refcount);
+        var put = await api.PutPageAsync("Normal", new PageRequest { Pfn = pfn }, Ct);
+        Assert.Equal(1, put.Refcount);
+        Assert.False(put.Freed);
+        Assert.True((await api.FreePagesAsync("Normal", new BlockRequest { Pfn = pfn, Order = 0 }, Ct)).Freed);
 
-        var again = await client.PostOk("/zones/Normal/put_page", new { pfn }, 409);
-        Assert.Equal("page-free", again["kind"]!.GetValue<string>());
-        Assert.Contains("is free", again["detail"]!.GetValue<string>(), StringComparison.Ordinal);
+        var again = await Assert.ThrowsAsync<PageAllocApiException<ProblemDetails>>(() => api.PutPageAsync("Normal", new PageRequest { Pfn = pfn }, Ct));
+        Assert.Equal(ProblemDetailsKind.PageFree, again.Result.Kind);
+        Assert.Contains("is free", again.Result.Detail, StringComparison.Ordinal);
     }
 
     [Fact]
     public async Task FreePagesBulk_AndHwPoison_LeakThePoisonedPageOnly()
     {
         await using var app = new PageAllocApp();
-        var client = app.CreateClient();
-        var pfn = (await client.PostOk("/zones/Normal/alloc_pages", new { order = 2 }, 201))["pfn"]!.GetValue<long>();
-        await client.PostOk("/zones/Normal/split_page", new { pfn, order = 2 });
-        await client.PostOk("/zones/Normal/hwpoison", new { pfn = pfn + 1 });
+        var api = app.Api();
+        var pfn = (await api.AllocPagesAsync("Normal", new AllocPagesRequest { Order = 2 }, Ct)).Pfn;
+        await api.SplitPageAsync("Normal", new BlockRequest { Pfn = pfn, Order = 2 }, Ct);
+        await api.HwPoisonAsync("Normal", new PageRequest { Pfn = pfn + 1 }, Ct);
 
-        var result = await client.PostOk("/zones/Normal/free_pages_bulk", new { pfns = new[] { pfn, pfn + 1, pfn + 2, pfn + 3 } });
+        var result = await api.FreePagesBulkAsync("Normal", null, new FreePagesBulkRequest { Pfns = [pfn, pfn + 1, pfn + 2, pfn + 3] }, Ct);
 
-        Assert.Equal(3, result["freed"]!.GetValue<long>());
-        Assert.Equal(1, result["leaked"]!.GetValue<long>());
-        var page = await client.GetJson($"/zones/Normal/pages/{pfn + 1}");
-        Assert.Equal("hw-poison-leaked", page["where"]!.GetValue<string>());
+        Assert.Equal(3, result.Freed);
+        Assert.Equal(1, result.Leaked);
+        var page = await api.GetPageStateAsync("Normal", $"{pfn + 1}", Ct);
+        Assert.Equal(PageLocation.HwPoisonLeaked, page.Where);
     }
 
     [Fact]
     public async Task DrainPages_ReturnsPcpPagesToTheBuddy()
     {
         await using var app = new PageAllocApp();
-        var client = app.CreateClient();
-        var pfn = (await client.PostOk("/zones/Normal/alloc_pages", new { order = 0, cpu = 2 }, 201))["pfn"]!.GetValue<long>();
-        await client.PostOk("/zones/Normal/free_pages", new { pfn, order = 0, cpu = 2 });
+        var api = app.Api();
+        var pfn = (await api.AllocPagesAsync("Normal", new AllocPagesRequest { Order = 0, Cpu = 2 }, Ct)).Pfn;
+        await api.FreePagesAsync("Normal", new BlockRequest { Pfn = pfn, Order = 0, Cpu = 2 }, Ct);
 
-        var drained = await client.PostOk("/zones/Normal/drain_pages", new { cpu = 2 });
-        Assert.True(drained["drained"]!.GetValue<long>() > 0);
-        Assert.Equal(0, (await client.GetJson("/zones/Normal/stats"))["pcpPages"]!.GetValue<long>());
-        await client.PostOk("/zones/Normal/drain_pages", new { cpu = 9 }, 400);
+        Assert.True((await api.DrainPagesAsync("Normal", new DrainPagesRequest { Cpu = 2 }, Ct)).Drained > 0);
+        Assert.Equal(0, (await api.GetZoneStatsAsync("Normal", Ct)).PcpPages);
+        var refused = await Assert.ThrowsAsync<PageAllocApiException<ProblemDetails>>(() => api.DrainPagesAsync("Normal", new DrainPagesRequest { Cpu = 9 }, Ct));
+        Assert.Equal(400, refused.StatusCode);
     }
 
     [Fact]
@@ -161,9 +162,9 @@ public class EndpointTests
         await client.PostOk("/zones/Normal/alloc_pages", new { order = 5 }, 201);
         Assert.NotEqual(boot, await client.GetStringAsync("/proc/buddyinfo", Ct));
 
-        var totals = await client.PostOk("/reset", new { });
+        var totals = await app.Api().ResetAsync(Ct);
 
-        Assert.Equal(0, totals["allocatedPages"]!.GetValue<long>());
+        Assert.Equal(0, totals.AllocatedPages);
         Assert.Equal(boot, await client.GetStringAsync("/proc/buddyinfo", Ct));
     }
 

@@ -1,3 +1,5 @@
+using PageAlloc.Client;
+
 namespace PageAlloc.Tests.Integration;
 
 public class HighOrderTestEndpointTests
@@ -6,19 +8,17 @@ public class HighOrderTestEndpointTests
     public async Task PageAllocHighOrder_AllStrategies_ReportsTimingsAndThePostRunState()
     {
         await using var app = new PageAllocApp();
-        var client = app.CreateClient();
 
-        var response = await client.PostOk("/tests/page_alloc_high_order", new { iterations = 200 });
+        var response = await app.Api().PageAllocHighOrderTestAsync(new HighOrderTestRequest { Iterations = 200 }, TestContext.Current.CancellationToken);
 
-        var results = response["results"]!.AsArray();
-        Assert.Equal(["per-page", "chunked", "upstream"], results.Select(r => r!["strategy"]!.GetValue<string>()));
-        Assert.All(results, r => Assert.True(r!["nsPerIteration"]!.GetValue<double>() > 0));
-        var perPage = results[0]!["state"]!;
-        var chunked = results[1]!["state"]!;
-        Assert.True(perPage["order0PcpPages"]!.GetValue<long>() > 0);
-        Assert.Equal(0, chunked["order0PcpPages"]!.GetValue<long>());
-        Assert.True(chunked["pcpBlocksOfOrder"]!.GetValue<long>() >= 1);
-        Assert.Equal(0, chunked["allocatedPages"]!.GetValue<long>());
+        var results = response.Results;
+        Assert.Equal([FreeStrategy.PerPage, FreeStrategy.Chunked, FreeStrategy.Upstream], results.Select(r => r.Strategy));
+        Assert.All(results, r => Assert.True(r.NsPerIteration > 0));
+        var (perPage, chunked) = (results[0].State, results[1].State);
+        Assert.True(perPage.Order0PcpPages > 0);
+        Assert.Equal(0, chunked.Order0PcpPages);
+        Assert.True(chunked.PcpBlocksOfOrder >= 1);
+        Assert.Equal(0, chunked.AllocatedPages);
     }
 
     [Fact]

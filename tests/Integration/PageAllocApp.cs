@@ -31,6 +31,9 @@ internal sealed class PageAllocApp(params (string Key, string Value)[] settings)
     /// </summary>
     public new HttpClient CreateClient() => CreateDefaultClient(new ContractCheckingHandler());
 
+    /// <summary>The generated client (PageAlloc.Client) over <see cref="CreateClient()"/>: typed answers, refusals as exceptions.</summary>
+    public PageAlloc.Client.PageAllocClient Api() => new(CreateClient());
+
     /// <summary>The address Kestrel listens on (<see cref="OnKestrel"/> only).</summary>
     public Uri Address => new(Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()!.Addresses.First());
 

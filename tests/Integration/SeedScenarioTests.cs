@@ -1,64 +1,84 @@
-using System.Text.Json.Nodes;
+using PageAlloc.Client;
 
 namespace PageAlloc.Tests.Integration;
 
-/// <summary>The seed's loop over HTTP: alloc order 9, split, free_contig_range, then the stats.</summary>
+/// <summary>
+/// The seed's loop over HTTP (alloc order 9, split_page, free_contig_range, then the stats), through
+/// PageAlloc.Client, the client NSwag generates from the committed document: what a .NET user of the
+/// package writes. Every strategy goes out in the document's spelling and comes back typed.
+/// </summary>
 public class SeedScenarioTests
 {
+    private static CancellationToken Ct => TestContext.Current.CancellationToken;
+
+    private const int SeedOrder = 9; // HPAGE_PMD_ORDER, as the seed's test
+
     [Theory]
-    [InlineData("per-page", 512, 0)]
-    [InlineData("chunked", 1, 9)]
-    [InlineData("upstream", 1, 9)]
-    public async Task SeedScenario_EachStrategy_FreesTheBlockAsItsChunks(string strategy, int chunkCount, int chunkOrder)
+    [InlineData(FreeStrategy.PerPage, 512, 0)]
+    [InlineData(FreeStrategy.Chunked, 1, 9)]
+    [InlineData(FreeStrategy.Upstream, 1, 9)]
+    public async Task SeedScenario_EachStrategy_FreesTheBlockAsItsChunks(FreeStrategy strategy, int chunkCount, int chunkOrder)
     {
         await using var app = new PageAllocApp();
-        var client = app.CreateClient();
+        var api = app.Api();
 
-        var block = await client.PostOk("/zones/Normal/alloc_pages", new { order = 9, gfp = "GFP_KERNEL", cpu = 0 }, 201);
-        var pfn = block["pfn"]!.GetValue<long>();
-        await client.PostOk("/zones/Normal/split_page", new { pfn, order = 9 });
-        var freed = await client.PostOk("/zones/Normal/free_contig_range?listChunks=true", new { pfn, nrPages = 512, strategy, cpu = 0 });
+        var block = await api.AllocPagesAsync("Normal", new AllocPagesRequest { Order = SeedOrder, Gfp = "GFP_KERNEL", Cpu = 0 }, Ct);
+        var split = await api.SplitPageAsync("Normal", new BlockRequest { Pfn = block.Pfn, Order = SeedOrder }, Ct);
+        var freed = await api.FreeContigRangeAsync("Normal", listChunks: true,
+            new FreeContigRangeRequest { Pfn = block.Pfn, NrPages = split.Pages, Strategy = strategy, Cpu = 0 }, Ct);
 
-        Assert.Equal(512, freed["freed"]!.GetValue<long>());
-        Assert.Equal(strategy, freed["strategy"]!.GetValue<string>());
-        var chunks = freed["chunks"]!.AsArray();
-        Assert.Equal(chunkCount, chunks.Count);
-        Assert.All(chunks, c => Assert.Equal(chunkOrder, c!["order"]!.GetValue<int>()));
-        Assert.Equal(chunkCount, freed["chunksByOrder"]![chunkOrder]!.GetValue<long>());
+        Assert.Equal(512, split.Pages);
+        Assert.Equal(512, freed.Freed);
+        Assert.Equal(strategy, freed.Strategy);
+        Assert.Equal(chunkCount, freed.Chunks!.Count);
+        Assert.All(freed.Chunks, c => Assert.Equal(chunkOrder, c.Order));
+        Assert.Equal(chunkCount, freed.ChunksByOrder[chunkOrder]);
 
-        var stats = await client.GetJson("/zones/Normal/stats");
-        Assert.Equal(0, stats["allocatedPages"]!.GetValue<long>());
-        Assert.Equal(512, stats["vmstat"]!["pgalloc"]!.GetValue<long>());
-        Assert.Equal(512, stats["vmstat"]!["pgfree"]!.GetValue<long>() - 1048576); // boot frees count too
+        var stats = await api.GetZoneStatsAsync("Normal", Ct);
+        Assert.Equal(0, stats.AllocatedPages);
+        Assert.Equal(512, stats.Vmstat["pgalloc"]);
+        Assert.Equal(512, stats.Vmstat["pgfree"] - 1048576); // boot frees count too
 
         // The last page freed: an order-0 page on the pcp (per-page), or inside an order-9 block.
-        var last = await client.GetJson($"/zones/Normal/pages/{pfn + 511}");
-        Assert.Equal("pcp", last["where"]!.GetValue<string>());
-        Assert.Equal(chunkOrder, last["blockOrder"]!.GetValue<int>());
-
-        var buddyinfo = await client.GetStringAsync("/proc/buddyinfo", TestContext.Current.CancellationToken);
-        Assert.Contains("zone   Normal", buddyinfo, StringComparison.Ordinal);
+        var last = await api.GetPageStateAsync("Normal", (block.Pfn + 511).ToString(System.Globalization.CultureInfo.InvariantCulture), Ct);
+        Assert.Equal(PageLocation.Pcp, last.Where);
+        Assert.Equal(chunkOrder, last.BlockOrder);
     }
 
     [Fact]
     public async Task SeedScenario_RepeatedChunked_KeepsOrder9BlocksAvailable_PerPageLeavesOrder0Pages()
     {
         await using var app = new PageAllocApp();
-        var client = app.CreateClient();
-        foreach (var strategy in new[] { "chunked", "per-page" })
+        var api = app.Api();
+        foreach (var strategy in new[] { FreeStrategy.Chunked, FreeStrategy.PerPage })
         {
             long pfn = 0;
             for (var i = 0; i < 5; i++)
             {
-                var block = await client.PostOk("/zones/Normal/alloc_pages", new { order = 9, cpu = 1 }, 201);
-                pfn = block["pfn"]!.GetValue<long>();
-                await client.PostOk("/zones/Normal/split_page", new { pfn, order = 9 });
-                await client.PostOk("/zones/Normal/free_contig_range", new { pfn, nrPages = 512, strategy, cpu = 1 });
+                pfn = (await api.AllocPagesAsync("Normal", new AllocPagesRequest { Order = SeedOrder, Cpu = 1 }, Ct)).Pfn;
+                await api.SplitPageAsync("Normal", new BlockRequest { Pfn = pfn, Order = SeedOrder }, Ct);
+                await api.FreeContigRangeAsync("Normal", null, new FreeContigRangeRequest { Pfn = pfn, NrPages = 512, Strategy = strategy, Cpu = 1 }, Ct);
             }
-            var page = await client.GetJson($"/zones/Normal/pages/{pfn + 511}");
-            Assert.Equal(strategy == "chunked" ? 9 : 0, page["blockOrder"]!.GetValue<int>());
-            Assert.Equal(0, (await client.GetJson("/zones/Normal/stats"))["allocatedPages"]!.GetValue<long>());
-            await client.PostOk("/reset", new { });
+            var page = await api.GetPageStateAsync("Normal", $"0x{pfn + 511:x}", Ct);
+            Assert.Equal(strategy == FreeStrategy.Chunked ? 9 : 0, page.BlockOrder);
+            Assert.Equal(0, (await api.GetZoneStatsAsync("Normal", Ct)).AllocatedPages);
+            await api.ResetAsync(Ct);
         }
+    }
+
+    [Fact]
+    public async Task ARefusal_IsAnExceptionCarryingTheTypedProblem()
+    {
+        await using var app = new PageAllocApp();
+        var api = app.Api();
+        var block = await api.AllocPagesAsync("Normal", new AllocPagesRequest { Order = 0, Cpu = 0 }, Ct);
+        await api.FreePagesAsync("Normal", new BlockRequest { Pfn = block.Pfn, Order = 0, Cpu = 0 }, Ct);
+
+        var refused = await Assert.ThrowsAsync<PageAllocApiException<ProblemDetails>>(
+            () => api.FreePagesAsync("Normal", new BlockRequest { Pfn = block.Pfn, Order = 0, Cpu = 0 }, Ct));
+
+        Assert.Equal(409, refused.StatusCode);
+        Assert.Equal(ProblemDetailsKind.PageFree, refused.Result.Kind);
+        Assert.Contains("is free", refused.Result.Detail, StringComparison.Ordinal);
     }
 }
