@@ -17,7 +17,7 @@ dotnet build -c Release src/Api -v q -nologo >/dev/null
 # Run from the output folder so that appsettings.json (logging at Warning) is the content root's.
 (cd src/Api/bin/Release/net10.0 && exec dotnet PageAlloc.Api.dll --urls "http://127.0.0.1:$port") >/tmp/pagealloc-bench.log 2>&1 &
 server=$!
-trap 'kill $server' EXIT
+trap 'kill $server; wait $server 2>/dev/null || true' EXIT
 for _ in $(seq 50); do curl -sf "http://127.0.0.1:$port/healthz" >/dev/null && break; sleep 0.2; done
 kill -0 "$server" 2>/dev/null || { echo "bench/http/run.sh: the server did not start (see /tmp/pagealloc-bench.log)" >&2; exit 1; }
 
