@@ -1,4 +1,5 @@
 using PageAlloc.Domain.Model;
+using PageAlloc.Domain.Tracing;
 using static PageAlloc.Domain.Model.PageAllocConstants;
 
 namespace PageAlloc.Domain.Allocator;
@@ -13,8 +14,12 @@ public sealed class Machine
     private readonly Zone[] _zones;
     private readonly Dictionary<string, Zone> _byKey;
 
-    public Machine(MachineConfig config)
+    /// <summary>The kmem tracepoints every zone of this machine emits (one instance may outlive the machine).</summary>
+    public Tracepoints Tracepoints { get; }
+
+    public Machine(MachineConfig config, Tracepoints? tracepoints = null)
     {
+        Tracepoints = tracepoints ?? new Tracepoints();
         var problems = config.Validate();
         if (problems.Count > 0)
         {
@@ -37,7 +42,7 @@ public sealed class Machine
             var key = z.Node == 0 ? ZoneTypes.Name(z.Type) : $"{ZoneTypes.Name(z.Type)}@{z.Node}";
             var nodeZones = layout.Where(u => u.Node == z.Node).Select(u => (u.Type, (long)u.Pages)).ToList();
             var tuning = ComputeTuning(z.Type, z.Pages, lowmemPages, MinFreeKbytes, nodeZones, config.Cpus);
-            return new Zone(index, z.Node, z.Type, key, z.StartPfn, z.Pages, tuning, config.Cpus);
+            return new Zone(index, z.Node, z.Type, key, z.StartPfn, z.Pages, tuning, config.Cpus, Tracepoints);
         }).ToArray();
         _byKey = _zones.ToDictionary(z => z.Key, StringComparer.OrdinalIgnoreCase);
         _memcgs = [null, .. config.Memcgs.Select((m, i) => new Memcg((ushort)(i + 1), m.Name, m.MaxPages))];
@@ -157,6 +162,11 @@ public sealed class Machine
             return new PageError(PageErrorKind.InvalidGfp,
                 $"gfp {Gfp.Format(gfp)} names two zone modifiers or both mobility bits (GFP_ZONE_BAD).");
         }
+        var tracing = Tracepoints.Enabled;
+        if (tracing)
+        {
+            Tracepoints.OnCpu(cpu);
+        }
         var highest = (ZoneType)Math.Min((int)zone.Type, (int)gfpZone);
         // __memcg_kmem_charge_page(). The kernel takes the pages, then charges, and frees them again
         // when the charge fails; charging first ends the same way and a refused charge changes nothing.
@@ -165,6 +175,7 @@ public sealed class Machine
         {
             if (!memcg.TryCharge(1L << order))
             {
+                TraceAlloc(zone, null, order, gfp);
                 return new PageError(PageErrorKind.MemcgMax,
                     $"alloc_pages: charging {1L << order} pages to memcg {memcg.Name} would pass its memory.max of {memcg.MaxPages} pages ({memcg.UsagePages} in use).");
             }
@@ -187,6 +198,10 @@ public sealed class Machine
         {
             block = GetPageFromFreelist(zonelist, order, mt, SlowpathAllocFlags(gfp), highest, gfp, cpu, charged);
         }
+        if (tracing)
+        {
+            TraceAlloc(zone, block, order, gfp);
+        }
         if (block is { } b)
         {
             return b;
@@ -195,6 +210,16 @@ public sealed class Machine
         zone.CountAllocFailure();
         return new PageError(PageErrorKind.OutOfMemory,
             $"alloc_pages: no order-{order} {MigrateTypes.Name(mt)} block above the watermarks in zone {zone.Key} or below it.");
+    }
+
+    /// <summary>trace_mm_page_alloc() at the end of __alloc_pages(): the block, or a NULL page when the allocation failed.</summary>
+    private void TraceAlloc(Zone preferred, AllocatedBlock? block, int order, GfpFlags gfp)
+    {
+        if (Tracepoints.Enabled)
+        {
+            Tracepoints.Emit(TraceEventType.MmPageAlloc, (block?.Zone ?? preferred).Index, block?.Pfn ?? 0, order,
+                (int)Gfp.MigrateTypeOf(gfp), gfp: gfp);
+        }
     }
 
     /// <summary>gfp_to_alloc_flags(): the min watermark, with the reserves the gfp allows.</summary>

@@ -1,4 +1,5 @@
 using PageAlloc.Domain.Model;
+using PageAlloc.Domain.Tracing;
 using static PageAlloc.Domain.Model.PageAllocConstants;
 
 namespace PageAlloc.Domain.Allocator;
@@ -200,6 +201,11 @@ public sealed partial class Zone
             var idx = FreeListFirst(current, list);
             DelFromFreeList(idx, current, mt);
             Expand(idx, order, current, mt);
+            if (_trace.Enabled)
+            {
+                _trace.Emit(TraceEventType.MmPageAllocZoneLocked, Index, PfnOf(idx), order, (int)mt,
+                    flag: PcpAllowedOrder(order) && MigrateTypes.IsMergeable(mt)); // pcp_allowed_order(order) && mt < MIGRATE_PCPTYPES
+            }
             return idx;
         }
         return IntrusiveLists.Nil;
@@ -271,6 +277,7 @@ public sealed partial class Zone
             if (idx >= 0)
             {
                 _events[(int)VmEvent.FallbackClaim]++;
+                TraceExtfrag(idx, order, current, mt, (MigrateType)fallback);
                 return idx;
             }
         }
@@ -292,9 +299,20 @@ public sealed partial class Zone
             DelFromFreeList(idx, current, fallbackMt);
             Expand(idx, order, current, fallbackMt);
             _events[(int)VmEvent.FallbackSteal]++;
+            TraceExtfrag(idx, order, current, mt, fallbackMt);
             return idx;
         }
         return IntrusiveLists.Nil;
+    }
+
+    /// <summary>trace_mm_page_alloc_extfrag(): change_ownership when the block's pageblock is now the allocation's type.</summary>
+    private void TraceExtfrag(int idx, int order, int fallbackOrder, MigrateType mt, MigrateType fallbackMt)
+    {
+        if (_trace.Enabled)
+        {
+            _trace.Emit(TraceEventType.MmPageAllocExtfrag, Index, PfnOf(idx), order, (int)mt,
+                flag: PageblockMigrateType(idx) == mt, fallbackOrder: fallbackOrder, fallbackMigrateType: (int)fallbackMt);
+        }
     }
 
     /// <summary>

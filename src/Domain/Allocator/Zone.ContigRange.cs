@@ -1,5 +1,6 @@
 using System.Numerics;
 using PageAlloc.Domain.Model;
+using PageAlloc.Domain.Tracing;
 using static PageAlloc.Domain.Model.PageAllocConstants;
 
 namespace PageAlloc.Domain.Allocator;
@@ -24,6 +25,10 @@ public sealed partial class Zone
         if ((CheckRange(pfn, nrPages) ?? CheckCpu(cpu)) is { } error)
         {
             return error;
+        }
+        if (_trace.Enabled)
+        {
+            Tracepoints.OnCpu(cpu);
         }
         var idx = IndexOf(pfn);
         var n = (int)nrPages;
@@ -94,6 +99,13 @@ public sealed partial class Zone
             refs[i] = 0;
         }
         Flags.AsSpan(idx, n).Clear(); // free_pages_prepare(): Allocated was the only flag
+        if (_trace.Enabled)
+        {
+            for (var p = idx; p < idx + n; p++)
+            {
+                _trace.Emit(TraceEventType.MmPageFree, Index, PfnOf(p), 0, 0);
+            }
+        }
         return true;
     }
 
@@ -109,6 +121,10 @@ public sealed partial class Zone
         if (CheckCpu(cpu) is { } cpuError)
         {
             return cpuError;
+        }
+        if (_trace.Enabled)
+        {
+            Tracepoints.OnCpu(cpu);
         }
         if (pfns.Count == 0)
         {
@@ -249,27 +265,28 @@ public sealed partial class Zone
             {
                 FreeFrozenPages(i, 0, cpu);
                 chunks?.Add(new FreedChunk(PfnOf(i), 0));
+                TraceChunk(i, 0, how);
             }
         }
         else if (how.RunsEndAtSections)
         {
-            FreeRunBySection(idx, n, how.ChunkCapOrder, cpu, chunks);
+            FreeRunBySection(idx, n, how, cpu, chunks);
         }
         else
         {
-            FreePreparedContigRange(idx, n, how.ChunkCapOrder, cpu, chunks);
+            FreePreparedContigRange(idx, n, how, cpu, chunks);
         }
     }
 
     /// <summary>The upstream run: split at memory-section boundaries, each part freed as aligned chunks.</summary>
-    private void FreeRunBySection(int idx, int n, int cap, int cpu, ChunkTally? chunks)
+    private void FreeRunBySection(int idx, int n, FreeStrategyInfo how, int cpu, ChunkTally? chunks)
     {
         while (n > 0)
         {
             var pfn = PfnOf(idx);
             var sectionEnd = ((pfn >> PfnSectionShift) + 1) << PfnSectionShift;
             var length = (int)Math.Min(n, sectionEnd - pfn);
-            FreePreparedContigRange(idx, length, cap, cpu, chunks);
+            FreePreparedContigRange(idx, length, how, cpu, chunks);
             idx += length;
             n -= length;
         }
@@ -279,16 +296,26 @@ public sealed partial class Zone
     /// free_prepared_contig_range(): the largest naturally aligned power-of-two chunk that fits,
     /// at most 2^cap pages, freed as one block with FPI_PREPARED (to the pcp for pcp orders).
     /// </summary>
-    private void FreePreparedContigRange(int idx, int n, int cap, int cpu, ChunkTally? chunks)
+    private void FreePreparedContigRange(int idx, int n, FreeStrategyInfo how, int cpu, ChunkTally? chunks)
     {
         while (n > 0)
         {
             var pfn = PfnOf(idx);
-            var order = Math.Min(Math.Min(AlignmentOrder(pfn), ILog2(n)), cap);
+            var order = Math.Min(Math.Min(AlignmentOrder(pfn), ILog2(n)), how.ChunkCapOrder);
             FreeFrozenPages(idx, order, cpu);
             chunks?.Add(new FreedChunk(pfn, order));
+            TraceChunk(idx, order, how);
             idx += 1 << order;
             n -= 1 << order;
+        }
+    }
+
+    /// <summary>pagealloc:range_free_chunk, PageAlloc's own event: one chunk a range free hands to the allocator.</summary>
+    private void TraceChunk(int idx, int order, FreeStrategyInfo how)
+    {
+        if (_trace.Enabled)
+        {
+            _trace.Emit(TraceEventType.RangeFreeChunk, Index, PfnOf(idx), order, (int)PageblockMigrateType(idx), strategy: how.Strategy);
         }
     }
 }

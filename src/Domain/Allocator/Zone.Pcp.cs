@@ -1,4 +1,5 @@
 using PageAlloc.Domain.Model;
+using PageAlloc.Domain.Tracing;
 using static PageAlloc.Domain.Model.PageAllocConstants;
 
 namespace PageAlloc.Domain.Allocator;
@@ -74,6 +75,10 @@ public sealed partial class Zone
     /// </summary>
     internal void FreeFrozenPages(int idx, int order, int cpu)
     {
+        if (_trace.Enabled)
+        {
+            Tracepoints.OnCpu(cpu);
+        }
         if (!PcpAllowedOrder(order))
         {
             FreeOnePage(idx, order);
@@ -160,6 +165,10 @@ public sealed partial class Zone
                 var idx = pcp.Lists.Last(pindex);
                 var mt = PageblockMigrateType(idx);
                 pcp.Remove(pindex, idx);
+                if (_trace.Enabled)
+                {
+                    _trace.Emit(TraceEventType.MmPagePcpuDrain, Index, PfnOf(idx), order, (int)mt);
+                }
                 count -= nrPages;
                 drained += nrPages;
                 Flags[idx] = (byte)PageFlags.None;
@@ -175,6 +184,10 @@ public sealed partial class Zone
     /// <summary>drain_pages_zone(): return every page on one CPU's pcp lists to the buddy.</summary>
     internal int DrainPcp(int cpu)
     {
+        if (_trace.Enabled)
+        {
+            Tracepoints.OnCpu(cpu);
+        }
         var pcp = _pcp[cpu];
         using var _ = pcp.Lock.Enter();
         return FreePcppagesBulk(pcp, pcp.Count, 0);

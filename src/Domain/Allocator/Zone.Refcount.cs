@@ -1,4 +1,5 @@
 using PageAlloc.Domain.Model;
+using PageAlloc.Domain.Tracing;
 
 namespace PageAlloc.Domain.Allocator;
 
@@ -17,6 +18,10 @@ public sealed partial class Zone
         if ((CheckBlock(pfn, order) ?? CheckCpu(cpu)) is { } error)
         {
             return error;
+        }
+        if (_trace.Enabled)
+        {
+            Tracepoints.OnCpu(cpu);
         }
         var idx = IndexOf(pfn);
         int remaining;
@@ -59,6 +64,11 @@ public sealed partial class Zone
         {
             for (var o = order - 1; o >= 0; o--)
             {
+                // free_frozen_pages() of each half: free_pages_prepare() traces it
+                if (_trace.Enabled)
+                {
+                    _trace.Emit(TraceEventType.MmPageFree, Index, PfnOf(idx + (1 << o)), o, 0);
+                }
                 FreeFrozenPages(idx + (1 << o), o, cpu);
             }
         }
@@ -73,6 +83,10 @@ public sealed partial class Zone
     /// </summary>
     private bool PrepareFree(int idx, int order, bool compound)
     {
+        if (_trace.Enabled)
+        {
+            _trace.Emit(TraceEventType.MmPageFree, Index, PfnOf(idx), order, 0);
+        }
         if (compound)
         {
             Flags.AsSpan(idx + 1, (1 << order) - 1).Clear();
@@ -134,6 +148,10 @@ public sealed partial class Zone
         if ((CheckRange(pfn, 1) ?? CheckCpu(cpu)) is { } error)
         {
             return error;
+        }
+        if (_trace.Enabled)
+        {
+            Tracepoints.OnCpu(cpu);
         }
         int head, remaining, order;
         bool leaked = false;

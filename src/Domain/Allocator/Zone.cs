@@ -1,6 +1,7 @@
 using System.Diagnostics;
 using PageAlloc.Domain.Concurrency;
 using PageAlloc.Domain.Model;
+using PageAlloc.Domain.Tracing;
 using static PageAlloc.Domain.Model.PageAllocConstants;
 
 namespace PageAlloc.Domain.Allocator;
@@ -38,13 +39,17 @@ public sealed partial class Zone
     private readonly long[] _events = new long[VmEvents.Count];
     private readonly PerCpuPages[] _pcp;
     private long _freePages;
+
+    // The machine's kmem tracepoints: each emission site reads _trace.Enabled first (one volatile read).
+    private readonly Tracepoints _trace;
     private long _hwPoisonLeaked;
 
     // HWPoison pages still in use (changed under RefLock): while there are none, no range can hold one.
     private long _hwPoisonInUse;
 
-    internal Zone(int index, int nodeId, ZoneType type, string key, long startPfn, int pages, ZoneTuning tuning, int cpus)
+    internal Zone(int index, int nodeId, ZoneType type, string key, long startPfn, int pages, ZoneTuning tuning, int cpus, Tracepoints tracepoints)
     {
+        _trace = tracepoints;
         Index = index;
         NodeId = nodeId;
         Type = type;

@@ -1,0 +1,61 @@
+using PageAlloc.Domain.Model;
+
+namespace PageAlloc.Domain.Tracing;
+
+/// <summary>
+/// The tracepoints PageAlloc emits: the kernel's kmem events (include/trace/events/kmem.h), and one
+/// of its own, in its own "pagealloc" subsystem so nobody mistakes it for a kernel event.
+/// </summary>
+public enum TraceEventType : byte
+{
+    /// <summary>kmem:mm_page_alloc, at the end of __alloc_pages(), for a failure too (pfn 0).</summary>
+    MmPageAlloc,
+
+    /// <summary>kmem:mm_page_alloc_zone_locked, in __rmqueue_smallest() under zone->lock.</summary>
+    MmPageAllocZoneLocked,
+
+    /// <summary>kmem:mm_page_free, in free_pages_prepare(): once per call, so per page in a range free.</summary>
+    MmPageFree,
+
+    /// <summary>
+    /// kmem:mm_page_free_batched, in free_unref_folios(). No path PageAlloc models frees a folio
+    /// batch (the range and bulk frees go through free_pages_prepare()), so nothing emits it; it is
+    /// listed so that filters and traces naming it are understood.
+    /// </summary>
+    MmPageFreeBatched,
+
+    /// <summary>kmem:mm_page_pcpu_drain, in free_pcppages_bulk(), per block returned to the buddy.</summary>
+    MmPagePcpuDrain,
+
+    /// <summary>kmem:mm_page_alloc_extfrag, when __rmqueue_claim() or __rmqueue_steal() falls back to another migratetype.</summary>
+    MmPageAllocExtfrag,
+
+    /// <summary>pagealloc:range_free_chunk, PageAlloc's own: one chunk a range or bulk free hands to the allocator.</summary>
+    RangeFreeChunk,
+}
+
+/// <summary>
+/// One event as the tracepoint records it (TP_STRUCT__entry): the fields every event has (time,
+/// cpu, zone, pfn, order, migratetype) and the ones only some have. A struct, copied into each
+/// listener's buffer; nothing is allocated per event.
+/// </summary>
+/// <param name="Timestamp">Stopwatch ticks since the tracepoints were created.</param>
+/// <param name="Zone">The zone's index in Machine.Zones.</param>
+/// <param name="Flag">percpu_refill (zone_locked), change_ownership (extfrag).</param>
+/// <param name="FallbackOrder">extfrag: the order of the block taken.</param>
+/// <param name="FallbackMigrateType">extfrag: the migratetype of the block taken.</param>
+/// <param name="Gfp">mm_page_alloc: the gfp mask.</param>
+/// <param name="Strategy">range_free_chunk: the free strategy.</param>
+public readonly record struct TraceEvent(
+    TraceEventType Type,
+    long Timestamp,
+    int Cpu,
+    int Zone,
+    long Pfn,
+    int Order,
+    int MigrateType,
+    bool Flag = false,
+    int FallbackOrder = 0,
+    int FallbackMigrateType = 0,
+    GfpFlags Gfp = 0,
+    FreeStrategy Strategy = default);

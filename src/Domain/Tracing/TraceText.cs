@@ -1,0 +1,74 @@
+using System.Globalization;
+using PageAlloc.Domain.Model;
+
+namespace PageAlloc.Domain.Tracing;
+
+/// <summary>
+/// Events as text: each kmem event's TP_printk format (include/trace/events/kmem.h, the v6.x
+/// "pfn=0x%lx" spelling), and whole lines in `perf script`'s default layout, so tools that read a
+/// real kernel trace read PageAlloc's. page=%p has no struct page to point at here; PageAlloc prints
+/// the pfn in its place, as perf script does for a tracepoint that records only the pfn.
+/// </summary>
+public static class TraceText
+{
+    /// <summary>The name of the event, as perf and ftrace spell it (without the subsystem).</summary>
+    public static string Name(TraceEventType type) => type switch
+    {
+        TraceEventType.MmPageAlloc => "mm_page_alloc",
+        TraceEventType.MmPageAllocZoneLocked => "mm_page_alloc_zone_locked",
+        TraceEventType.MmPageFree => "mm_page_free",
+        TraceEventType.MmPageFreeBatched => "mm_page_free_batched",
+        TraceEventType.MmPagePcpuDrain => "mm_page_pcpu_drain",
+        TraceEventType.MmPageAllocExtfrag => "mm_page_alloc_extfrag",
+        TraceEventType.RangeFreeChunk => "range_free_chunk",
+        _ => throw new ArgumentOutOfRangeException(nameof(type), type, "every event has a name"),
+    };
+
+    /// <summary>"kmem" for the kernel's events, "pagealloc" for PageAlloc's own.</summary>
+    public static string Subsystem(TraceEventType type) => type == TraceEventType.RangeFreeChunk ? "pagealloc" : "kmem";
+
+    /// <summary>Every event by its name (without the subsystem).</summary>
+    public static IReadOnlyDictionary<string, TraceEventType> ByName { get; } =
+        Enum.GetValues<TraceEventType>().ToDictionary(Name, StringComparer.Ordinal);
+
+    /// <summary>The event's fields as its TP_printk prints them.</summary>
+    public static string Fields(in TraceEvent e)
+    {
+        var c = CultureInfo.InvariantCulture;
+        var page = e.Type == TraceEventType.MmPageAlloc && e.Pfn == 0 ? "0000000000000000" : string.Create(c, $"0x{e.Pfn:x}");
+        return e.Type switch
+        {
+            TraceEventType.MmPageAlloc => string.Create(c,
+                $"page={page} pfn=0x{e.Pfn:x} order={e.Order} migratetype={e.MigrateType} gfp_flags={Gfp.Format(e.Gfp)}"),
+            TraceEventType.MmPageAllocZoneLocked => string.Create(c,
+                $"page={page} pfn=0x{e.Pfn:x} order={e.Order} migratetype={e.MigrateType} percpu_refill={(e.Flag ? 1 : 0)}"),
+            TraceEventType.MmPageFree or TraceEventType.MmPageFreeBatched => string.Create(c,
+                $"page={page} pfn=0x{e.Pfn:x} order={e.Order}"),
+            TraceEventType.MmPagePcpuDrain => string.Create(c,
+                $"page={page} pfn=0x{e.Pfn:x} order={e.Order} migratetype={e.MigrateType}"),
+            TraceEventType.MmPageAllocExtfrag => string.Create(c,
+                $"page={page} pfn=0x{e.Pfn:x} alloc_order={e.Order} fallback_order={e.FallbackOrder} pageblock_order={PageAllocConstants.PageblockOrder} alloc_migratetype={e.MigrateType} fallback_migratetype={e.FallbackMigrateType} fragmenting={(e.FallbackOrder < PageAllocConstants.PageblockOrder ? 1 : 0)} change_ownership={(e.Flag ? 1 : 0)}"),
+            TraceEventType.RangeFreeChunk => string.Create(c,
+                $"pfn=0x{e.Pfn:x} order={e.Order} strategy={FreeStrategies.Of(e.Strategy).Name}"),
+            _ => throw new ArgumentOutOfRangeException(nameof(e), e.Type, "every event has a format"),
+        };
+    }
+
+    /// <summary>
+    /// One line as `perf script` prints it: comm (16 wide), pid, [cpu], seconds.microseconds, then the
+    /// subsystem:event right-aligned in 30, and the fields.
+    /// </summary>
+    public static string PerfScriptLine(in TraceEvent e, string comm, int pid)
+    {
+        // Integer arithmetic: seconds and microseconds exactly as the ticks say, no float rounding.
+        var frequency = System.Diagnostics.Stopwatch.Frequency;
+        var whole = e.Timestamp / frequency;
+        var micros = e.Timestamp % frequency * 1_000_000 / frequency;
+        var name = Subsystem(e.Type) + ":" + Name(e.Type);
+        return string.Create(CultureInfo.InvariantCulture,
+            $"{comm,16} {pid} [{e.Cpu:D3}] {whole,5}.{micros:D6}: {name,30}: {Fields(in e)}");
+    }
+
+    /// <summary>What ftrace prints where its ring buffer dropped events.</summary>
+    public static string Lost(long count) => string.Create(CultureInfo.InvariantCulture, $"[LOST {count} EVENTS]");
+}
