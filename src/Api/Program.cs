@@ -18,6 +18,7 @@ var builder = WebApplication.CreateBuilder(args);
 // before it listens. The machine is booted by a hosted service; /health/ready waits for it.
 builder.Services.AddPageAllocConfiguration();
 builder.Services.AddSingleton<MachineHost>();
+builder.Services.AddSingleton<EventStreams>();
 builder.Services.AddHostedService<MachineBoot>();
 
 // API keys, ownership and quotas: off unless "Security:ApiKeys" lists keys (docker-compose.yml does).
@@ -103,6 +104,7 @@ app.MapHealth();
 app.MapZones();
 app.MapMachine();
 app.MapTests();
+app.MapEvents();
 
 try
 {

@@ -117,14 +117,14 @@ public class StartupTests
         await using var watched = app.WithWebHostBuilder(b => b.ConfigureTestServices(services =>
             services.AddSingleton(provider => new MachineHost(provider.GetRequiredService<IOptions<MachineConfig>>(), NullLogger<MachineHost>.Instance)
             {
-                BootMachine = config =>
+                BootMachine = (config, tracepoints) =>
                 {
                     var now = Interlocked.Increment(ref booting);
                     InterlockedMax(ref mostAtOnce, now);
                     Interlocked.Increment(ref boots);
                     try
                     {
-                        return new Machine(config);
+                        return new Machine(config, tracepoints);
                     }
                     finally
                     {

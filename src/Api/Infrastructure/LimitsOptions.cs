@@ -40,6 +40,14 @@ public sealed class LimitsOptions : IValidatableObject
     [Range(0, 1 << 20)]
     public int ChunkListLimit { get; set; } = 4096;
 
+    /// <summary>The most GET /events streams open at once; more are refused with 429.</summary>
+    [Range(0, 1024)]
+    public int EventListeners { get; set; } = 8;
+
+    /// <summary>Each event stream's buffer, in events: when a reader falls this far behind, events are dropped and counted as lost.</summary>
+    [Range(16, 1 << 24)]
+    public int EventBufferEvents { get; set; } = 1 << 16;
+
     public IEnumerable<ValidationResult> Validate(ValidationContext validationContext)
     {
         if (OpenFileLimit() is { } limit && MaxConcurrentConnections > limit - ReservedFileDescriptors)

@@ -1,6 +1,7 @@
 using Microsoft.Extensions.Options;
 using PageAlloc.Domain.Allocator;
 using PageAlloc.Domain.Model;
+using PageAlloc.Domain.Tracing;
 
 namespace PageAlloc.Api.Infrastructure;
 
@@ -18,8 +19,14 @@ public sealed partial class MachineHost(IOptions<MachineConfig> options, ILogger
 
     public MachineConfig Config => options.Value;
 
-    /// <summary>How a machine is built; tests swap it to watch boots.</summary>
-    public Func<MachineConfig, Machine> BootMachine { get; init; } = config => new Machine(config);
+    /// <summary>
+    /// The tracepoints of every machine this host boots: one instance, so that a listener of
+    /// GET /events stays attached across resets.
+    /// </summary>
+    public Tracepoints Tracepoints { get; } = new();
+
+    /// <summary>How a machine is built (from the configuration and <see cref="Tracepoints"/>); tests swap it to watch boots.</summary>
+    public Func<MachineConfig, Tracepoints, Machine> BootMachine { get; init; } = (config, tracepoints) => new Machine(config, tracepoints);
 
     /// <summary>True once the first boot has finished (the readiness check).</summary>
     public bool IsBooted => Volatile.Read(ref _machine) is not null;
@@ -40,7 +47,7 @@ public sealed partial class MachineHost(IOptions<MachineConfig> options, ILogger
             {
                 return fresh;
             }
-            var machine = BootMachine(Config);
+            var machine = BootMachine(Config, Tracepoints);
             Volatile.Write(ref _machine, machine);
             Interlocked.Increment(ref _boots);
             if (logger.IsEnabled(LogLevel.Information))

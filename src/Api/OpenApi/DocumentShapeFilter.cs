@@ -21,6 +21,7 @@ public sealed class DocumentShapeFilter : IDocumentFilter
         ("Machine", "Machine-wide counters, and reset (reboot the simulated machine)."),
         ("Proc", "/proc/buddyinfo, pagetypeinfo, zoneinfo and vmstat in the kernel's own text formats."),
         ("Tests", "The seed's in-kernel test, run on a private machine."),
+        ("Events", "The kmem tracepoints as a live stream, as perf and ftrace show them."),
     ];
 
     public void Apply(OpenApiDocument swaggerDoc, DocumentFilterContext context)

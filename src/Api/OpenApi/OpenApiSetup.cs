@@ -21,6 +21,7 @@ public static class OpenApiSetup
         "GetStats", "Reset",
         "ProcBuddyinfo", "ProcPagetypeinfo", "ProcZoneinfo", "ProcVmstat",
         "PageAllocHighOrderTest",
+        "StreamEvents",
     ];
 
     public static IServiceCollection AddPageAllocOpenApi(this IServiceCollection services)

@@ -1,0 +1,206 @@
+using System.Net.ServerSentEvents;
+using System.Runtime.CompilerServices;
+using Microsoft.Extensions.Options;
+using PageAlloc.Api.Contracts;
+using PageAlloc.Api.Infrastructure;
+using PageAlloc.Api.OpenApi;
+using PageAlloc.Domain.Model;
+using PageAlloc.Domain.Tracing;
+
+namespace PageAlloc.Api.Endpoints;
+
+/// <summary>
+/// GET /events: the machine's tracepoints as a live stream, as `perf record -e kmem:*` or ftrace's
+/// trace_pipe would show them. Server-Sent Events (event: the tracepoint's name, data: its kernel
+/// text, or JSON), or plain lines in perf script's layout. Each stream has its own filter and bounded
+/// buffer; a reader that falls behind loses events, and is told how many.
+/// </summary>
+public static class EventsEndpoints
+{
+    private static readonly string[] Formats = ["text", "json", "perf-script"];
+
+    public static IEndpointRouteBuilder MapEvents(this IEndpointRouteBuilder app)
+    {
+        app.MapGet("/events", Stream).WithTags("Events").WithName("StreamEvents")
+            .WithSummary("The kmem tracepoints as a live stream (Server-Sent Events, or perf script lines)")
+            .WithDescription("Streams the events the allocator emits from now on, until the client goes away: kmem:mm_page_alloc "
+                + "(__alloc_pages()), mm_page_alloc_zone_locked (__rmqueue_smallest()), mm_page_free (free_pages_prepare()), "
+                + "mm_page_pcpu_drain (free_pcppages_bulk()), mm_page_alloc_extfrag (__rmqueue_claim()/__rmqueue_steal()), and "
+                + "PageAlloc's own pagealloc:range_free_chunk (each chunk a range free hands to the allocator). format=text (default): "
+                + "SSE, event is the tracepoint's name, data its TP_printk text; format=json: SSE, data is the event as JSON; "
+                + "format=perf-script: text/plain lines as perf script prints them. A stream that falls more than Limits:EventBufferEvents "
+                + "behind drops events, and says so with an event named lost (data [LOST n EVENTS]) or that line.")
+            .Produces<string>(StatusCodes.Status200OK, "text/event-stream", "text/plain")
+            .Answers(200, "The stream: text/event-stream, or text/plain for format=perf-script.")
+            .Refuses("A format, event name or order that does not exist.", ProblemCatalog.InvalidEventFilter)
+            .Refuses("The zone is not one of the machine's (GET /zones lists them).", ProblemCatalog.UnknownZone)
+            .Refuses("API keys are configured and the request has none, or an unknown one.", ProblemCatalog.Unauthenticated)
+            .Refuses("Limits:EventListeners streams are open already, or the key's request budget is spent.", ProblemCatalog.TooManyRequests);
+        return app;
+    }
+
+    /// <param name="format">text (default), json or perf-script.</param>
+    /// <param name="events">Tracepoint names separated by commas (mm_page_alloc,mm_page_free); every event when left out.</param>
+    /// <param name="zone">Only this zone's events.</param>
+    /// <param name="order">Only events of this order.</param>
+    public static IResult Stream(MachineHost host, EventStreams streams, HttpContext context,
+        string? format, string? events, string? zone, int? order, CancellationToken cancellationToken)
+    {
+        format ??= "text";
+        if (!Formats.Contains(format, StringComparer.Ordinal))
+        {
+            return Problems.Of(ProblemCatalog.InvalidEventFilter, $"format '{format}' is not one of {string.Join(", ", Formats)}.");
+        }
+        var types = 0u;
+        foreach (var name in (events ?? "").Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries))
+        {
+            var bare = name.Contains(':', StringComparison.Ordinal) ? name[(name.IndexOf(':', StringComparison.Ordinal) + 1)..] : name;
+            if (!TraceText.ByName.TryGetValue(bare, out var type))
+            {
+                return Problems.Of(ProblemCatalog.InvalidEventFilter,
+                    $"'{name}' is not a tracepoint. Events: {string.Join(", ", TraceText.ByName.Keys)}.");
+            }
+            types |= TraceFilter.TypeBit(type);
+        }
+        if (order is < 0 or > PageAllocConstants.MaxPageOrder)
+        {
+            return Problems.Of(ProblemCatalog.InvalidEventFilter, $"order {order} is outside 0..{PageAllocConstants.MaxPageOrder}.");
+        }
+        var machine = host.Machine;
+        var zoneIndex = -1;
+        if (zone is not null)
+        {
+            if (machine.FindZone(zone) is not { } z)
+            {
+                return Problems.UnknownZone(zone, machine.Zones.Select(k => k.Key));
+            }
+            zoneIndex = machine.Zones.ToList().IndexOf(z);
+        }
+        if (!streams.TryOpen(out var lease))
+        {
+            return Problems.Of(ProblemCatalog.TooManyRequests,
+                $"{streams.Limit} event streams are open already (Limits:EventListeners); close one or try later.");
+        }
+        var listener = host.Tracepoints.Listen(new TraceFilter(types == 0 ? TraceFilter.AllTypes : types, zoneIndex, order ?? -1), streams.BufferEvents);
+        context.Response.Headers.CacheControl = "no-cache";
+        string ZoneKey(int index) => host.Machine.Zones[index].Key;
+        return format switch
+        {
+            "json" => TypedResults.ServerSentEvents(Json(listener, lease, ZoneKey, cancellationToken)),
+            "perf-script" => new PerfScriptStream(Lines(listener, lease, cancellationToken)),
+            _ => TypedResults.ServerSentEvents(Text(listener, lease, cancellationToken)),
+        };
+    }
+
+    private static async IAsyncEnumerable<SseItem<string>> Text(TraceListener listener, IDisposable lease, [EnumeratorCancellation] CancellationToken ct)
+    {
+        await foreach (var (e, lost) in Read(listener, lease, ct))
+        {
+            yield return lost > 0 ? new SseItem<string>(TraceText.Lost(lost), "lost") : new SseItem<string>(TraceText.Fields(in e), TraceText.Name(e.Type));
+        }
+    }
+
+    private static async IAsyncEnumerable<SseItem<TraceEventJson>> Json(TraceListener listener, IDisposable lease, Func<int, string> zoneKey, [EnumeratorCancellation] CancellationToken ct)
+    {
+        await foreach (var (e, lost) in Read(listener, lease, ct))
+        {
+            yield return lost > 0
+                ? new SseItem<TraceEventJson>(new TraceEventJson("lost", "ftrace", 0, 0, "", lost, 0, null, null, null, null, null, null, null, TraceText.Lost(lost)), "lost")
+                : new SseItem<TraceEventJson>(TraceEventJson.From(in e, zoneKey(e.Zone)), TraceText.Name(e.Type));
+        }
+    }
+
+    private static async IAsyncEnumerable<string> Lines(TraceListener listener, IDisposable lease, [EnumeratorCancellation] CancellationToken ct)
+    {
+        var pid = Environment.ProcessId;
+        await foreach (var (e, lost) in Read(listener, lease, ct))
+        {
+            yield return lost > 0 ? TraceText.Lost(lost) : TraceText.PerfScriptLine(in e, "pagealloc", pid);
+        }
+    }
+
+    /// <summary>The listener's events as they come, each batch followed by the count lost meanwhile, if any (as an item with lost &gt; 0).</summary>
+    private static async IAsyncEnumerable<(TraceEvent Event, long Lost)> Read(TraceListener listener, IDisposable lease, [EnumeratorCancellation] CancellationToken ct)
+    {
+        using (lease)
+        using (listener)
+        {
+            while (await listener.Events.WaitToReadAsync(ct))
+            {
+                while (listener.Events.TryRead(out var e))
+                {
+                    yield return (e, 0);
+                }
+                // The buffer held what came before the drops: report them after it, where ftrace would.
+                if (listener.TakeLost() is > 0 and var lost)
+                {
+                    yield return (default, lost);
+                }
+            }
+        }
+    }
+}
+
+/// <summary>The count of open event streams against Limits:EventListeners, taken and given back atomically.</summary>
+public sealed class EventStreams(IOptions<LimitsOptions> limits)
+{
+    private int _open;
+
+    public int Limit => limits.Value.EventListeners;
+
+    public int BufferEvents => limits.Value.EventBufferEvents;
+
+    public int Open => Volatile.Read(ref _open);
+
+    public bool TryOpen(out IDisposable lease)
+    {
+        if (Interlocked.Increment(ref _open) > Limit)
+        {
+            Interlocked.Decrement(ref _open);
+            lease = null!;
+            return false;
+        }
+        lease = new Lease(this);
+        return true;
+    }
+
+    private sealed class Lease(EventStreams owner) : IDisposable
+    {
+        private int _disposed;
+
+        public void Dispose()
+        {
+            if (Interlocked.Exchange(ref _disposed, 1) == 0)
+            {
+                Interlocked.Decrement(ref owner._open);
+            }
+        }
+    }
+}
+
+/// <summary>Lines written as they come as text/plain, flushed whenever the stream has nothing more at hand.</summary>
+public sealed class PerfScriptStream(IAsyncEnumerable<string> lines) : IResult
+{
+    public async Task ExecuteAsync(HttpContext httpContext)
+    {
+        httpContext.Response.ContentType = "text/plain; charset=utf-8";
+        var ct = httpContext.RequestAborted;
+        await using var writer = new StreamWriter(httpContext.Response.Body, new System.Text.UTF8Encoding(false), 1 << 14, leaveOpen: true);
+        // Headers now, not with the first event: a client sees at once that the stream is open.
+        await httpContext.Response.StartAsync(ct);
+        await httpContext.Response.Body.FlushAsync(ct);
+        try
+        {
+            await foreach (var line in lines.WithCancellation(ct))
+            {
+                await writer.WriteAsync(line);
+                await writer.WriteAsync('\n');
+                await writer.FlushAsync(ct);
+            }
+        }
+        catch (OperationCanceledException) when (ct.IsCancellationRequested)
+        {
+            // the client went away: the stream ends
+        }
+    }
+}
