@@ -10,6 +10,7 @@ internal sealed record Options(string Command, int Iterations, int Order, int Pa
         "usage: PageAlloc.Bench seed [--iterations N] [--order K] [--strategy per-page|chunked|upstream|all] [--json]\n" +
         "       PageAlloc.Bench vmalloc [--pages N] [--iterations N] [--strategy ...]\n" +
         "       PageAlloc.Bench zonesize [--iterations N]   (boots a 1 TiB zone: about 3 GB of memory)\n" +
+        "       PageAlloc.Bench trace [--iterations N] [--strategy S]   (the seed loop with and without a listener on every tracepoint)\n" +
         "       PageAlloc.Bench micro [BenchmarkDotNet arguments, e.g. --filter *AllocFree*]";
 
     public static Options? Parse(string[] args, out string? error)

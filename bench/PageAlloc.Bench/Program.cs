@@ -17,6 +17,7 @@ return options.Command switch
     "seed" => SeedCommand.Run(options),
     "vmalloc" => VmallocCommand.Run(options),
     "zonesize" => ZoneSizeCommand.Run(options),
+    "trace" => TraceCostCommand.Run(options),
     _ => Fail($"unknown command '{options.Command}'\n{Options.Usage}"),
 };
 

@@ -46,7 +46,7 @@ public static class TestsEndpoints
         var results = new List<HighOrderTestResult>();
         foreach (var strategy in strategies)
         {
-            var result = PageAllocHighOrderTest.Run(host.Config, zone, strategy, request.Iterations!.Value, request.Order ?? 9, cancellationToken);
+            var result = PageAllocHighOrderTest.Run(host.Config, zone, strategy, request.Iterations!.Value, request.Order ?? 9, cancellationToken: cancellationToken);
             if (result.Error is { } error)
             {
                 return Problems.From(error);

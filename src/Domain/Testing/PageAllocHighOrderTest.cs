@@ -11,9 +11,13 @@ namespace PageAlloc.Domain.Testing;
 /// </summary>
 public static class PageAllocHighOrderTest
 {
-    /// <summary>Runs the loop; a cancelled <paramref name="cancellationToken"/> stops it within 256 iterations (OperationCanceledException).</summary>
+    /// <summary>
+    /// Runs the loop; a cancelled <paramref name="cancellationToken"/> stops it within 256 iterations
+    /// (OperationCanceledException). The private machine emits to <paramref name="tracepoints"/> when given.
+    /// </summary>
     public static PageResult<HighOrderTestResult> Run(
-        MachineConfig config, string zoneName, FreeStrategy strategy, int iterations, int order, CancellationToken cancellationToken = default)
+        MachineConfig config, string zoneName, FreeStrategy strategy, int iterations, int order,
+        Tracing.Tracepoints? tracepoints = null, CancellationToken cancellationToken = default)
     {
         if (iterations < 1)
         {
@@ -23,7 +27,7 @@ public static class PageAllocHighOrderTest
         {
             return new PageError(PageErrorKind.InvalidOrder, $"order must be 1..{PageAllocConstants.MaxPageOrder} (a block to split), not {order}.");
         }
-        var machine = new Machine(config);
+        var machine = new Machine(config, tracepoints);
         if (machine.FindZone(zoneName) is not { } zone)
         {
             return new PageError(PageErrorKind.OutOfZone, $"there is no zone '{zoneName}'.");
