@@ -7,6 +7,7 @@ using Microsoft.Extensions.Diagnostics.HealthChecks;
 using Microsoft.Extensions.Options;
 using PageAlloc.Api.Endpoints;
 using PageAlloc.Api.Infrastructure;
+using PageAlloc.Api.Observability;
 using PageAlloc.Api.OpenApi;
 using PageAlloc.Api.Security;
 using PageAlloc.Domain.Model;
@@ -80,6 +81,9 @@ builder.Services.AddRateLimiter(o =>
 
 builder.Services.AddPageAllocOpenApi();
 
+// Metrics: the PageAlloc meter (vmstat, pagetypeinfo, lock_stat) with OpenTelemetry; GET /metrics.
+builder.Services.AddPageAllocObservability(builder.Configuration);
+
 var app = builder.Build();
 
 app.UseExceptionHandler();
@@ -100,6 +104,7 @@ if (security.Enabled)
 app.UseRequestTimeouts();
 app.UseRateLimiter();
 app.MapHealth();
+app.MapPageAllocMetrics();
 
 app.MapZones();
 app.MapMachine();

@@ -79,6 +79,12 @@ internal sealed class PerCpuPages
     /// <summary>Event counters kept under this pcp's lock (the kernel's per-cpu vm_event_states).</summary>
     public readonly long[] Events = new long[VmEvents.Count];
 
+    /// <summary>Blocks allocated from and freed to this pcp, by order (changed under its lock).</summary>
+    public readonly long[] AllocsByOrder = new long[PageAllocConstants.NrPageOrders];
+
+    /// <inheritdoc cref="AllocsByOrder"/>
+    public readonly long[] FreesByOrder = new long[PageAllocConstants.NrPageOrders];
+
     /// <summary>order_to_pindex().</summary>
     public static int OrderToPindex(MigrateType mt, int order)
     {

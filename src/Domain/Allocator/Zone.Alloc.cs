@@ -78,6 +78,7 @@ public sealed partial class Zone
         {
             _events[(int)VmEvent.PgAlloc] += 1L << order;
             _events[(int)VmEvent.AllocFromBuddy]++;
+            _allocsByOrder[order]++;
         }
         return idx;
     }

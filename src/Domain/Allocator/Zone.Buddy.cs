@@ -167,6 +167,7 @@ public sealed partial class Zone
         }
         while (idx < end);
         _events[(int)VmEvent.PgFree] += 1L << order;
+        _freesByOrder[order]++;
     }
 
     /// <summary>free_one_page(): take zone->lock and free a block straight to the buddy.</summary>

@@ -36,6 +36,7 @@ public sealed partial class Zone
             Flags[idx] = (byte)PageFlags.None;
             pcp.Events[(int)VmEvent.PgAlloc] += 1L << order;
             pcp.Events[(int)VmEvent.AllocFromPcp]++;
+            pcp.AllocsByOrder[order]++;
             return idx;
         }
         finally
@@ -118,6 +119,7 @@ public sealed partial class Zone
     private void FreeFrozenPageCommit(PerCpuPages pcp, int idx, MigrateType mt, int order)
     {
         pcp.Events[(int)VmEvent.PgFree] += 1L << order;
+        pcp.FreesByOrder[order]++;
         var pindex = PerCpuPages.OrderToPindex(mt, order);
         Flags[idx] = (byte)PageFlags.Pcp;
         Order[idx] = (byte)order;

@@ -40,6 +40,10 @@ public sealed partial class Zone
     private readonly PerCpuPages[] _pcp;
     private long _freePages;
 
+    // Blocks allocated from and freed to the buddy by order (under zone->lock); the pcps keep their own.
+    private readonly long[] _allocsByOrder = new long[NrPageOrders];
+    private readonly long[] _freesByOrder = new long[NrPageOrders];
+
     // The machine's kmem tracepoints: each emission site reads _trace.Enabled first (one volatile read).
     private readonly Tracepoints _trace;
     private long _hwPoisonLeaked;
@@ -143,6 +147,7 @@ public sealed partial class Zone
             // the same lists and counters without writing the order-9 links of every block.
             FreeOnePageCore(IndexOf(pfn), order, MigrateType.Movable, toTail: true);
             _events[(int)VmEvent.PgFree] += 1L << order;
+            _freesByOrder[order]++;
             pfn += 1L << order;
         }
     }

@@ -1,0 +1,86 @@
+using System.Globalization;
+using System.Text.RegularExpressions;
+using PageAlloc.Client;
+
+namespace PageAlloc.Tests.Integration;
+
+/// <summary>
+/// GET /metrics: the PageAlloc meter in the Prometheus text format, saying what /stats says. Alone:
+/// OpenTelemetry subscribes to meters by name process-wide, so a host running in parallel in this
+/// test process would add its own zones' measurements to the scrape (one host per process in production).
+/// </summary>
+[Collection(nameof(MetricsTests))]
+[CollectionDefinition(nameof(MetricsTests), DisableParallelization = true)]
+public partial class MetricsTests
+{
+    private static CancellationToken Ct => TestContext.Current.CancellationToken;
+
+    /// <summary>Every sample of the scrape: "name{labels}" → value, the scope label left out.</summary>
+    private static async Task<Dictionary<string, double>> Scrape(HttpClient client)
+    {
+        var text = await client.GetStringAsync("/metrics", Ct);
+        var samples = new Dictionary<string, double>();
+        foreach (Match m in Sample().Matches(text))
+        {
+            var labels = string.Join(",", m.Groups["labels"].Value.Split(',', StringSplitOptions.RemoveEmptyEntries)
+                .Where(l => !l.StartsWith("otel_scope", StringComparison.Ordinal)).Order(StringComparer.Ordinal));
+            samples[$"{m.Groups["name"].Value}{{{labels}}}"] = double.Parse(m.Groups["value"].Value, CultureInfo.InvariantCulture);
+        }
+        return samples;
+    }
+
+    [GeneratedRegex(@"^(?<name>pagealloc_[a-z_]+)\{(?<labels>[^}]*)\} (?<value>[0-9.e+-]+)", RegexOptions.Multiline)]
+    private static partial Regex Sample();
+
+    [Fact]
+    public async Task TheMeter_SaysWhatStatsSays_AfterTheSeedFlow()
+    {
+        await using var app = new PageAllocApp();
+        var api = app.Api();
+        var block = await api.AllocPagesAsync("Normal", new AllocPagesRequest { Order = 9, Cpu = 1 }, Ct);
+        await api.SplitPageAsync("Normal", new BlockRequest { Pfn = block.Pfn, Order = 9 }, Ct);
+        await api.FreeContigRangeAsync("Normal", null, new FreeContigRangeRequest { Pfn = block.Pfn, NrPages = 512, Strategy = FreeStrategy.PerPage, Cpu = 1 }, Ct);
+        await api.AllocPagesAsync("DMA", new AllocPagesRequest { Order = 10, Gfp = "GFP_DMA" }, Ct);
+
+        var stats = await api.GetStatsAsync(Ct);
+        var metrics = await Scrape(app.CreateClient());
+
+        foreach (var zone in stats.Zones)
+        {
+            var z = $"zone=\"{zone.Zone}\"";
+            Assert.Equal(zone.Vmstat["pgalloc"], metrics[$"pagealloc_pages_allocated_total{{{z}}}"]);
+            Assert.Equal(zone.Vmstat["pgfree"], metrics[$"pagealloc_pages_freed_total{{{z}}}"]);
+            Assert.Equal(zone.Vmstat["alloc_fail"], metrics[$"pagealloc_allocation_failures_total{{{z}}}"]);
+            Assert.Equal(zone.Vmstat["pcp_drain"], metrics[$"pagealloc_pcp_drains_total{{{z}}}"]);
+            Assert.Equal(zone.Vmstat["pcp_refill"], metrics[$"pagealloc_pcp_refills_total{{{z}}}"]);
+            Assert.Equal(zone.Vmstat["fallback_claim"], metrics[$"pagealloc_fallbacks_total{{kind=\"claim\",{z}}}"]);
+            Assert.Equal(zone.FreePages, metrics[$"pagealloc_free_pages{{{z}}}"]);
+            Assert.Equal(zone.PcpPages, Enumerable.Range(0, stats.Cpus).Sum(cpu => metrics[$"pagealloc_pcp_pages{{cpu=\"{cpu}\",{z}}}"]));
+            for (var order = 0; order <= 10; order++)
+            {
+                var free = zone.Pagetypeinfo.Sum(t => t.Value[order]);
+                Assert.Equal(free, metrics.Where(m => m.Key.StartsWith("pagealloc_free_blocks{", StringComparison.Ordinal)
+                    && m.Key.Contains($"order=\"{order}\",", StringComparison.Ordinal) && m.Key.EndsWith($"{z}}}", StringComparison.Ordinal)).Sum(m => m.Value));
+            }
+            var pagesByOrder = Enumerable.Range(0, 11).Sum(o => metrics[$"pagealloc_allocations_total{{order=\"{o}\",{z}}}"] * (1L << o));
+            Assert.Equal(zone.Vmstat["pgalloc"], pagesByOrder);
+        }
+        Assert.Equal(1, metrics["pagealloc_allocations_total{order=\"9\",zone=\"Normal\"}"]);
+        Assert.Equal(512, metrics["pagealloc_frees_total{order=\"0\",zone=\"Normal\"}"]);
+        Assert.True(metrics["pagealloc_lock_acquisitions_total{lock=\"zone\",zone=\"Normal\"}"] > 0);
+    }
+
+    [Fact]
+    public async Task Metrics_AreOpenWithoutAKey_AndIncludeTheFrameworksOwn()
+    {
+        await using var app = new PageAllocApp(
+            ("Security:ApiKeys:0:Name", "admin"), ("Security:ApiKeys:0:Key", "an-administrator-key-0123"), ("Security:ApiKeys:0:Admin", "true"));
+        var client = app.CreateClient();
+        Assert.Equal(System.Net.HttpStatusCode.Unauthorized, (await client.GetAsync("/stats", Ct)).StatusCode);
+
+        var text = await client.GetStringAsync("/metrics", Ct);
+
+        Assert.Contains("pagealloc_free_pages{", text, StringComparison.Ordinal);
+        Assert.Contains("dotnet_gc_", text, StringComparison.Ordinal); // runtime instrumentation
+    }
+}
