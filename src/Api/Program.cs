@@ -88,13 +88,17 @@ var app = builder.Build();
 
 app.UseExceptionHandler();
 app.UseStatusCodePages();
+// "/" becomes "/index.html" before routing picks an endpoint, so the page's static asset answers it.
+app.UseDefaultFiles();
+app.UseRouting();
 // Swagger UI and the document are on unless "Swagger:Enabled" is false; open to all, like health.
 if (app.Configuration.GetValue("Swagger:Enabled", defaultValue: true))
 {
     app.UseSwagger();
     app.UseSwaggerUI();
-    app.MapGet("/", () => TypedResults.Redirect("/swagger")).ExcludeFromDescription().AllowAnonymous();
 }
+// The page at / (wwwroot: static HTML, CSS and JS modules, no build step); open to all, like health.
+app.MapStaticAssets().AllowAnonymous();
 app.Use(JsonOnlyWrites.InvokeAsync);
 if (security.Enabled)
 {

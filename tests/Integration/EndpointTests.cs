@@ -169,15 +169,17 @@ public class EndpointTests
     }
 
     [Fact]
-    public async Task Health_Root_AndSwagger_AreServed()
+    public async Task Health_ThePageAtRoot_AndSwagger_AreServed()
     {
         await using var app = new PageAllocApp();
         var client = app.CreateClient(new Microsoft.AspNetCore.Mvc.Testing.WebApplicationFactoryClientOptions { AllowAutoRedirect = false });
 
         Assert.Equal("Healthy", await client.GetStringAsync("/healthz", Ct));
         var root = await client.GetAsync("/", Ct);
-        Assert.Equal(HttpStatusCode.Redirect, root.StatusCode);
-        Assert.Equal("/swagger", root.Headers.Location!.ToString());
+        Assert.Equal(HttpStatusCode.OK, root.StatusCode);
+        Assert.Equal("text/html", root.Content.Headers.ContentType?.MediaType);
+        Assert.Contains("href=\"/swagger\"", await root.Content.ReadAsStringAsync(Ct), StringComparison.Ordinal);
+        Assert.Equal(HttpStatusCode.OK, (await client.GetAsync("/app.js", Ct)).StatusCode);
         var ui = await client.GetAsync("/swagger/index.html", Ct);
         Assert.Equal(HttpStatusCode.OK, ui.StatusCode);
     }

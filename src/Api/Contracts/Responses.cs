@@ -83,3 +83,52 @@ public sealed record MachineTotals(long ManagedPages, long FreePages, long PcpPa
 public sealed record MachineStatsResponse(int Cpus, long MinFreeKbytes, MachineTotals Totals, ZoneStatsResponse[] Zones);
 
 public sealed record HighOrderTestResponse(int Iterations, int Order, string Zone, PageAlloc.Domain.Testing.HighOrderTestResult[] Results);
+
+/// <summary>
+/// A zone's pageblocks for a picture, grouped into cells of <see cref="PageblocksPerCell"/> pageblocks
+/// (1 unless the zone has more pageblocks than cells asked for). Per cell: the migratetype most of its
+/// pageblocks have (an index into <see cref="Migratetypes"/>), and its pages free in the buddy, on pcp
+/// lists, and HWPoison; the rest of its <see cref="CellPages"/> pages are in use.
+/// </summary>
+public sealed record PageblockMapResponse(
+    string Zone,
+    long FirstPfn,
+    int Pageblocks,
+    int PageblocksPerCell,
+    int CellPages,
+    string[] Migratetypes,
+    int[] Migratetype,
+    int[] FreePages,
+    int[] PcpPages,
+    int[] HwPoisonPages)
+{
+    public static PageblockMapResponse From(PageblockMap map, int maxCells)
+    {
+        var perCell = (map.Count + maxCells - 1) / maxCells;
+        var cells = (map.Count + perCell - 1) / perCell;
+        var types = new int[cells];
+        var free = new int[cells];
+        var pcp = new int[cells];
+        var poison = new int[cells];
+        Span<int> votes = stackalloc int[MigrateTypes.Count];
+        for (var c = 0; c < cells; c++)
+        {
+            votes.Clear();
+            for (var b = c * perCell; b < Math.Min(map.Count, (c + 1) * perCell); b++)
+            {
+                votes[map.MigrateTypes[b]]++;
+                free[c] += map.FreePages[b];
+                pcp[c] += map.PcpPages[b];
+                poison[c] += map.HwPoisonPages[b];
+            }
+            var best = 0;
+            for (var mt = 1; mt < votes.Length; mt++)
+            {
+                best = votes[mt] > votes[best] ? mt : best;
+            }
+            types[c] = best;
+        }
+        return new PageblockMapResponse(map.Zone, map.FirstPfn, map.Count, perCell, perCell * PageAllocConstants.PageblockNrPages,
+            [.. Enum.GetValues<MigrateType>().Select(MigrateTypes.Name)], types, free, pcp, poison);
+    }
+}

@@ -76,19 +76,20 @@ public static class EventsEndpoints
             }
             zoneIndex = machine.Zones.ToList().IndexOf(z);
         }
+        // Attached before it is counted, so that a stream counted as open already sees every event.
+        var listener = host.Tracepoints.Listen(new TraceFilter(types == 0 ? TraceFilter.AllTypes : types, zoneIndex, order ?? -1), streams.BufferEvents);
         if (!streams.TryOpen(out var lease))
         {
+            listener.Dispose();
             return Problems.Of(ProblemCatalog.TooManyRequests,
                 $"{streams.Limit} event streams are open already (Limits:EventListeners); close one or try later.");
         }
-        var listener = host.Tracepoints.Listen(new TraceFilter(types == 0 ? TraceFilter.AllTypes : types, zoneIndex, order ?? -1), streams.BufferEvents);
-        context.Response.Headers.CacheControl = "no-cache";
         string ZoneKey(int index) => host.Machine.Zones[index].Key;
         return format switch
         {
-            "json" => TypedResults.ServerSentEvents(Json(listener, lease, ZoneKey, cancellationToken)),
+            "json" => new EventStream<TraceEventJson>(Json(listener, lease, ZoneKey, cancellationToken)),
             "perf-script" => new PerfScriptStream(Lines(listener, lease, cancellationToken)),
-            _ => TypedResults.ServerSentEvents(Text(listener, lease, cancellationToken)),
+            _ => new EventStream<string>(Text(listener, lease, cancellationToken)),
         };
     }
 
@@ -174,6 +175,45 @@ public sealed class EventStreams(IOptions<LimitsOptions> limits)
             {
                 Interlocked.Decrement(ref owner._open);
             }
+        }
+    }
+}
+
+/// <summary>
+/// Server-Sent Events written by the framework's SseFormatter, with the headers sent at once rather
+/// than with the first event (TypedResults.ServerSentEvents waits for it), so a client knows at once
+/// that the stream is open, however quiet the allocator is.
+/// </summary>
+public sealed class EventStream<T>(IAsyncEnumerable<SseItem<T>> items) : IResult
+{
+    public async Task ExecuteAsync(HttpContext httpContext)
+    {
+        var response = httpContext.Response;
+        response.ContentType = "text/event-stream";
+        response.Headers.CacheControl = "no-cache,no-store";
+        httpContext.Features.Get<Microsoft.AspNetCore.Http.Features.IHttpResponseBodyFeature>()?.DisableBuffering();
+        var ct = httpContext.RequestAborted;
+        var json = httpContext.RequestServices.GetRequiredService<IOptions<Microsoft.AspNetCore.Http.Json.JsonOptions>>().Value.SerializerOptions;
+        try
+        {
+            await response.StartAsync(ct);
+            await response.Body.FlushAsync(ct);
+            await SseFormatter.WriteAsync(items, response.Body, (item, writer) =>
+            {
+                if (item.Data is string text)
+                {
+                    System.Text.EncodingExtensions.GetBytes(System.Text.Encoding.UTF8, text, writer);
+                }
+                else
+                {
+                    using var json8 = new System.Text.Json.Utf8JsonWriter(writer);
+                    System.Text.Json.JsonSerializer.Serialize(json8, item.Data, json);
+                }
+            }, ct);
+        }
+        catch (OperationCanceledException) when (ct.IsCancellationRequested)
+        {
+            // the client went away: the stream ends
         }
     }
 }

@@ -31,6 +31,16 @@ public static class ZonesEndpoints
             .AddEndpointFilterFactory(RequireKnownZone)
             .Answers(200, "The zone.")
             .Refuses(UnknownZoneHelp, ProblemCatalog.UnknownZone);
+        group.MapGet("/{zone}/pageblocks", GetPageblocks).WithName("GetPageblocks")
+            .WithSummary("Every pageblock of a zone: its migratetype and its free, pcp and HWPoison pages, for a map")
+            .WithDescription("One response for a picture of the zone (the page at / draws it): each pageblock's migratetype "
+                + "(get_pageblock_migratetype()) and how many of its pages are free in the buddy, on pcp lists, or HWPoison, read "
+                + "without locks as a walk of /proc/kpageflags would. Zones with more pageblocks than cells (default 4096, at most 65536) "
+                + "are grouped: a cell then shows its pageblocks' most common migratetype and their summed pages.")
+            .AddEndpointFilterFactory(RequireKnownZone)
+            .Answers(200, "The pageblocks, as arrays with one element per cell.")
+            .Refuses(UnknownZoneHelp, ProblemCatalog.UnknownZone)
+            .Refuses("cells is outside 1..65536.", ProblemCatalog.Validation);
 
         var pages = app.MapGroup("/zones/{zone}").WithTags("Pages")
             .AddEndpointFilterFactory(RequireKnownZone)
@@ -170,6 +180,19 @@ public static class ZonesEndpoints
         var s = ZoneOf(host, zone).Stats();
         return TypedResults.Ok(new ZoneDetail(s.Zone, s.Node, s.StartPfn, s.SpannedPages, s.ManagedPages, s.FreePages, s.PcpPages,
             s.Watermarks, s.LowmemReserve, s.Pcp));
+    }
+
+    /// <summary>The most cells a pageblock map may ask for.</summary>
+    public const int MaxPageblockCells = 65536;
+
+    public static Results<Ok<PageblockMapResponse>, ProblemHttpResult> GetPageblocks(MachineHost host, string zone,
+        [Description("The most cells to return (1..65536, default 4096); pageblocks are grouped to fit.")] int? cells)
+    {
+        if (cells is < 1 or > MaxPageblockCells)
+        {
+            return Problems.Of(ProblemCatalog.Validation, $"cells must be 1..{MaxPageblockCells}, not {cells}.");
+        }
+        return TypedResults.Ok(PageblockMapResponse.From(ZoneOf(host, zone).PageblockMap(), cells ?? 4096));
     }
 
     public static Results<CreatedJson<AllocPagesResponse>, ProblemHttpResult> AllocPages(MachineHost host, ClaimsPrincipal user, string zone, AllocPagesRequest request)

@@ -1,0 +1,112 @@
+using System.Globalization;
+using Microsoft.Playwright;
+using PageAlloc.Client;
+
+namespace PageAlloc.Tests.Integration;
+
+/// <summary>
+/// The page at / in a real browser: Playwright driving Debian's chromium (Playwright's own browser
+/// download cannot work on our machines). .ci/run installs chromium, so CI always runs these; a
+/// `dotnet test` on a machine without it skips them and says why.
+/// </summary>
+public class PageTests
+{
+    private const string Chromium = "/usr/bin/chromium";
+
+    private static CancellationToken Ct => TestContext.Current.CancellationToken;
+
+    private static async Task<IBrowser> LaunchChromium(IPlaywright playwright) =>
+        await playwright.Chromium.LaunchAsync(new BrowserTypeLaunchOptions
+        {
+            ExecutablePath = Chromium,
+            Headless = true,
+            // No background connections: the machine's network is closed, and their refusals are noise.
+            Args = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
+                "--disable-component-update", "--disable-sync"],
+        });
+
+    /// <summary>/proc/buddyinfo as zone → free blocks per order.</summary>
+    private static async Task<Dictionary<string, string>> BuddyInfo(HttpClient http)
+    {
+        var text = await http.GetStringAsync("/proc/buddyinfo", Ct);
+        return text.Split('\n', StringSplitOptions.RemoveEmptyEntries).Select(line => line.Split(' ', StringSplitOptions.RemoveEmptyEntries))
+            .ToDictionary(parts => parts[3], parts => string.Join(" ", parts[4..]));
+    }
+
+    [Fact]
+    public async Task ThePage_ShowsEveryZone_AndItsBuddyinfoFollowsTheAllocator_WithoutConsoleErrors()
+    {
+        Assert.SkipUnless(File.Exists(Chromium), $"{Chromium} is not installed (apt-get install chromium; .ci/run installs it)");
+        await using var app = PageAllocApp.OnKestrel();
+        using var http = new HttpClient { BaseAddress = app.Address };
+        var api = new PageAllocClient(http);
+        using var playwright = await Playwright.CreateAsync();
+        await using var browser = await LaunchChromium(playwright);
+        var page = await browser.NewPageAsync(new BrowserNewPageOptions { ViewportSize = new ViewportSize { Width = 1100, Height = 1400 } });
+        var errors = new List<string>();
+        page.Console += (_, message) =>
+        {
+            if (message.Type == "error")
+            {
+                errors.Add(message.Text);
+            }
+        };
+        page.PageError += (_, error) => errors.Add(error);
+
+        await page.GotoAsync(app.Address.ToString());
+        var zones = (await api.ListZonesAsync(Ct)).Select(z => z.Name).ToList();
+        await Assertions.Expect(page.Locator("article.zone")).ToHaveCountAsync(zones.Count);
+        for (var i = 0; i < 6; i++)
+        {
+            await api.AllocPagesAsync("Normal", new AllocPagesRequest { Order = 9 }, Ct);
+        }
+        await api.AllocPagesAsync("DMA32", new AllocPagesRequest { Order = 9, Gfp = "GFP_DMA32" }, Ct);
+
+        // The page refreshes every second: wait until its tables show what /proc/buddyinfo says.
+        var expected = await BuddyInfo(http);
+        foreach (var zone in zones)
+        {
+            var cells = page.Locator($"article.zone[data-zone='{zone}'] table.buddyinfo tbody td");
+            await Assertions.Expect(cells).ToHaveTextAsync(expected[zone].Split(' '), new() { Timeout = 10_000 });
+            await Assertions.Expect(page.Locator($"article.zone[data-zone='{zone}'] canvas.pageblocks"))
+                .ToHaveAttributeAsync("aria-label", new System.Text.RegularExpressions.Regex("^Pageblock map: \\d+ pageblocks"));
+        }
+        if (Environment.GetEnvironmentVariable("PAGEALLOC_SCREENSHOT") is { Length: > 0 } screenshot)
+        {
+            // For the README's picture: a few seconds of mixed traffic, so the timeline and the map have something to show.
+            var random = new Random(1);
+            for (var second = 0; second < 6; second++)
+            {
+                for (var i = 0; i < 40; i++)
+                {
+                    var gfp = random.Next(3) == 0 ? "GFP_KERNEL" : "GFP_HIGHUSER_MOVABLE";
+                    await api.AllocPagesAsync("Normal", new AllocPagesRequest { Order = random.Next(11), Gfp = gfp, Cpu = random.Next(4) }, Ct);
+                }
+                await Task.Delay(1000, Ct);
+            }
+            await page.Locator("header").ScreenshotAsync(new LocatorScreenshotOptions { Path = screenshot.Replace(".png", "-header.png", StringComparison.Ordinal) });
+            await page.Locator("article.zone[data-zone='Normal']").ScreenshotAsync(new LocatorScreenshotOptions { Path = screenshot });
+        }
+        Assert.True(errors.Count == 0, string.Join("\n", errors));
+    }
+
+    [Fact]
+    public async Task TheSeedTestButton_ChartsEachStrategysTime()
+    {
+        Assert.SkipUnless(File.Exists(Chromium), $"{Chromium} is not installed (apt-get install chromium; .ci/run installs it)");
+        await using var app = PageAllocApp.OnKestrel();
+        using var playwright = await Playwright.CreateAsync();
+        await using var browser = await LaunchChromium(playwright);
+        var page = await browser.NewPageAsync();
+        await page.GotoAsync(app.Address.ToString());
+
+        await page.GetByRole(AriaRole.Button, new() { Name = "Run 10000 iterations" }).ClickAsync();
+
+        var rows = page.Locator("table.seed-times tbody tr");
+        await Assertions.Expect(rows).ToHaveCountAsync(3, new() { Timeout = 30_000 });
+        await Assertions.Expect(rows.Locator("th")).ToHaveTextAsync(["per-page", "chunked", "upstream"]);
+        var times = await rows.Locator("td").AllTextContentsAsync();
+        Assert.All(times, t => Assert.True(double.Parse(t, CultureInfo.InvariantCulture) > 0));
+        Assert.True(double.Parse(times[0], CultureInfo.InvariantCulture) > double.Parse(times[1], CultureInfo.InvariantCulture)); // the seed's point
+    }
+}
