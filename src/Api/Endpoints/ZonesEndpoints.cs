@@ -213,6 +213,7 @@ public static class ZonesEndpoints
         var result = machine.AllocPages(z, request.Order!.Value, gfp, CpuOf(host, request.Cpu), caller.Charge);
         if (result.Error is { } error)
         {
+            host.OnAllocationRefused(error, request.Order.Value, gfp, z);
             return Problems.From(error);
         }
         var b = result.Value;

@@ -53,14 +53,35 @@ public sealed partial class MachineHost(IOptions<MachineConfig> options, ILogger
             if (logger.IsEnabled(LogLevel.Information))
             {
                 var layout = string.Join(", ", machine.Zones.Select(z => $"{z.Key} pfn 0x{z.StartPfn:x}+{z.SpannedPages} (min/low/high {z.Watermarks.Min}/{z.Watermarks.Low}/{z.Watermarks.High})"));
-                LogBooted(logger, machine.Zones.Count, machine.Cpus, machine.MinFreeKbytes, layout);
+                LogBooted(logger, _boots == 1 ? "Booted" : "Reset: rebooted", machine.Zones.Count, machine.Cpus, machine.MinFreeKbytes, layout);
             }
             return machine;
         }
     }
 
-    [LoggerMessage(Level = LogLevel.Information, Message = "Booted a machine: {Zones} zones, {Cpus} cpus, min_free_kbytes {MinFreeKbytes}: {Layout}")]
-    private static partial void LogBooted(ILogger logger, int zones, int cpus, long minFreeKbytes, string layout);
+    [LoggerMessage(Level = LogLevel.Information, Message = "{How} a machine: {Zones} zones, {Cpus} cpus, min_free_kbytes {MinFreeKbytes}: {Layout}")]
+    private static partial void LogBooted(ILogger logger, string how, int zones, int cpus, long minFreeKbytes, string layout);
+
+    /// <summary>
+    /// Logs an allocation refused for want of memory, as warn_alloc() reports one, at Debug: clients
+    /// cause these at will, so they are not warnings of the service's.
+    /// </summary>
+    public void OnAllocationRefused(PageError error, int order, GfpFlags gfp, Zone zone)
+    {
+        if (error.Kind is not (PageErrorKind.OutOfMemory or PageErrorKind.MemcgMax))
+        {
+            return;
+        }
+        if (logger.IsEnabled(LogLevel.Debug))
+        {
+            var kind = ProblemCatalog.Of(error.Kind).Kind;
+            var mask = Gfp.Format(gfp);
+            LogAllocationFailure(logger, kind, order, mask, zone.Key, error.Detail);
+        }
+    }
+
+    [LoggerMessage(Level = LogLevel.Debug, Message = "alloc_pages failed ({Kind}): order {Order}, gfp {Gfp}, zone {Zone}: {Detail}")]
+    private static partial void LogAllocationFailure(ILogger logger, string kind, int order, string gfp, string zone, string detail);
 }
 
 /// <summary>Boots the served machine when the host starts; a machine that cannot be booted stops the start.</summary>

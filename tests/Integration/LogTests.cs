@@ -1,0 +1,67 @@
+using System.Collections.Concurrent;
+using Microsoft.AspNetCore.Hosting;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Logging;
+using PageAlloc.Client;
+
+namespace PageAlloc.Tests.Integration;
+
+/// <summary>What the service logs: the machine it booted, each reset, and (at Debug) the allocations it refused.</summary>
+public class LogTests
+{
+    private static CancellationToken Ct => TestContext.Current.CancellationToken;
+
+    /// <summary>Keeps every log entry: level, category, message and the structured values.</summary>
+    private sealed class Recorder : ILoggerProvider
+    {
+        public ConcurrentQueue<(LogLevel Level, string Category, string Message, IReadOnlyList<KeyValuePair<string, object?>> Values)> Entries { get; } = new();
+
+        public ILogger CreateLogger(string categoryName) => new Logger(this, categoryName);
+
+        public void Dispose()
+        {
+        }
+
+        private sealed class Logger(Recorder owner, string category) : ILogger
+        {
+            public IDisposable? BeginScope<TState>(TState state)
+                where TState : notnull => null;
+
+            public bool IsEnabled(LogLevel logLevel) => true;
+
+            public void Log<TState>(LogLevel logLevel, EventId eventId, TState state, Exception? exception, Func<TState, Exception?, string> formatter) =>
+                owner.Entries.Enqueue((logLevel, category, formatter(state, exception), state as IReadOnlyList<KeyValuePair<string, object?>> ?? []));
+        }
+    }
+
+    [Fact]
+    public async Task Boot_Reset_AndARefusedAllocation_AreLogged_WithTheirValues()
+    {
+        var recorder = new Recorder();
+        await using var app = new PageAllocApp(("Logging:LogLevel:PageAlloc", "Debug"));
+        await using var logged = app.WithWebHostBuilder(b => b.ConfigureServices(s => s.AddLogging(l => l.AddProvider(recorder))));
+        var api = new PageAllocClient(logged.CreateClient());
+
+        await api.ResetAsync(Ct);
+        var refused = await Assert.ThrowsAsync<PageAllocApiException<ProblemDetails>>(
+            async () =>
+            {
+                while (true)
+                {
+                    await api.AllocPagesAsync("DMA", new AllocPagesRequest { Order = 10, Gfp = "GFP_DMA" }, Ct);
+                }
+            });
+
+        Assert.Equal(507, refused.StatusCode);
+        var entries = recorder.Entries.ToList();
+        var boot = Assert.Single(entries, e => e.Message.StartsWith("Booted a machine", StringComparison.Ordinal));
+        Assert.Equal(LogLevel.Information, boot.Level);
+        Assert.Contains("Normal pfn 0x100000+1048576 (min/low/high", boot.Message, StringComparison.Ordinal);
+        Assert.Contains(boot.Values, v => v.Key == "Cpus" && Equals(v.Value, 4));
+        Assert.Single(entries, e => e.Message.StartsWith("Reset: rebooted a machine", StringComparison.Ordinal));
+        var failure = Assert.Single(entries, e => e.Message.StartsWith("alloc_pages failed", StringComparison.Ordinal));
+        Assert.Equal(LogLevel.Debug, failure.Level);
+        Assert.Contains(failure.Values, v => v.Key == "Kind" && Equals(v.Value, "out-of-memory"));
+        Assert.Contains(failure.Values, v => v.Key == "Gfp" && Equals(v.Value, "GFP_DMA"));
+    }
+}
