@@ -76,9 +76,7 @@ public sealed partial class Zone
         var idx = RmqueueCore(order, mt, alloc);
         if (idx >= 0)
         {
-            _events[(int)VmEvent.PgAlloc] += 1L << order;
-            _events[(int)VmEvent.AllocFromBuddy]++;
-            _allocsByOrder[order]++;
+            _allocsByOrder[order]++; // pgalloc and alloc_from_buddy are derived from it
         }
         return idx;
     }

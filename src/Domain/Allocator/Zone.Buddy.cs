@@ -166,8 +166,7 @@ public sealed partial class Zone
             idx += 1 << chunkOrder;
         }
         while (idx < end);
-        _events[(int)VmEvent.PgFree] += 1L << order;
-        _freesByOrder[order]++;
+        _freesByOrder[order]++; // pgfree is derived from it
     }
 
     /// <summary>free_one_page(): take zone->lock and free a block straight to the buddy.</summary>

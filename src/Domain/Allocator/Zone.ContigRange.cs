@@ -206,6 +206,7 @@ public sealed partial class Zone
     /// </summary>
     private void DropReferences(int idx, int n, List<(int Start, int Length)> freeable, ref long notFreed, ref long leaked)
     {
+        var tracing = _trace.Enabled;
         var runStart = -1;
         for (var i = idx; i < idx + n; i++)
         {
@@ -214,7 +215,7 @@ public sealed partial class Zone
             {
                 notFreed++;
             }
-            else if (PrepareFree(i, 0, compound: false))
+            else if (PrepareFree(i, 0, compound: false, tracing))
             {
                 leaked++;
             }
@@ -261,11 +262,15 @@ public sealed partial class Zone
     {
         if (how.PageByPage)
         {
+            var tracing = _trace.Enabled;
             for (var i = idx; i < idx + n; i++)
             {
                 FreeFrozenPages(i, 0, cpu);
                 chunks?.Add(new FreedChunk(PfnOf(i), 0));
-                TraceChunk(i, 0, how);
+                if (tracing)
+                {
+                    TraceChunk(i, 0, how);
+                }
             }
         }
         else if (how.RunsEndAtSections)

@@ -19,6 +19,7 @@ public sealed partial class Zone
         {
             events[e] = Volatile.Read(ref _events[e]);
         }
+        AddBlockCounts(events, _allocsByOrder, _freesByOrder, VmEvent.AllocFromBuddy);
         for (var order = 0; order < NrPageOrders; order++)
         {
             allocs[order] = Volatile.Read(ref _allocsByOrder[order]);
@@ -33,6 +34,7 @@ public sealed partial class Zone
             {
                 events[e] += Volatile.Read(ref p.Events[e]);
             }
+            AddBlockCounts(events, p.AllocsByOrder, p.FreesByOrder, VmEvent.AllocFromPcp);
             for (var order = 0; order < NrPageOrders; order++)
             {
                 allocs[order] += Volatile.Read(ref p.AllocsByOrder[order]);

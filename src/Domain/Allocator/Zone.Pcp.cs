@@ -34,9 +34,7 @@ public sealed partial class Zone
             var idx = pcp.Lists.First(list);
             pcp.Remove(list, idx);
             Flags[idx] = (byte)PageFlags.None;
-            pcp.Events[(int)VmEvent.PgAlloc] += 1L << order;
-            pcp.Events[(int)VmEvent.AllocFromPcp]++;
-            pcp.AllocsByOrder[order]++;
+            pcp.AllocsByOrder[order]++; // pgalloc and alloc_from_pcp are derived from it (ZoneEvents.AddBlockCounts)
             return idx;
         }
         finally
@@ -76,10 +74,6 @@ public sealed partial class Zone
     /// </summary>
     internal void FreeFrozenPages(int idx, int order, int cpu)
     {
-        if (_trace.Enabled)
-        {
-            Tracepoints.OnCpu(cpu);
-        }
         if (!PcpAllowedOrder(order))
         {
             FreeOnePage(idx, order);
@@ -118,8 +112,7 @@ public sealed partial class Zone
     /// </summary>
     private void FreeFrozenPageCommit(PerCpuPages pcp, int idx, MigrateType mt, int order)
     {
-        pcp.Events[(int)VmEvent.PgFree] += 1L << order;
-        pcp.FreesByOrder[order]++;
+        pcp.FreesByOrder[order]++; // pgfree is derived from it
         var pindex = PerCpuPages.OrderToPindex(mt, order);
         Flags[idx] = (byte)PageFlags.Pcp;
         Order[idx] = (byte)order;

@@ -45,7 +45,7 @@ public sealed partial class Zone
             remaining = --RefCount[idx];
             if (remaining == 0)
             {
-                leaked = PrepareFree(idx, order, compound);
+                leaked = PrepareFree(idx, order, compound, _trace.Enabled);
             }
             else if (!compound && order > 0)
             {
@@ -81,9 +81,9 @@ public sealed partial class Zone
     /// list, flagged HWPoison (and charged to its memcg). Otherwise the memcg charge is dropped.
     /// Returns true when the page was leaked. Caller holds RefLock.
     /// </summary>
-    private bool PrepareFree(int idx, int order, bool compound)
+    private bool PrepareFree(int idx, int order, bool compound, bool tracing)
     {
-        if (_trace.Enabled)
+        if (tracing)
         {
             _trace.Emit(TraceEventType.MmPageFree, Index, PfnOf(idx), order, 0);
         }
@@ -177,7 +177,7 @@ public sealed partial class Zone
             remaining = --RefCount[head];
             if (remaining == 0)
             {
-                leaked = PrepareFree(head, order, compound);
+                leaked = PrepareFree(head, order, compound, _trace.Enabled);
             }
         }
         if (remaining == 0 && !leaked)

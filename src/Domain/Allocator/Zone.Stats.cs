@@ -48,6 +48,21 @@ public sealed partial class Zone
         return StatsLocked();
     }
 
+    /// <summary>
+    /// The counters kept as blocks per order (the cheapest thing to count on the hot paths: one
+    /// increment per allocation or free) give pgalloc and pgfree in pages, and the allocations by source.
+    /// </summary>
+    private static void AddBlockCounts(long[] events, long[] allocsByOrder, long[] freesByOrder, VmEvent source)
+    {
+        for (var order = 0; order < NrPageOrders; order++)
+        {
+            var allocs = Volatile.Read(ref allocsByOrder[order]);
+            events[(int)VmEvent.PgAlloc] += allocs << order;
+            events[(int)source] += allocs;
+            events[(int)VmEvent.PgFree] += Volatile.Read(ref freesByOrder[order]) << order;
+        }
+    }
+
     private ZoneStats StatsLocked()
     {
         var byType = new long[MigrateTypes.Count][];
@@ -66,6 +81,7 @@ public sealed partial class Zone
         }
         var events = (long[])_events.Clone();
         events[(int)VmEvent.HwPoisonLeaked] = _hwPoisonLeaked;
+        AddBlockCounts(events, _allocsByOrder, _freesByOrder, VmEvent.AllocFromBuddy);
         var pcps = new PcpStats[_pcp.Length];
         var pcpBlocks = new long[NrPageOrders];
         long pcpPages = 0;
@@ -82,6 +98,7 @@ public sealed partial class Zone
             {
                 events[e] += p.Events[e];
             }
+            AddBlockCounts(events, p.AllocsByOrder, p.FreesByOrder, VmEvent.AllocFromPcp);
         }
         var locks = new LockStats[ZoneStats.LockCount];
         locks[ZoneStats.ZoneLockIndex] = ZoneLock.Snapshot();

@@ -146,8 +146,7 @@ public sealed partial class Zone
             // that merge straight back, every pageblock being Movable at boot; freeing it whole ends in
             // the same lists and counters without writing the order-9 links of every block.
             FreeOnePageCore(IndexOf(pfn), order, MigrateType.Movable, toTail: true);
-            _events[(int)VmEvent.PgFree] += 1L << order;
-            _freesByOrder[order]++;
+            _freesByOrder[order]++; // pgfree is derived from it
             pfn += 1L << order;
         }
     }

@@ -16,12 +16,15 @@ public sealed class Tracepoints
     private readonly Lock _subscribe = new();
     private volatile TraceListener[] _listeners = [];
 
+    // Kept beside _listeners so that the check at every emission site is one load of a bool.
+    private volatile bool _enabled;
+
     /// <summary>The cpu the current thread's allocator call runs on (smp_processor_id()), set by the entry points while tracing.</summary>
     [ThreadStatic]
     private static int t_cpu;
 
     /// <summary>True while anybody listens: emission sites check this before building an event.</summary>
-    public bool Enabled => _listeners.Length != 0;
+    public bool Enabled => _enabled;
 
     public int ListenerCount => _listeners.Length;
 
@@ -38,6 +41,7 @@ public sealed class Tracepoints
         lock (_subscribe)
         {
             _listeners = [.. _listeners, listener];
+            _enabled = true;
         }
         return listener;
     }
@@ -47,6 +51,7 @@ public sealed class Tracepoints
         lock (_subscribe)
         {
             _listeners = [.. _listeners.Where(l => l != listener)];
+            _enabled = _listeners.Length != 0;
         }
     }
 
