@@ -88,8 +88,16 @@ var app = builder.Build();
 
 app.UseExceptionHandler();
 app.UseStatusCodePages();
-// "/" becomes "/index.html" before routing picks an endpoint, so the page's static asset answers it.
-app.UseDefaultFiles();
+// "/" is the page: rewritten to "/index.html" before routing picks an endpoint, so its static asset
+// answers it. (UseDefaultFiles would do this by asking the file system on every GET.)
+app.Use((context, next) =>
+{
+    if (context.Request.Path == "/")
+    {
+        context.Request.Path = "/index.html";
+    }
+    return next(context);
+});
 app.UseRouting();
 // Swagger UI and the document are on unless "Swagger:Enabled" is false; open to all, like health.
 if (app.Configuration.GetValue("Swagger:Enabled", defaultValue: true))
