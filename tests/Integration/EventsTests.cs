@@ -11,6 +11,17 @@ public class EventsTests
 {
     private static CancellationToken Ct => TestContext.Current.CancellationToken;
 
+    /// <summary>
+    /// Opens a stream. Its headers come once its listener is attached (every format sends them at
+    /// once), so whatever the test does next is in the stream.
+    /// </summary>
+    private static async Task<HttpResponseMessage> OpenStream(PageAllocApp app, string path)
+    {
+        var response = await app.CreateClient().GetAsync(path, HttpCompletionOption.ResponseHeadersRead, Ct);
+        Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+        return response;
+    }
+
     /// <summary>Reads SSE items (event name, data) until <paramref name="until"/> holds for one, or 10 s pass.</summary>
     private static async Task<List<(string Event, string Data)>> ReadEvents(HttpResponseMessage response, Func<(string Event, string Data), bool> until)
     {
@@ -42,14 +53,11 @@ public class EventsTests
     {
         await using var app = new PageAllocApp();
         var api = app.Api();
-        var streams = app.Services.GetRequiredService<EventStreams>();
-        var stream = app.CreateClient().GetAsync("/events", HttpCompletionOption.ResponseHeadersRead, Ct);
-        await WaitFor(() => streams.Open == 1);
+        var response = await OpenStream(app, "/events");
 
         var block = await api.AllocPagesAsync("Normal", new AllocPagesRequest { Order = 9 }, Ct);
         await api.SplitPageAsync("Normal", new BlockRequest { Pfn = block.Pfn, Order = 9 }, Ct);
         await api.FreeContigRangeAsync("Normal", null, new FreeContigRangeRequest { Pfn = block.Pfn, NrPages = 512, Strategy = FreeStrategy.Chunked }, Ct);
-        var response = await stream;
 
         Assert.Equal("text/event-stream", response.Content.Headers.ContentType?.MediaType);
         var items = await ReadEvents(response, i => i.Event == "range_free_chunk");
@@ -64,14 +72,12 @@ public class EventsTests
     {
         await using var app = new PageAllocApp();
         var api = app.Api();
-        var streams = app.Services.GetRequiredService<EventStreams>();
-        var stream = app.CreateClient().GetAsync("/events?format=json&events=kmem:mm_page_alloc&zone=DMA32&order=2", HttpCompletionOption.ResponseHeadersRead, Ct);
-        await WaitFor(() => streams.Open == 1);
+        var stream = await OpenStream(app, "/events?format=json&events=kmem:mm_page_alloc&zone=DMA32&order=2");
 
         await api.AllocPagesAsync("Normal", new AllocPagesRequest { Order = 2 }, Ct);          // another zone
         await api.AllocPagesAsync("DMA32", new AllocPagesRequest { Order = 1 }, Ct);           // another order
         var wanted = await api.AllocPagesAsync("DMA32", new AllocPagesRequest { Order = 2, Gfp = "GFP_DMA32", Cpu = 3 }, Ct);
-        var items = await ReadEvents(await stream, _ => true);
+        var items = await ReadEvents(stream, _ => true);
 
         var json = JsonNode.Parse(Assert.Single(items).Data)!;
         Assert.Equal("mm_page_alloc", json["event"]!.GetValue<string>());
@@ -87,10 +93,7 @@ public class EventsTests
     {
         await using var app = new PageAllocApp();
         var api = app.Api();
-        var streams = app.Services.GetRequiredService<EventStreams>();
-        var stream = app.CreateClient().GetAsync("/events?format=perf-script&events=mm_page_alloc", HttpCompletionOption.ResponseHeadersRead, Ct);
-        await WaitFor(() => streams.Open == 1);
-        var response = await stream;
+        var response = await OpenStream(app, "/events?format=perf-script&events=mm_page_alloc");
 
         var block = await api.AllocPagesAsync("Normal", new AllocPagesRequest { Order = 0, Cpu = 2 }, Ct);
 
@@ -106,16 +109,14 @@ public class EventsTests
     {
         await using var app = new PageAllocApp(("Limits:EventBufferEvents", "16"));
         var api = app.Api();
-        var streams = app.Services.GetRequiredService<EventStreams>();
-        var stream = app.CreateClient().GetAsync("/events?events=mm_page_free", HttpCompletionOption.ResponseHeadersRead, Ct);
-        await WaitFor(() => streams.Open == 1);
+        var stream = await OpenStream(app, "/events?events=mm_page_free");
 
         // 1024 mm_page_free events in well under a millisecond, into a buffer of 16.
         var block = await api.AllocPagesAsync("Normal", new AllocPagesRequest { Order = 10 }, Ct);
         await api.SplitPageAsync("Normal", new BlockRequest { Pfn = block.Pfn, Order = 10 }, Ct);
         await api.FreeContigRangeAsync("Normal", null, new FreeContigRangeRequest { Pfn = block.Pfn, NrPages = 1024 }, Ct);
         long seen = 0, lost = 0;
-        var items = await ReadEvents(await stream, i =>
+        var items = await ReadEvents(stream, i =>
         {
             if (i.Event == "lost")
             {
