@@ -232,7 +232,8 @@ public class LoadGenTests
         var stderr = process.StandardError.ReadToEndAsync(Ct);
         var http = new HttpClient { BaseAddress = app.Address };
         // Wait until the run holds pages, so there is something to free.
-        for (var i = 0; i < 200 && (await http.GetJson("/stats"))["totals"]!["allocatedPages"]!.GetValue<long>() == 0; i++)
+        var api = new PageAllocClient(http);
+        for (var i = 0; i < 200 && (await api.GetStatsAsync(Ct)).Totals.AllocatedPages == 0; i++)
         {
             await Task.Delay(50, Ct);
         }
@@ -249,7 +250,7 @@ public class LoadGenTests
         Assert.True(process.ExitCode == 130, $"exit {process.ExitCode}\n{report}\n{await stderr}");
         Assert.Contains("(interrupted)", report, StringComparison.Ordinal);
         Assert.Contains("leak check: every page allocated was freed", report, StringComparison.Ordinal);
-        Assert.Equal(0, (await http.GetJson("/stats"))["totals"]!["allocatedPages"]!.GetValue<long>());
+        Assert.Equal(0, (await api.GetStatsAsync(Ct)).Totals.AllocatedPages);
     }
 
     /// <summary>Answers every request with one status (or fails the connection when null) and counts them.</summary>

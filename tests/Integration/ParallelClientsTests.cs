@@ -1,3 +1,5 @@
+using PageAlloc.Client;
+
 namespace PageAlloc.Tests.Integration;
 
 public class ParallelClientsTests
@@ -11,28 +13,26 @@ public class ParallelClientsTests
 
         var clients = Enumerable.Range(0, 16).Select(async c =>
         {
-            var http = app.CreateClient();
+            var api = app.Api();
             var random = new Random(c);
             for (var i = 0; i < 25; i++)
             {
                 var order = random.Next(0, 10);
-                var block = await http.PostOk("/zones/Normal/alloc_pages", new { order, gfp = "GFP_HIGHUSER_MOVABLE", cpu = c % 4 }, 201);
-                var pfn = block["pfn"]!.GetValue<long>();
+                var pfn = (await api.AllocPagesAsync("Normal", new AllocPagesRequest { Order = order, Gfp = "GFP_HIGHUSER_MOVABLE", Cpu = c % 4 })).Pfn;
                 if (order > 0 && random.Next(2) == 0)
                 {
-                    await http.PostOk("/zones/Normal/split_page", new { pfn, order });
-                    await http.PostOk("/zones/Normal/free_contig_range", new { pfn, nrPages = 1 << order, strategy = "upstream", cpu = c % 4 });
+                    await api.SplitPageAsync("Normal", new BlockRequest { Pfn = pfn, Order = order });
+                    await api.FreeContigRangeAsync("Normal", null, new FreeContigRangeRequest { Pfn = pfn, NrPages = 1 << order, Strategy = FreeStrategy.Upstream, Cpu = c % 4 });
                 }
                 else
                 {
-                    await http.PostOk("/zones/Normal/free_pages", new { pfn, order, cpu = c % 4 });
+                    await api.FreePagesAsync("Normal", new BlockRequest { Pfn = pfn, Order = order, Cpu = c % 4 });
                 }
             }
         });
         await Task.WhenAll(clients);
 
-        var stats = await client.GetJson("/stats");
-        Assert.Equal(0, stats["totals"]!["allocatedPages"]!.GetValue<long>());
+        Assert.Equal(0, (await app.Api().GetStatsAsync(TestContext.Current.CancellationToken)).Totals.AllocatedPages);
         await client.PostOk("/zones/Normal/drain_pages", new { });
         Assert.Equal(bootBuddyinfo, await client.GetStringAsync("/proc/buddyinfo", TestContext.Current.CancellationToken));
     }

@@ -74,7 +74,7 @@ public class ResourceLimitTests
         var pfns = string.Join(",", Enumerable.Range(0, 100_000).Select(i => 1048576 + i));
         var bulk = await client.PostAsync("/zones/Normal/free_pages_bulk", new StringContent($$"""{"pfns":[{{pfns}}]}""", Encoding.UTF8, "application/json"), Ct);
         Assert.Equal(HttpStatusCode.Conflict, bulk.StatusCode);
-        Assert.Equal(0, (await client.GetFromJsonAsync<JsonNode>("/stats", Ct))!["totals"]!["allocatedPages"]!.GetValue<long>());
+        Assert.Equal(0, (await new PageAlloc.Client.PageAllocClient(client).GetStatsAsync(Ct)).Totals.AllocatedPages);
     }
 
     [Fact]
@@ -93,18 +93,18 @@ public class ResourceLimitTests
     public async Task RangeFree_ListsChunksOnlyWhenAsked_AndNeverMoreThanTheLimit()
     {
         await using var app = new PageAllocApp(("Limits:ChunkListLimit", "16"));
-        var client = app.CreateClient();
-        var block = await client.PostOk("/zones/Normal/alloc_pages", new { order = 10, cpu = 0 }, 201);
-        var pfn = block["pfn"]!.GetValue<long>();
-        await client.PostOk("/zones/Normal/split_page", new { pfn, order = 10 });
-        var half = await client.PostOk("/zones/Normal/free_contig_range", new { pfn, nrPages = 512, strategy = "per-page", cpu = 0 });
-        var rest = await client.PostOk("/zones/Normal/free_contig_range?listChunks=true", new { pfn = pfn + 512, nrPages = 512, strategy = "per-page", cpu = 0 });
+        var api = app.Api();
+        var pfn = (await api.AllocPagesAsync("Normal", new() { Order = 10, Cpu = 0 }, Ct)).Pfn;
+        await api.SplitPageAsync("Normal", new() { Pfn = pfn, Order = 10 }, Ct);
+        var perPage = PageAlloc.Client.FreeStrategy.PerPage;
+        var half = await api.FreeContigRangeAsync("Normal", null, new() { Pfn = pfn, NrPages = 512, Strategy = perPage, Cpu = 0 }, Ct);
+        var rest = await api.FreeContigRangeAsync("Normal", listChunks: true, new() { Pfn = pfn + 512, NrPages = 512, Strategy = perPage, Cpu = 0 }, Ct);
 
-        Assert.Null(half["chunks"]);
-        Assert.Equal(512, half["chunksByOrder"]![0]!.GetValue<long>());
-        Assert.Equal(16, rest["chunks"]!.AsArray().Count);
-        Assert.Equal(512 - 16, rest["chunksUnlisted"]!.GetValue<long>());
-        Assert.Equal(512, rest["chunksByOrder"]![0]!.GetValue<long>());
+        Assert.Null(half.Chunks);
+        Assert.Equal(512, half.ChunksByOrder[0]);
+        Assert.Equal(16, rest.Chunks!.Count);
+        Assert.Equal(512 - 16, rest.ChunksUnlisted);
+        Assert.Equal(512, rest.ChunksByOrder[0]);
     }
 
     [Fact]

@@ -2,6 +2,8 @@ using System.Net;
 using System.Net.Http.Json;
 using System.Text.Json.Nodes;
 
+using PageAlloc.Client;
+
 namespace PageAlloc.Tests.Integration;
 
 /// <summary>With API keys on: identity, ownership of pages, page and request quotas, administrators.</summary>
@@ -28,6 +30,9 @@ public class SecurityTests
         return client;
     }
 
+    /// <summary>The generated client, sending the key.</summary>
+    private static PageAllocClient Api(PageAllocApp app, string key) => new(As(app, key));
+
     [Theory]
     [InlineData(null)]
     [InlineData("not-a-configured-key-at-all")]
@@ -44,16 +49,16 @@ public class SecurityTests
         Assert.Equal(HttpStatusCode.Unauthorized, stats.StatusCode);
         Assert.Equal(HttpStatusCode.OK, (await client.GetAsync("/health/ready", Ct)).StatusCode);
         Assert.Equal(HttpStatusCode.OK, (await client.GetAsync("/swagger/v1/swagger.json", Ct)).StatusCode);
-        Assert.Equal(0, (await As(app, RootKey).GetFromJsonAsync<JsonNode>("/stats", Ct))!["totals"]!["allocatedPages"]!.GetValue<long>());
+        Assert.Equal(0, (await Api(app, RootKey).GetStatsAsync(Ct)).Totals.AllocatedPages);
     }
 
     [Fact]
     public async Task AnotherKeysPages_CannotBeFreed_TheOwnerAndAnAdministratorCan()
     {
         await using var app = WithKeys();
-        var (alice, bob, root) = (As(app, AliceKey), As(app, BobKey), As(app, RootKey));
-        var first = (await alice.PostOk("/zones/Normal/alloc_pages", new { order = 2 }, 201))["pfn"]!.GetValue<long>();
-        var second = (await alice.PostOk("/zones/Normal/alloc_pages", new { order = 2 }, 201))["pfn"]!.GetValue<long>();
+        var (alice, bob, root) = (Api(app, AliceKey), As(app, BobKey), Api(app, RootKey));
+        var first = (await alice.AllocPagesAsync("Normal", new AllocPagesRequest { Order = 2 }, Ct)).Pfn;
+        var second = (await alice.AllocPagesAsync("Normal", new AllocPagesRequest { Order = 2 }, Ct)).Pfn;
 
         var stolen = await bob.PostAsJsonAsync("/zones/Normal/free_pages", new { pfn = first, order = 2 }, Ct);
         var split = await bob.PostAsJsonAsync("/zones/Normal/split_page", new { pfn = first, order = 2 }, Ct);
@@ -61,9 +66,9 @@ public class SecurityTests
         Assert.Equal(HttpStatusCode.Forbidden, stolen.StatusCode);
         Assert.Contains("urn:pagealloc:problem:not-owner", await stolen.Content.ReadAsStringAsync(Ct), StringComparison.Ordinal);
         Assert.Equal(HttpStatusCode.Forbidden, split.StatusCode);
-        await alice.PostOk("/zones/Normal/free_pages", new { pfn = first, order = 2 });
-        await root.PostOk("/zones/Normal/free_pages", new { pfn = second, order = 2 });
-        Assert.Equal(0, (await root.GetJson("/stats"))["totals"]!["allocatedPages"]!.GetValue<long>());
+        await alice.FreePagesAsync("Normal", new BlockRequest { Pfn = first, Order = 2 }, Ct);
+        await root.FreePagesAsync("Normal", new BlockRequest { Pfn = second, Order = 2 }, Ct);
+        Assert.Equal(0, (await root.GetStatsAsync(Ct)).Totals.AllocatedPages);
     }
 
     [Fact]
@@ -72,10 +77,10 @@ public class SecurityTests
         await using var app = WithKeys();
         var (alice, bob) = (As(app, AliceKey), As(app, BobKey));
 
-        var allocated = await alice.PostOk("/zones/Normal/alloc_pages", new { order = 6 }, 201); // 64 pages: alice's memory.max
+        var allocated = await new PageAllocClient(alice).AllocPagesAsync("Normal", new AllocPagesRequest { Order = 6 }, Ct); // 64 pages: alice's memory.max
         var refused = await alice.PostAsJsonAsync("/zones/Normal/alloc_pages", new { order = 0 }, Ct);
 
-        Assert.Equal("GFP_KERNEL_ACCOUNT", allocated["gfp"]!.GetValue<string>());
+        Assert.Equal("GFP_KERNEL_ACCOUNT", allocated.Gfp);
         Assert.Equal(HttpStatusCode.InsufficientStorage, refused.StatusCode);
         Assert.Contains("memcg-max", await refused.Content.ReadAsStringAsync(Ct), StringComparison.Ordinal);
         await bob.PostOk("/zones/Normal/alloc_pages", new { order = 9 }, 201);
@@ -129,7 +134,7 @@ public class SecurityTests
     public async Task RacingClients_OfTwoKeys_NeverFreeEachOthersPages()
     {
         await using var app = WithKeys();
-        var (alice, bob) = (As(app, AliceKey), As(app, BobKey));
+        var (aliceApi, bob) = (Api(app, AliceKey), As(app, BobKey));
         var seen = new System.Collections.Concurrent.ConcurrentQueue<long>();
         var bobSucceeded = 0;
         using var done = CancellationTokenSource.CreateLinkedTokenSource(Ct);
@@ -139,9 +144,9 @@ public class SecurityTests
         {
             for (var i = 0; i < 100; i++)
             {
-                var pfn = (await alice.PostOk("/zones/Normal/alloc_pages", new { order = 0, cpu = c }, 201))["pfn"]!.GetValue<long>();
+                var pfn = (await aliceApi.AllocPagesAsync("Normal", new AllocPagesRequest { Order = 0, Cpu = c }, Ct)).Pfn;
                 seen.Enqueue(pfn);
-                await alice.PostOk("/zones/Normal/free_pages", new { pfn, order = 0, cpu = c });
+                await aliceApi.FreePagesAsync("Normal", new BlockRequest { Pfn = pfn, Order = 0, Cpu = c }, Ct);
             }
         }).ToArray();
         var bobs = Enumerable.Range(0, 2).Select(c => Task.Run(async () =>
@@ -168,7 +173,6 @@ public class SecurityTests
         await Task.WhenAll(bobs);
 
         Assert.Equal(0, bobSucceeded);
-        var stats = await As(app, RootKey).GetJson("/stats");
-        Assert.Equal(0, stats["totals"]!["allocatedPages"]!.GetValue<long>());
+        Assert.Equal(0, (await Api(app, RootKey).GetStatsAsync(Ct)).Totals.AllocatedPages);
     }
 }

@@ -277,21 +277,8 @@ public static class ZonesEndpoints
     private static Results<OkJson<TResponse>, ProblemHttpResult> Respond<T, TResponse>(PageResult<T> result, Func<T, TResponse> map) =>
         result.Error is { } error ? Problems.From(error) : KnownLengthJson.Ok(map(result.Value));
 
-    /// <summary>The pfn is decimal or 0x-prefixed hex, as the kernel prints it.</summary>
-    public static Results<OkJson<PageState>, ProblemHttpResult> GetPageState(MachineHost host, string zone, string pfn)
-    {
-        var z = ZoneOf(host, zone);
-        if (!TryParsePfn(pfn, out var value))
-        {
-            return Problems.Of(ProblemCatalog.InvalidPfn, $"'{pfn}' is not a pfn: use decimal or 0x-prefixed hex.");
-        }
-        return Respond(z.GetPageState(value), state => state);
-    }
-
-    private static bool TryParsePfn(string text, out long pfn) =>
-        text.StartsWith("0x", StringComparison.OrdinalIgnoreCase)
-            ? long.TryParse(text.AsSpan(2), System.Globalization.NumberStyles.AllowHexSpecifier, null, out pfn) && pfn >= 0
-            : long.TryParse(text, System.Globalization.NumberStyles.None, null, out pfn);
+    public static Results<OkJson<PageState>, ProblemHttpResult> GetPageState(MachineHost host, string zone, Pfn pfn) =>
+        Respond(ZoneOf(host, zone).GetPageState(pfn.Value), state => state);
 
     public static Results<OkJson<DrainPagesResponse>, ProblemHttpResult> DrainPages(MachineHost host, string zone, DrainPagesRequest? request)
     {

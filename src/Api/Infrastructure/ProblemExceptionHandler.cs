@@ -18,6 +18,7 @@ public sealed partial class ProblemExceptionHandler : IExceptionHandler
         var (kind, detail) = exception switch
         {
             BadHttpRequestException { StatusCode: StatusCodes.Status413PayloadTooLarge } => (ProblemCatalog.BodyTooLarge, "The request body is larger than this endpoint accepts."),
+            BadHttpRequestException bad when PfnText(bad) is { } text => (ProblemCatalog.InvalidPfn, Contracts.Pfn.Invalid(text)),
             BadHttpRequestException bad => (ProblemCatalog.MalformedRequest, Describe(bad, BodyType(httpContext))),
             MachineNotBootedException booting => (ProblemCatalog.Booting, booting.Message),
             _ => (null, ""),
@@ -57,6 +58,13 @@ public sealed partial class ProblemExceptionHandler : IExceptionHandler
         }
         return $"The body is not valid JSON: {WithoutTypeNames(json.Message.Split(" Path: ")[0]).TrimEnd('.')}.";
     }
+
+    /// <summary>The text of a pfn that did not bind (Failed to bind parameter "Pfn pfn" from "banana".), or null.</summary>
+    private static string? PfnText(BadHttpRequestException bad) =>
+        PfnBinding().Match(bad.Message) is { Success: true } m ? m.Groups["text"].Value : null;
+
+    [GeneratedRegex("^Failed to bind parameter \"Pfn [a-z]+\" from \"(?<text>.*)\"\\.$")]
+    private static partial Regex PfnBinding();
 
     /// <summary>The type of the failed endpoint's JSON body (the middleware has cleared the endpoint by now; the feature keeps it).</summary>
     private static Type? BodyType(HttpContext context) =>

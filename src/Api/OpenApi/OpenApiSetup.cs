@@ -36,6 +36,8 @@ public static class OpenApiSetup
                 Description = "The Linux page allocator (zones, buddy free lists, per-cpu page lists, refcounts, split_page, "
                     + "free_contig_range), simulated and served over HTTP. Every operation names the kernel function it models.",
             });
+            // A pfn in a path is text (decimal or 0x hex), as clients send it; PathParameterExamplesFilter describes it.
+            o.MapType<PageAlloc.Api.Contracts.Pfn>(() => new OpenApiSchema { Type = JsonSchemaType.String });
             o.SupportNonNullableReferenceTypes();
             o.NonNullableReferenceTypesAsRequired();
             o.SchemaFilter<RequiredMembersSchemaFilter>();

@@ -29,7 +29,8 @@ public sealed class Machine
         var layout = config.Nodes
             .SelectMany(n => n.Zones.Select(z =>
             {
-                var type = ZoneTypes.TryParse(z.Name, out var t) ? t : throw new ArgumentException($"Unknown zone {z.Name}");
+                var known = ZoneTypes.TryParse(z.Name, out var type);
+                System.Diagnostics.Debug.Assert(known, "config.Validate() has refused every name that is not a zone type");
                 return (Node: n.Id, Type: type, z.StartPfn, Pages: (int)z.Pages);
             }))
             .OrderBy(z => z.Node).ThenBy(z => z.Type)
