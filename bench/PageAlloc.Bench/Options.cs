@@ -1,69 +1,91 @@
-using System.Globalization;
+using System.CommandLine;
+using System.CommandLine.Parsing;
 using PageAlloc.Domain.Model;
 
 namespace PageAlloc.Bench;
 
-/// <summary>Command-line options: seed|vmalloc [--iterations N] [--order K] [--pages N] [--strategy S|all] [--json].</summary>
-internal sealed record Options(string Command, int Iterations, int Order, int Pages, FreeStrategy? Strategy, bool Json)
-{
-    public const string Usage =
-        "usage: PageAlloc.Bench seed [--iterations N] [--order K] [--strategy per-page|chunked|upstream|all] [--json]\n" +
-        "       PageAlloc.Bench vmalloc [--pages N] [--iterations N] [--strategy ...]\n" +
-        "       PageAlloc.Bench zonesize [--iterations N]   (boots a 1 TiB zone: about 3 GB of memory)\n" +
-        "       PageAlloc.Bench trace [--iterations N] [--strategy S]   (the seed loop with and without a listener on every tracepoint)\n" +
-        "       PageAlloc.Bench micro [BenchmarkDotNet arguments, e.g. --filter *AllocFree*]";
+/// <summary>What a benchmark command runs: iterations, the block order, the vmalloc size, one strategy or all, JSON output.</summary>
+internal sealed record Options(int Iterations, int Order, int Pages, FreeStrategy? Strategy, bool Json);
 
-    public static Options? Parse(string[] args, out string? error)
+/// <summary>
+/// The command line (System.CommandLine): seed, vmalloc, zonesize, trace and micro, each with the
+/// options it reads; `--help` on any of them lists them, a bad value is refused by name.
+/// </summary>
+internal static class BenchCommand
+{
+    private static readonly Option<int> Iterations = Positive("--iterations", "Loop iterations.", 100_000);
+
+    private static readonly Option<int> Order = new("--order")
     {
-        error = null;
-        if (args.Length == 0)
+        Description = "The block order of the seed loop (9 is HPAGE_PMD_ORDER).",
+        DefaultValueFactory = _ => 9,
+        Validators = { r => Range(r, 1, PageAllocConstants.MaxPageOrder) },
+    };
+
+    private static readonly Option<int> Pages = Positive("--pages", "vmalloc: pages per vmalloc.", 4096);
+
+    private static readonly Option<string> Strategy = new Option<string>("--strategy")
+    {
+        Description = "One free strategy, or all of them.",
+        DefaultValueFactory = _ => "all",
+    }.AcceptOnlyFromAmong([.. FreeStrategies.All.Select(s => s.Name), "all"]);
+
+    private static readonly Option<bool> Json = new("--json") { Description = "Print one JSON object instead of a table." };
+
+    public static RootCommand Create()
+    {
+        var root = new RootCommand("PageAlloc's benchmarks. Ratios within one run are what to compare: the machines are noisy.");
+        root.Add(Command("seed", "page_alloc_high_order_test for each strategy against the run's own floor.", SeedCommand.Run,
+            Iterations, Order, Strategy, Json));
+        root.Add(Command("vmalloc", "The vmalloc/vfree workload of patch 2/3: free_pages_bulk with each strategy.", VmallocCommand.Run,
+            Pages, Iterations, Strategy));
+        root.Add(Command("zonesize", "Boots a 1 TiB zone (about 3 GB of memory) and compares the seed loop on it with a 1 GiB zone.", ZoneSizeCommand.Run,
+            Iterations));
+        root.Add(Command("trace", "The seed loop with nobody listening and with a listener on every tracepoint, alternating.", TraceCostCommand.Run,
+            Iterations, Order, Strategy));
+        var micro = new Command("micro", "BenchmarkDotNet micro benchmarks; the rest of the command line goes to BenchmarkDotNet (e.g. --filter '*AllocFree*').")
         {
-            error = Usage;
-            return null;
-        }
-        int iterations = 100000, order = 9, pages = 4096;
-        FreeStrategy? strategy = null;
-        var json = false;
-        for (var i = 1; i < args.Length; i++)
+            TreatUnmatchedTokensAsErrors = false,
+        };
+        micro.SetAction(parse =>
         {
-            string Next() => i + 1 < args.Length ? args[++i] : throw new FormatException($"{args[i]} needs a value");
-            try
-            {
-                switch (args[i])
-                {
-                    case "--iterations": iterations = int.Parse(Next(), CultureInfo.InvariantCulture); break;
-                    case "--order": order = int.Parse(Next(), CultureInfo.InvariantCulture); break;
-                    case "--pages": pages = int.Parse(Next(), CultureInfo.InvariantCulture); break;
-                    case "--json": json = true; break;
-                    case "--strategy":
-                        var name = Next();
-                        if (name == "all")
-                        {
-                            strategy = null;
-                        }
-                        else if (FreeStrategies.TryParse(name, out var s))
-                        {
-                            strategy = s;
-                        }
-                        else
-                        {
-                            throw new FormatException($"unknown strategy '{name}'");
-                        }
-                        break;
-                    default: throw new FormatException($"unknown option '{args[i]}'");
-                }
-            }
-            catch (FormatException e)
-            {
-                error = e.Message + "\n" + Usage;
-                return null;
-            }
-        }
-        if (iterations < 1 || order is < 1 or > PageAllocConstants.MaxPageOrder || pages < 1)
+            BenchmarkDotNet.Running.BenchmarkSwitcher.FromAssembly(typeof(AllocFreeBenchmarks).Assembly).Run([.. parse.UnmatchedTokens]);
+            return 0;
+        });
+        root.Add(micro);
+        return root;
+    }
+
+    private static Command Command(string name, string description, Func<Options, int> run, params Option[] options)
+    {
+        var command = new Command(name, description);
+        foreach (var option in options)
         {
-            error = "--iterations and --pages must be positive and --order 1..10.\n" + Usage;
-            return null;
+            command.Add(option);
         }
-        return new Options(args[0], iterations, order, pages, strategy, json);
+        command.SetAction(parse =>
+        {
+            var strategy = parse.GetValue(Strategy);
+            return run(new Options(
+                parse.GetValue(Iterations), parse.GetValue(Order), parse.GetValue(Pages),
+                strategy is null or "all" ? null : FreeStrategies.All.Single(s => s.Name == strategy).Strategy,
+                parse.GetValue(Json)));
+        });
+        return command;
+    }
+
+    private static Option<int> Positive(string name, string description, int defaultValue) => new(name)
+    {
+        Description = description,
+        DefaultValueFactory = _ => defaultValue,
+        Validators = { r => Range(r, 1, int.MaxValue) },
+    };
+
+    private static void Range(OptionResult result, int min, int max)
+    {
+        if (result.Tokens.Count > 0 && result.GetValueOrDefault<int>() is var value && (value < min || value > max))
+        {
+            result.AddError($"{result.Option.Name} must be {min}..{max}, not {value}.");
+        }
     }
 }
