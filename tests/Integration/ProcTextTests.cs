@@ -82,4 +82,29 @@ public partial class ProcTextTests
         Assert.Contains("pgalloc_normal 0", vmstat);
         Assert.Contains("nr_free_pages 2097151", vmstat);
     }
+
+    [Fact]
+    public async Task DebugfsIndices_AgreeWithTheZoneStats_AfterAllocations()
+    {
+        await using var app = new PageAllocApp();
+        var api = app.Api();
+        for (var i = 0; i < 20; i++)
+        {
+            await api.AllocPagesAsync("DMA", new PageAlloc.Client.AllocPagesRequest { Order = i % 5, Gfp = "GFP_DMA" }, Ct);
+        }
+        var client = app.CreateClient();
+
+        var extfrag = (await client.GetStringAsync("/sys/kernel/debug/extfrag/extfrag_index", Ct)).TrimEnd('\n').Split('\n');
+        var unusable = (await client.GetStringAsync("/sys/kernel/debug/extfrag/unusable_index", Ct)).TrimEnd('\n').Split('\n');
+        var dma = await api.GetZoneStatsAsync("DMA", Ct);
+
+        Assert.Equal(3, extfrag.Length);
+        Assert.Equal(3, unusable.Length);
+        static string Line(string zone, IEnumerable<double> values) =>
+            $"Node 0, zone {zone,8} " + string.Concat(values.Select(v => string.Create(System.Globalization.CultureInfo.InvariantCulture, $"{v:0.000} ")));
+        Assert.Equal(Line("DMA", dma.ExtfragIndex), extfrag[0]);
+        Assert.Equal(Line("DMA", dma.UnusableIndex), unusable[0]);
+        Assert.Contains(dma.UnusableIndex, v => v is > 0 and < 1); // the allocations left DMA's free memory in pieces
+        Assert.Equal("Node 0, zone   Normal" + string.Concat(Enumerable.Repeat(" -1.000", 11)) + " ", extfrag[2]); // all free: every order succeeds
+    }
 }

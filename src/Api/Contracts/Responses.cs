@@ -1,6 +1,7 @@
 using PageAlloc.Domain.Allocator;
 using PageAlloc.Domain.Concurrency;
 using PageAlloc.Domain.Model;
+using PageAlloc.Domain.Proc;
 
 namespace PageAlloc.Api.Contracts;
 
@@ -60,7 +61,11 @@ public sealed record ZoneStatsResponse(
     long[] PcpBlocksByOrder,
     PcpStats[] Pcp,
     Dictionary<string, long> Vmstat,
-    LockStats[] Locks)
+    LockStats[] Locks,
+    [property: System.ComponentModel.Description("extfrag_index per order 0..10 (mm/vmstat.c __fragmentation_index()): -1 when a block of the order is free, else 0 (would fail for lack of memory) to 1 (would fail for fragmentation).")]
+    double[] ExtfragIndex,
+    [property: System.ComponentModel.Description("unusable_index per order 0..10 (mm/vmstat.c unusable_free_index()): the share of free memory in blocks too small for the order.")]
+    double[] UnusableIndex)
 {
     public static ZoneStatsResponse From(ZoneStats s) => new(
         s.Zone, s.Node, s.ManagedPages, s.FreePages, s.PcpPages, s.AllocatedPages, s.HwPoisonLeakedPages,
@@ -70,7 +75,9 @@ public sealed record ZoneStatsResponse(
         s.PcpBlocksByOrder,
         s.Pcp,
         Enum.GetValues<VmEvent>().ToDictionary(VmEvents.Name, e => s.Event(e)),
-        s.Locks);
+        s.Locks,
+        [.. Enumerable.Range(0, PageAllocConstants.NrPageOrders).Select(o => Fragmentation.ExtfragIndex(s.NrFree, o) / 1000.0)],
+        [.. Enumerable.Range(0, PageAllocConstants.NrPageOrders).Select(o => Fragmentation.UnusableIndex(s.NrFree, o) / 1000.0)]);
 }
 
 public sealed record MachineTotals(long ManagedPages, long FreePages, long PcpPages, long AllocatedPages, long HwPoisonLeakedPages)

@@ -43,6 +43,18 @@ public static class MachineEndpoints
             .WithName("ProcVmstat").WithSummary("/proc/vmstat (the counters PageAlloc keeps)")
             .WithDescription("The allocator's vm events (pgalloc_*, pgfree, allocstall, ...) as name-value lines, as vmstat_show() prints them.")
             .Produces<string>(200, "text/plain").Answers(200, "The file's text.");
+
+        var debugfs = app.MapGroup("/sys/kernel/debug/extfrag").WithTags("Proc").Refuses(noKey, ProblemCatalog.Unauthenticated);
+        debugfs.MapGet("/extfrag_index", (MachineHost h) => Text(Fragmentation.ExtfragIndexText(h.Machine.Stats())))
+            .WithName("DebugfsExtfragIndex").WithSummary("/sys/kernel/debug/extfrag/extfrag_index")
+            .WithDescription("__fragmentation_index() per zone and order, as extfrag_show_print() prints it: -1.000 where a block of the "
+                + "order is free; otherwise from 0 (an allocation would fail for lack of memory) to 1 (it would fail for fragmentation).")
+            .Produces<string>(200, "text/plain").Answers(200, "The file's text.");
+        debugfs.MapGet("/unusable_index", (MachineHost h) => Text(Fragmentation.UnusableIndexText(h.Machine.Stats())))
+            .WithName("DebugfsUnusableIndex").WithSummary("/sys/kernel/debug/extfrag/unusable_index")
+            .WithDescription("unusable_free_index() per zone and order, as unusable_show_print() prints it: the share of free memory "
+                + "in blocks smaller than the order (1.000 when nothing is free).")
+            .Produces<string>(200, "text/plain").Answers(200, "The file's text.");
         return app;
     }
 

@@ -19,7 +19,7 @@ public static class OpenApiSetup
         "GetPageState", "DrainPages", "GetZoneStats",
         "ListZones", "GetZone", "GetPageblocks",
         "GetStats", "Reset",
-        "ProcBuddyinfo", "ProcPagetypeinfo", "ProcZoneinfo", "ProcVmstat",
+        "ProcBuddyinfo", "ProcPagetypeinfo", "ProcZoneinfo", "ProcVmstat", "DebugfsExtfragIndex", "DebugfsUnusableIndex",
         "PageAllocHighOrderTest",
         "StreamEvents",
     ];
