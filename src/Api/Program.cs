@@ -122,6 +122,7 @@ app.MapZones();
 app.MapMachine();
 app.MapTests();
 app.MapEvents();
+app.MapReplay();
 
 try
 {

@@ -40,6 +40,10 @@ public sealed class LimitsOptions : IValidatableObject
     [Range(0, 1 << 20)]
     public int ChunkListLimit { get; set; } = 4096;
 
+    /// <summary>The largest trace POST /replay takes (it streams through: this bounds the time a replay may take, not memory).</summary>
+    [Range(1 << 10, 1L << 32)]
+    public long ReplayBodyBytes { get; set; } = 256L << 20;
+
     /// <summary>The most GET /events streams open at once; more are refused with 429.</summary>
     [Range(0, 1024)]
     public int EventListeners { get; set; } = 8;

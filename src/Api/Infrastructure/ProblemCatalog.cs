@@ -25,6 +25,7 @@ public static class ProblemCatalog
     public static readonly ProblemKind UnknownZone = new("unknown-zone", 404, "Unknown zone", "The zone in the path is not one of the machine's zones.");
     public static readonly ProblemKind InvalidPfn = new("invalid-pfn", 400, "Invalid pfn", "The pfn in the path is neither decimal nor 0x-prefixed hex.");
     public static readonly ProblemKind InvalidEventFilter = new("invalid-event-filter", 400, "Invalid event filter", "GET /events was asked for a format, tracepoint or order that does not exist.");
+    public static readonly ProblemKind NotATrace = new("not-a-trace", 400, "Not a kmem trace", "POST /replay was given a body with no kmem event in it, or bad gzip.");
     public static readonly ProblemKind Validation = new("validation", 400, "One or more validation errors occurred.", "A request member is missing or out of range; errors names each one.");
     public static readonly ProblemKind MalformedRequest = new("malformed-request", 400, "Malformed request", "The body is not JSON, has a member the request does not have, or a value of the wrong type or spelling.");
     public static readonly ProblemKind BodyTooLarge = new("body-too-large", 413, "Body too large", "The body is larger than the endpoint accepts (Limits:PageCallBodyBytes, Limits:BulkBodyBytes).");
@@ -39,7 +40,7 @@ public static class ProblemCatalog
     public static readonly ProblemKind Internal = new("internal", 500, "Internal error", "A fault in the service; it should never happen, and is a bug to report.");
 
     private static readonly ProblemKind[] ServiceKinds =
-        [UnknownZone, InvalidPfn, InvalidEventFilter, Validation, MalformedRequest, BodyTooLarge, UnsupportedMediaType, Unauthenticated, Forbidden,
+        [UnknownZone, InvalidPfn, InvalidEventFilter, NotATrace, Validation, MalformedRequest, BodyTooLarge, UnsupportedMediaType, Unauthenticated, Forbidden,
          TooManyRequests, Booting, Timeout, NotFound, MethodNotAllowed, Internal];
 
     private static readonly Dictionary<PageErrorKind, ProblemKind> DomainKinds =

@@ -20,7 +20,7 @@ public static class OpenApiSetup
         "ListZones", "GetZone", "GetPageblocks",
         "GetStats", "Reset",
         "ProcBuddyinfo", "ProcPagetypeinfo", "ProcZoneinfo", "ProcVmstat", "DebugfsExtfragIndex", "DebugfsUnusableIndex",
-        "PageAllocHighOrderTest",
+        "PageAllocHighOrderTest", "ReplayTrace",
         "StreamEvents",
     ];
 

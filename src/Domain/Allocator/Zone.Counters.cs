@@ -20,9 +20,10 @@ public sealed partial class Zone
             events[e] = Volatile.Read(ref _events[e]);
         }
         AddBlockCounts(events, _allocsByOrder, _freesByOrder, VmEvent.AllocFromBuddy);
+        var fromBuddy = new long[NrPageOrders];
         for (var order = 0; order < NrPageOrders; order++)
         {
-            allocs[order] = Volatile.Read(ref _allocsByOrder[order]);
+            allocs[order] = fromBuddy[order] = Volatile.Read(ref _allocsByOrder[order]);
             frees[order] = Volatile.Read(ref _freesByOrder[order]);
         }
         var pcpPages = new long[_pcp.Length];
@@ -51,14 +52,14 @@ public sealed partial class Zone
                 byType[mt][order] = Volatile.Read(ref _nrFreeByType[FreeListId(order, (MigrateType)mt)]);
             }
         }
-        return new ZoneCounters(Key, NodeId, Volatile.Read(ref _freePages), pcpPages, events, allocs, frees, byType,
+        return new ZoneCounters(Key, NodeId, Volatile.Read(ref _freePages), pcpPages, events, allocs, fromBuddy, frees, byType,
             ZoneLock.Snapshot(), LockStats.Sum($"{Key} pcp->lock (all cpus)", _pcp.Select(p => p.Lock.Snapshot())), RefLock.Snapshot());
     }
 }
 
 /// <summary>
 /// A zone's counters read without locks (<see cref="Zone.Counters"/>): free pages, pages on each
-/// cpu's pcp, the vm events, blocks allocated and freed by order, free blocks by migratetype and
+/// cpu's pcp, the vm events, blocks allocated (all, and straight from the buddy) and freed by order, free blocks by migratetype and
 /// order, and the three locks' statistics.
 /// </summary>
 public sealed record ZoneCounters(
@@ -68,6 +69,7 @@ public sealed record ZoneCounters(
     long[] PcpPagesByCpu,
     long[] Events,
     long[] AllocsByOrder,
+    long[] BuddyAllocsByOrder,
     long[] FreesByOrder,
     long[][] FreeBlocksByType,
     LockStats ZoneLock,

@@ -1,0 +1,303 @@
+using PageAlloc.Domain.Allocator;
+using PageAlloc.Domain.Model;
+using PageAlloc.Domain.Proc;
+using static PageAlloc.Domain.Model.PageAllocConstants;
+
+namespace PageAlloc.Domain.Replay;
+
+/// <summary>
+/// Replays a real kernel's kmem trace on a simulated machine, line by line (memory stays bounded by
+/// the live allocations, not the trace's length):
+/// <list type="bullet">
+/// <item>mm_page_alloc with a page: alloc_pages() with the trace's order and gfp, the preferred zone
+/// given, on the trace's cpu folded onto the machine's; each trace pfn maps to the simulated block it
+/// was given. A trace pfn still live (the trace lost its free) has its stale block freed first, counted.
+/// A NULL page (the real allocation failed) is counted and skipped.</item>
+/// <item>mm_page_free: __free_pages() of the mapped block; a free of one page of a larger non-compound
+/// block splits it first (split_page(), as the kernel's caller did). Frees of pfns allocated before
+/// the trace began are counted and skipped.</item>
+/// <item>mm_page_free_batched of a page this cpu freed just before is the same free (free_unref_folios()
+/// emits both) and is skipped; the zone_locked, pcpu_drain and extfrag events are the real kernel's
+/// view, counted beside the simulator's.</item>
+/// </list>
+/// </summary>
+public sealed class TraceReplayer
+{
+    /// <summary>How many pfns per cpu count as "just freed" for mm_page_free_batched (a folio batch holds 31).</summary>
+    private const int RecentFrees = 64;
+
+    private readonly Machine _machine;
+    private readonly Zone _preferred;
+    private readonly int _timelineEvery;
+    private readonly Dictionary<long, Block> _live = [];
+    private readonly HashSet<long> _failed = [];
+    private readonly Queue<long>[] _recentFrees;
+    private readonly ReplayCounts _counts = new();
+    private readonly List<ReplaySnapshot> _timeline = [];
+    private readonly ZoneCounters[] _before;
+
+    /// <summary>A simulated block a trace pfn maps to.</summary>
+    private readonly record struct Block(Zone Zone, long Pfn, int Order, bool Compound);
+
+    public TraceReplayer(Machine machine, Zone preferred, int timelineEvery = 2000)
+    {
+        _machine = machine;
+        _preferred = preferred;
+        _timelineEvery = Math.Max(1, timelineEvery);
+        _recentFrees = [.. Enumerable.Range(0, machine.Cpus).Select(_ => new Queue<long>())];
+        _before = [.. machine.Zones.Select(z => z.Counters())];
+    }
+
+    /// <summary>Reads one line of a trace.</summary>
+    public void Read(string line)
+    {
+        _counts.Lines++;
+        if (!KmemTraceParser.TryParse(line, out var record))
+        {
+            _counts.NotEvents++;
+            if (_counts.FirstNotEvents.Count < 5 && line.Length > 0)
+            {
+                _counts.FirstNotEvents.Add(line.Length > 200 ? line[..200] : line);
+            }
+            return;
+        }
+        _counts.Events++;
+        var cpu = record.Cpu % _machine.Cpus;
+        switch (record.Event)
+        {
+            case KmemEvent.Alloc:
+                Alloc(record, cpu);
+                break;
+            case KmemEvent.Free:
+                Free(record.Pfn, record.Order, cpu);
+                Remember(cpu, record.Pfn);
+                break;
+            case KmemEvent.FreeBatched:
+                if (_recentFrees[cpu].Contains(record.Pfn))
+                {
+                    _counts.Skip("batched-duplicate");
+                }
+                else
+                {
+                    Free(record.Pfn, 0, cpu);
+                }
+                break;
+            case KmemEvent.AllocZoneLocked:
+                (record.PercpuRefill ? _counts.TraceZoneLockedRefill : _counts.TraceZoneLockedBuddy)[record.Order]++;
+                break;
+            case KmemEvent.PcpuDrain:
+                _counts.TracePcpuDrainBlocks++;
+                break;
+            case KmemEvent.Extfrag:
+                _counts.TraceExtfrag++;
+                break;
+        }
+        if (_counts.Events % _timelineEvery == 0)
+        {
+            _timeline.Add(Snapshot());
+        }
+    }
+
+    private void Alloc(KmemRecord record, int cpu)
+    {
+        if (record.Pfn == 0)
+        {
+            _counts.Skip("failed-in-trace");
+            return;
+        }
+        if (_live.Remove(record.Pfn, out var stale))
+        {
+            // The trace lost this pfn's free: give the stale block back before reusing the pfn.
+            FreeBlock(stale, cpu);
+            _counts.StaleFreed++;
+        }
+        _failed.Remove(record.Pfn);
+        if (!Gfp.TryParse(record.Gfp ?? "GFP_KERNEL", out var gfp, out _))
+        {
+            _counts.Skip("unknown-gfp");
+            return;
+        }
+        var result = _machine.AllocPages(_preferred, record.Order, gfp, cpu);
+        if (result.Error is not null)
+        {
+            _counts.SimulatedFailuresByOrder[record.Order]++;
+            _failed.Add(record.Pfn);
+            return;
+        }
+        var b = result.Value;
+        _live[record.Pfn] = new Block(b.Zone, b.Pfn, b.Order, b.Compound);
+        _counts.Allocations++;
+    }
+
+    private void Free(long pfn, int order, int cpu)
+    {
+        if (_live.Remove(pfn, out var block) && block.Order == order)
+        {
+            FreeBlock(block, cpu);
+            _counts.Frees++;
+            return;
+        }
+        if (block.Zone is not null)
+        {
+            _live[pfn] = block; // not this free's block after all
+        }
+        if (FindContaining(pfn) is { } head && _live[head] is { Compound: false } whole && whole.Order > order)
+        {
+            // A free of part of a non-compound block: its caller had split it (split_page()).
+            _live.Remove(head);
+            if (whole.Zone.SplitPage(whole.Pfn, whole.Order).IsSuccess)
+            {
+                for (var i = 0; i < 1 << whole.Order; i++)
+                {
+                    _live[head + i] = new Block(whole.Zone, whole.Pfn + i, 0, false);
+                }
+                _counts.Splits++;
+                Free(pfn, order, cpu);
+                return;
+            }
+            _live[head] = whole;
+        }
+        _counts.Skip(_failed.Remove(pfn) ? "free-of-failed-allocation"
+            : FindContaining(pfn) is not null ? "free-order-mismatch"
+            : "allocated-before-trace");
+    }
+
+    /// <summary>The live head whose block holds the pfn, if any.</summary>
+    private long? FindContaining(long pfn)
+    {
+        for (var order = 0; order <= MaxPageOrder; order++)
+        {
+            var head = pfn & ~((1L << order) - 1);
+            if (_live.TryGetValue(head, out var b) && pfn < head + (1L << b.Order))
+            {
+                return head;
+            }
+        }
+        return null;
+    }
+
+    private void FreeBlock(Block b, int cpu)
+    {
+        var result = b.Zone.FreePages(b.Pfn, b.Order, cpu);
+        if (result.Error is not null)
+        {
+            _counts.Skip("simulated-free-refused"); // cannot happen while the map is right: counted, never hidden
+        }
+    }
+
+    private void Remember(int cpu, long pfn)
+    {
+        var recent = _recentFrees[cpu];
+        recent.Enqueue(pfn);
+        if (recent.Count > RecentFrees)
+        {
+            recent.Dequeue();
+        }
+    }
+
+    private ReplaySnapshot Snapshot()
+    {
+        var s = _preferred.Stats();
+        return new ReplaySnapshot(_counts.Events, s.NrFree,
+            [.. Enumerable.Range(0, NrPageOrders).Select(o => Fragmentation.UnusableIndex(s.NrFree, o) / 1000.0)],
+            [.. Enumerable.Range(0, NrPageOrders).Select(o => Fragmentation.ExtfragIndex(s.NrFree, o) / 1000.0)]);
+    }
+
+    /// <summary>What the replay did, beside what the real kernel did, and the preferred zone's state at the end.</summary>
+    public ReplayResult Result()
+    {
+        var after = _machine.Zones.Select(z => z.Counters()).ToArray();
+        long Delta(Func<ZoneCounters, long> pick) => after.Sum(pick) - _before.Sum(pick);
+        var buddyByOrder = new long[NrPageOrders];
+        for (var order = 0; order < NrPageOrders; order++)
+        {
+            buddyByOrder[order] = Delta(c => c.BuddyAllocsByOrder[order]);
+        }
+        var refills = Delta(c => c.Event(VmEvent.PcpRefill));
+        var refillPages = Delta(c => c.Event(VmEvent.PcpRefillPages));
+        var final = Snapshot();
+        return new ReplayResult(
+            _counts.Lines, _counts.Events, _counts.NotEvents, [.. _counts.FirstNotEvents],
+            _counts.Allocations, _counts.Frees, _counts.Splits, _counts.StaleFreed, _live.Count,
+            new SortedDictionary<string, long>(_counts.Skipped, StringComparer.Ordinal),
+            _counts.SimulatedFailuresByOrder,
+            new ReplayKernelSide(_counts.TraceZoneLockedRefill, _counts.TraceZoneLockedBuddy, _counts.TracePcpuDrainBlocks, _counts.TraceExtfrag),
+            new ReplaySimulatedSide(refills, refillPages, refills == 0 ? 0 : Math.Round((double)refillPages / refills, 1), buddyByOrder,
+                Delta(c => c.Event(VmEvent.PcpDrain)), Delta(c => c.Event(VmEvent.PcpDrainPages)),
+                Delta(c => c.Event(VmEvent.FallbackClaim)), Delta(c => c.Event(VmEvent.FallbackSteal)),
+                Delta(c => c.ZoneLock.Acquisitions)),
+            _preferred.Key, final, [.. _timeline, final]);
+    }
+
+    /// <summary>The counters a replay keeps as it goes.</summary>
+    private sealed class ReplayCounts
+    {
+        public long Lines;
+        public long Events;
+        public long NotEvents;
+        public readonly List<string> FirstNotEvents = [];
+        public long Allocations;
+        public long Frees;
+        public long Splits;
+        public long StaleFreed;
+        public readonly Dictionary<string, long> Skipped = [];
+        public readonly long[] SimulatedFailuresByOrder = new long[NrPageOrders];
+        public readonly long[] TraceZoneLockedRefill = new long[NrPageOrders];
+        public readonly long[] TraceZoneLockedBuddy = new long[NrPageOrders];
+        public long TracePcpuDrainBlocks;
+        public long TraceExtfrag;
+
+        public void Skip(string reason) => Skipped[reason] = Skipped.GetValueOrDefault(reason) + 1;
+    }
+}
+
+/// <summary>The preferred zone after <see cref="Events"/> events: buddyinfo and the fragmentation indices per order.</summary>
+public sealed record ReplaySnapshot(long Events, long[] Buddyinfo, double[] UnusableIndex, double[] ExtfragIndex);
+
+/// <summary>What the real kernel's own events in the trace say: blocks taken under zone->lock by order (for a pcp refill or not), pcp drains, fallbacks.</summary>
+public sealed record ReplayKernelSide(long[] ZoneLockedRefillBlocksByOrder, long[] ZoneLockedBuddyBlocksByOrder, long PcpuDrainBlocks, long ExtfragEvents);
+
+/// <summary>What the simulator did for the same allocations: pcp refills and their mean size, buddy allocations by order, drains, fallbacks, zone-lock acquisitions.</summary>
+public sealed record ReplaySimulatedSide(long PcpRefills, long PcpRefillPages, double MeanRefillPages, long[] BuddyAllocationsByOrder,
+    long PcpDrains, long PcpDrainPages, long FallbackClaims, long FallbackSteals, long ZoneLockAcquisitions);
+
+/// <summary>A replay's outcome.</summary>
+public sealed record ReplayResult(
+    long Lines,
+    long Events,
+    long NotEvents,
+    string[] FirstNotEvents,
+    long Allocations,
+    long Frees,
+    long Splits,
+    long StaleFreed,
+    long LiveAtEnd,
+    IReadOnlyDictionary<string, long> Skipped,
+    long[] SimulatedFailuresByOrder,
+    ReplayKernelSide Kernel,
+    ReplaySimulatedSide Simulated,
+    string Zone,
+    ReplaySnapshot Final,
+    ReplaySnapshot[] Timeline);
+
+/// <summary>Reading a trace: its lines, from text or gzip.</summary>
+public static class TraceInput
+{
+    /// <summary>Replays every line the reader gives, then returns the result; cancellable between lines.</summary>
+    public static async Task<ReplayResult> ReplayAsync(this TraceReplayer replayer, TextReader lines, CancellationToken cancellationToken = default)
+    {
+        while (await lines.ReadLineAsync(cancellationToken) is { } line)
+        {
+            replayer.Read(line);
+        }
+        return replayer.Result();
+    }
+
+    /// <summary>A reader of the trace in the stream, gunzipped when <paramref name="gzip"/> is set.</summary>
+    public static TextReader Open(Stream stream, bool gzip) =>
+        new StreamReader(gzip ? new System.IO.Compression.GZipStream(stream, System.IO.Compression.CompressionMode.Decompress) : stream,
+            System.Text.Encoding.UTF8, detectEncodingFromByteOrderMarks: false, bufferSize: 1 << 16);
+
+    /// <summary>True when the first bytes are gzip's magic number (1f 8b).</summary>
+    public static bool IsGzip(ReadOnlySpan<byte> start) => start.Length >= 2 && start[0] == 0x1f && start[1] == 0x8b;
+}

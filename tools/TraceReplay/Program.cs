@@ -1,0 +1,63 @@
+using System.CommandLine;
+using System.Diagnostics;
+using System.Globalization;
+using System.Text.Json;
+using System.Text.Json.Serialization;
+using PageAlloc.Domain.Allocator;
+using PageAlloc.Domain.Model;
+using PageAlloc.Domain.Replay;
+
+// Replays a kernel kmem trace (perf script, ftrace or trace-cmd text; gzip or not) in-process, on a
+// machine of the default shape, and prints what the simulator did beside what the kernel did.
+var file = new Argument<FileInfo>("trace") { Description = "The trace: perf script, ftrace trace or trace-cmd report text, gzipped or not." };
+file.AcceptExistingOnly();
+var zone = new Option<string>("--zone") { Description = "The preferred zone of every allocation (the zonelist falls back from it).", DefaultValueFactory = _ => "Normal" };
+var cpus = new Option<int>("--cpus") { Description = "Simulated cpus; the trace's cpus are folded onto them.", DefaultValueFactory = _ => 2 };
+var every = new Option<int>("--timeline-every") { Description = "Events between two timeline snapshots.", DefaultValueFactory = _ => 10_000 };
+var json = new Option<bool>("--json") { Description = "Print the whole result as JSON, timeline included." };
+var root = new RootCommand("Replays a kernel kmem trace on a simulated machine (the default machine's zones, --cpus cpus).") { file, zone, cpus, every, json };
+root.SetAction(async (parse, ct) =>
+{
+    var config = MachineConfig.Default();
+    config.Cpus = parse.GetValue(cpus);
+    if (config.Validate() is { Count: > 0 } problems)
+    {
+        Console.Error.WriteLine(string.Join("\n", problems));
+        return 2;
+    }
+    var machine = new Machine(config);
+    if (machine.FindZone(parse.GetValue(zone)!) is not { } preferred)
+    {
+        Console.Error.WriteLine($"There is no zone '{parse.GetValue(zone)}'. Zones: {string.Join(", ", machine.Zones.Select(z => z.Key))}.");
+        return 2;
+    }
+    var path = parse.GetValue(file)!;
+    await using var stream = path.OpenRead();
+    var start = new byte[2];
+    var gzip = await stream.ReadAsync(start, ct) == 2 && TraceInput.IsGzip(start);
+    stream.Position = 0;
+    var watch = Stopwatch.StartNew();
+    var result = await new TraceReplayer(machine, preferred, parse.GetValue(every)).ReplayAsync(TraceInput.Open(stream, gzip), ct);
+    var seconds = watch.Elapsed.TotalSeconds;
+    if (parse.GetValue(json))
+    {
+        Console.WriteLine(JsonSerializer.Serialize(result, new JsonSerializerOptions(JsonSerializerDefaults.Web) { WriteIndented = true }));
+        return 0;
+    }
+    var c = CultureInfo.InvariantCulture;
+    var k = result.Kernel;
+    var s = result.Simulated;
+    Console.WriteLine(string.Create(c, $"{path.Name}: {result.Lines} lines, {result.Events} kmem events in {seconds:F3} s ({result.Events / seconds:F0} events/s); {result.NotEvents} lines were not kmem events"));
+    Console.WriteLine(string.Create(c, $"replayed: {result.Allocations} allocations, {result.Frees} frees, {result.Splits} split_page, {result.StaleFreed} stale blocks freed; {result.LiveAtEnd} blocks live at the end"));
+    Console.WriteLine("skipped: " + string.Join(", ", result.Skipped.Select(p => $"{p.Key} {p.Value}")));
+    Console.WriteLine("simulated allocation failures by order: " + string.Join(" ", result.SimulatedFailuresByOrder));
+    Console.WriteLine("                                   kernel (trace)      simulator");
+    Console.WriteLine(string.Create(c, $"blocks taken for pcp refills        {k.ZoneLockedRefillBlocksByOrder.Sum(),14} {s.PcpRefillPages,14} pages in {s.PcpRefills} refills (mean {s.MeanRefillPages})"));
+    Console.WriteLine(string.Create(c, $"blocks taken from the buddy direct  {k.ZoneLockedBuddyBlocksByOrder.Sum(),14} {s.BuddyAllocationsByOrder.Sum(),14}"));
+    Console.WriteLine(string.Create(c, $"pcp drains                          {k.PcpuDrainBlocks,14} {s.PcpDrains,14} ({s.PcpDrainPages} pages)"));
+    Console.WriteLine(string.Create(c, $"migratetype fallbacks               {k.ExtfragEvents,14} {s.FallbackClaims + s.FallbackSteals,14} (claim {s.FallbackClaims}, steal {s.FallbackSteals})"));
+    Console.WriteLine($"zone {result.Zone} at the end: buddyinfo {string.Join(" ", result.Final.Buddyinfo)}");
+    Console.WriteLine("unusable_index by order: " + string.Join(" ", result.Final.UnusableIndex.Select(v => v.ToString("0.000", c))));
+    return 0;
+});
+return await root.Parse(args).InvokeAsync();
