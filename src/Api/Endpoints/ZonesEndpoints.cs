@@ -42,6 +42,25 @@ public static class ZonesEndpoints
             .Refuses(UnknownZoneHelp, ProblemCatalog.UnknownZone)
             .Refuses("cells is outside 1..65536.", ProblemCatalog.Validation);
 
+        group.MapPost("/{zone}/import", ImportFreeLists).WithName("ImportFreeLists")
+            .WithSummary("Start from a real machine's state: reboot, then give the zone the free lists of a /proc/pagetypeinfo (or buddyinfo)")
+            .WithDescription("The body is a real machine's /proc/pagetypeinfo (or /proc/buddyinfo) as application/octet-stream; the rows of "
+                + "the zone with the same name and node are used. The machine reboots and the zone gets exactly those free blocks per "
+                + "migratetype and order and those pageblock types (the rest Movable); every other page is in use by the system (order-0 "
+                + "pages with one reference, owned by no client). Deterministic for a seed. Afterwards /proc/buddyinfo and pagetypeinfo "
+                + "print the imported numbers. Counts that do not fit the zone change nothing.")
+            .Accepts<string>("application/octet-stream")
+            .WithMetadata(new NonJsonBody("application/octet-stream"))
+            .WithMetadata(new RequestSizeLimitAttribute(limits.BulkBodyBytes))
+            .AddEndpointFilterFactory(RequireKnownZone)
+            .RequireAdministrator()
+            .Answers(200, "The zone's counters after the import.")
+            .Refuses(UnknownZoneHelp, ProblemCatalog.UnknownZone)
+            .Refuses("The body has no rows for this zone.", ProblemCatalog.InvalidImport)
+            .Refuses("The counts do not fit the zone: too many pages or pageblocks, or blocks of a type that cannot be placed without merging; nothing changed.",
+                ProblemCatalog.Of(PageErrorKind.ImportDoesNotFit))
+            .Refuses("The key is not an administrator's.", ProblemCatalog.Forbidden);
+
         var pages = app.MapGroup("/zones/{zone}").WithTags("Pages")
             .AddEndpointFilterFactory(RequireKnownZone)
             .Refuses(UnknownZoneHelp, ProblemCatalog.UnknownZone)
@@ -180,6 +199,24 @@ public static class ZonesEndpoints
         var s = ZoneOf(host, zone).Stats();
         return TypedResults.Ok(new ZoneDetail(s.Zone, s.Node, s.StartPfn, s.SpannedPages, s.ManagedPages, s.FreePages, s.PcpPages,
             s.Watermarks, s.LowmemReserve, s.Pcp));
+    }
+
+    public static async Task<Results<Ok<ZoneStatsResponse>, ProblemHttpResult>> ImportFreeLists(
+        MachineHost host, HttpRequest request, string zone, [Description("Seed of the layout (default 1).")] int? seed, CancellationToken cancellationToken)
+    {
+        using var reader = new StreamReader(request.Body);
+        var text = await reader.ReadToEndAsync(cancellationToken);
+        var target = ZoneOf(host, zone);
+        var key = target.Key;
+        if (PageAlloc.Domain.Import.FreeListCounts.Parse(text, ZoneTypes.Name(target.Type), target.NodeId) is not { } counts)
+        {
+            return Problems.Of(ProblemCatalog.InvalidImport, $"The body has no /proc/pagetypeinfo or /proc/buddyinfo rows for zone {ZoneTypes.Name(target.Type)} of node {target.NodeId}.");
+        }
+        if (host.ResetWith(machine => machine.FindZone(key)!.ImportFreeLists(counts, seed ?? 1)) is { } error)
+        {
+            return Problems.From(error);
+        }
+        return TypedResults.Ok(ZoneStatsResponse.From(ZoneOf(host, key).Stats()));
     }
 
     /// <summary>The most cells a pageblock map may ask for.</summary>

@@ -59,6 +59,25 @@ public sealed partial class MachineHost(IOptions<MachineConfig> options, ILogger
         }
     }
 
+    /// <summary>
+    /// Boots a fresh machine, lets <paramref name="prepare"/> shape it while nobody else can see it,
+    /// and serves it only when that succeeded; otherwise the served machine stays as it was.
+    /// </summary>
+    public PageError? ResetWith(Func<Machine, PageError?> prepare)
+    {
+        lock (_bootLock)
+        {
+            var machine = BootMachine(Config, Tracepoints);
+            if (prepare(machine) is { } error)
+            {
+                return error;
+            }
+            Volatile.Write(ref _machine, machine);
+            Interlocked.Increment(ref _boots);
+            return null;
+        }
+    }
+
     [LoggerMessage(Level = LogLevel.Information, Message = "{How} a machine: {Zones} zones, {Cpus} cpus, min_free_kbytes {MinFreeKbytes}: {Layout}")]
     private static partial void LogBooted(ILogger logger, string how, int zones, int cpus, long minFreeKbytes, string layout);
 

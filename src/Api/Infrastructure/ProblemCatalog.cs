@@ -26,6 +26,7 @@ public static class ProblemCatalog
     public static readonly ProblemKind InvalidPfn = new("invalid-pfn", 400, "Invalid pfn", "The pfn in the path is neither decimal nor 0x-prefixed hex.");
     public static readonly ProblemKind InvalidEventFilter = new("invalid-event-filter", 400, "Invalid event filter", "GET /events was asked for a format, tracepoint or order that does not exist.");
     public static readonly ProblemKind NotATrace = new("not-a-trace", 400, "Not a kmem trace", "POST /replay was given a body with no kmem event in it, or bad gzip.");
+    public static readonly ProblemKind InvalidImport = new("invalid-import", 400, "Nothing to import", "The body has no /proc/pagetypeinfo or /proc/buddyinfo rows for the zone.");
     public static readonly ProblemKind Validation = new("validation", 400, "One or more validation errors occurred.", "A request member is missing or out of range; errors names each one.");
     public static readonly ProblemKind MalformedRequest = new("malformed-request", 400, "Malformed request", "The body is not JSON, has a member the request does not have, or a value of the wrong type or spelling.");
     public static readonly ProblemKind BodyTooLarge = new("body-too-large", 413, "Body too large", "The body is larger than the endpoint accepts (Limits:PageCallBodyBytes, Limits:BulkBodyBytes).");
@@ -40,7 +41,7 @@ public static class ProblemCatalog
     public static readonly ProblemKind Internal = new("internal", 500, "Internal error", "A fault in the service; it should never happen, and is a bug to report.");
 
     private static readonly ProblemKind[] ServiceKinds =
-        [UnknownZone, InvalidPfn, InvalidEventFilter, NotATrace, Validation, MalformedRequest, BodyTooLarge, UnsupportedMediaType, Unauthenticated, Forbidden,
+        [UnknownZone, InvalidPfn, InvalidEventFilter, NotATrace, InvalidImport, Validation, MalformedRequest, BodyTooLarge, UnsupportedMediaType, Unauthenticated, Forbidden,
          TooManyRequests, Booting, Timeout, NotFound, MethodNotAllowed, Internal];
 
     private static readonly Dictionary<PageErrorKind, ProblemKind> DomainKinds =
@@ -93,7 +94,8 @@ public static class ProblemCatalog
         PageErrorKind.OutOfMemory or PageErrorKind.MemcgMax => StatusCodes.Status507InsufficientStorage,
         PageErrorKind.NotOwner => StatusCodes.Status403Forbidden,
         PageErrorKind.PageFree or PageErrorKind.NotHead or PageErrorKind.WrongOrder or PageErrorKind.CompoundPage
-            or PageErrorKind.NotSplit or PageErrorKind.NonCompoundPut or PageErrorKind.HwPoisoned => StatusCodes.Status409Conflict,
+            or PageErrorKind.NotSplit or PageErrorKind.NonCompoundPut or PageErrorKind.HwPoisoned
+            or PageErrorKind.ImportDoesNotFit => StatusCodes.Status409Conflict,
         _ => throw new ArgumentOutOfRangeException(nameof(kind), kind, "every PageErrorKind needs a status"),
     };
 
@@ -115,6 +117,7 @@ public static class ProblemCatalog
         PageErrorKind.OutOfMemory => "Allocation failed",
         PageErrorKind.MemcgMax => "Memory cgroup limit reached",
         PageErrorKind.NotOwner => "Page belongs to another client",
+        PageErrorKind.ImportDoesNotFit => "Import does not fit the zone",
         _ => throw new ArgumentOutOfRangeException(nameof(kind), kind, "every PageErrorKind needs a title"),
     };
 
@@ -136,6 +139,7 @@ public static class ProblemCatalog
         PageErrorKind.OutOfMemory => "No zone in the zonelist has a free block of the order above its watermark.",
         PageErrorKind.MemcgMax => "The allocation would take the caller's memory cgroup past memory.max.",
         PageErrorKind.NotOwner => "The page is charged to another API key's memory cgroup.",
+        PageErrorKind.ImportDoesNotFit => "The imported free lists have more pages, pageblocks or blocks of a type than the zone can hold without merging.",
         _ => throw new ArgumentOutOfRangeException(nameof(kind), kind, "every PageErrorKind needs a description"),
     };
 }

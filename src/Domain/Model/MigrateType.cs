@@ -33,6 +33,21 @@ public static class MigrateTypes
         _ => "Isolate",
     };
 
+    /// <summary>The type whose migratetype_names[] entry this is ("Movable"), as pagetypeinfo prints it.</summary>
+    public static bool TryParse(string name, out MigrateType mt)
+    {
+        foreach (var candidate in Enum.GetValues<MigrateType>())
+        {
+            if (Name(candidate) == name)
+            {
+                mt = candidate;
+                return true;
+            }
+        }
+        mt = default;
+        return false;
+    }
+
     /// <summary>fallbacks[][] (mm/page_alloc.c): the types a request may take pages from, in order.</summary>
     public static ReadOnlySpan<MigrateType> Fallbacks(MigrateType mt) => mt switch
     {

@@ -53,6 +53,9 @@ public enum PageErrorKind
 
     /// <summary>The page is charged to another memory cgroup than the caller's (PageAlloc's access rule, not the kernel's).</summary>
     NotOwner,
+
+    /// <summary>Imported free lists do not fit the zone (too many pages, pageblocks, or blocks of a type to place without merging).</summary>
+    ImportDoesNotFit,
 }
 
 /// <summary>A refused operation: the kind, and a sentence that says what was wrong.</summary>

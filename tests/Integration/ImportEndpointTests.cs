@@ -1,0 +1,71 @@
+using System.Net;
+using System.Net.Http.Headers;
+
+namespace PageAlloc.Tests.Integration;
+
+/// <summary>POST /zones/{zone}/import: a real machine's /proc/pagetypeinfo in, the same numbers out of /proc.</summary>
+public class ImportEndpointTests
+{
+    private static CancellationToken Ct => TestContext.Current.CancellationToken;
+
+    private static string Fixture(string name) => File.ReadAllText(Path.Combine(AppContext.BaseDirectory, "Fixtures", "proc", name));
+
+    /// <summary>The fixture machine's Normal zone: 1245184 managed pages (its /proc/zoneinfo).</summary>
+    private static PageAllocApp LikeTheFixturesMachine() => new(("Machine:Nodes:0:Zones:2:Pages", "1245184"));
+
+    private static Task<HttpResponseMessage> Import(HttpClient client, string zone, string body)
+    {
+        var content = new StringContent(body);
+        content.Headers.ContentType = MediaTypeHeaderValue.Parse("application/octet-stream");
+        return client.PostAsync($"/zones/{zone}/import?seed=2", content, Ct);
+    }
+
+    [Fact]
+    public async Task ARealPagetypeinfo_Imports_AndProcPrintsItBack()
+    {
+        await using var app = LikeTheFixturesMachine();
+        var client = app.CreateClient();
+        var real = Fixture("pagetypeinfo.txt");
+
+        var response = await Import(client, "Normal", real);
+
+        Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+        var printed = await client.GetStringAsync("/proc/pagetypeinfo", Ct);
+        foreach (var row in real.Split('\n').Where(l => l.Contains("zone   Normal", StringComparison.Ordinal)))
+        {
+            Assert.Contains(row + "\n", printed, StringComparison.Ordinal);
+        }
+        // buddyinfo is the free-count rows summed over migratetypes, as the kernel's free_area[order].nr_free is.
+        var sums = Enumerable.Range(0, 11).Select(order => real.Split('\n')
+            .Where(l => l.Contains("zone   Normal, type", StringComparison.Ordinal))
+            .Sum(l => long.Parse(l.Split(' ', StringSplitOptions.RemoveEmptyEntries)[^(11 - order)], System.Globalization.CultureInfo.InvariantCulture)));
+        var buddyinfo = (await client.GetStringAsync("/proc/buddyinfo", Ct)).Split('\n').Single(l => l.Contains("Normal", StringComparison.Ordinal));
+        Assert.Equal(sums, buddyinfo.Split(' ', StringSplitOptions.RemoveEmptyEntries)[4..].Select(n => long.Parse(n, System.Globalization.CultureInfo.InvariantCulture)));
+    }
+
+    [Fact]
+    public async Task CountsThatDoNotFit_Are409_AndChangeNothing()
+    {
+        await using var app = new PageAllocApp(); // the default Normal zone: 2048 pageblocks, the real one has 2432
+        var client = app.CreateClient();
+        await client.PostOk("/zones/Normal/alloc_pages", new { order = 3 }, 201);
+        var before = await client.StatsWithoutLocks();
+
+        var response = await Import(client, "Normal", Fixture("pagetypeinfo.txt"));
+
+        Assert.Equal(HttpStatusCode.Conflict, response.StatusCode);
+        Assert.Contains("import-does-not-fit", await response.Content.ReadAsStringAsync(Ct), StringComparison.Ordinal);
+        Assert.Equal(before, await client.StatsWithoutLocks());
+    }
+
+    [Fact]
+    public async Task ABodyWithoutTheZonesRows_Is400()
+    {
+        await using var app = new PageAllocApp();
+
+        var response = await Import(app.CreateClient(), "Normal", "MemTotal: 24 GB\n");
+
+        Assert.Equal(HttpStatusCode.BadRequest, response.StatusCode);
+        Assert.Contains("invalid-import", await response.Content.ReadAsStringAsync(Ct), StringComparison.Ordinal);
+    }
+}
