@@ -69,3 +69,37 @@ public class ImportEndpointTests
         Assert.Contains("invalid-import", await response.Content.ReadAsStringAsync(Ct), StringComparison.Ordinal);
     }
 }
+
+/// <summary>POST /zones/{zone}/fragment: the synthetic fragmenter through HTTP.</summary>
+public class FragmentEndpointTests
+{
+    private static CancellationToken Ct => TestContext.Current.CancellationToken;
+
+    [Fact]
+    public async Task TheZone_ReachesItsTarget()
+    {
+        await using var app = new PageAllocApp();
+        var api = app.Api();
+
+        var stats = await api.FragmentZoneAsync("Normal", new PageAlloc.Client.FragmentRequest { FreePages = 500_000, Order = 9, UnusableIndex = 0.6, Seed = 3 }, Ct);
+
+        Assert.Equal(500_000, stats.FreePages);
+        Assert.InRange(stats.UnusableIndex[9], 0.59, 0.61);
+        Assert.Equal(stats.FreePages, (await api.GetZoneStatsAsync("Normal", Ct)).FreePages);
+    }
+
+    [Theory]
+    [InlineData("""{"freePages":500000,"order":9,"unusableIndex":1.5}""", HttpStatusCode.BadRequest)]
+    [InlineData("""{"freePages":5000000,"order":9,"unusableIndex":0.5}""", HttpStatusCode.Conflict)]
+    public async Task ABadTarget_IsRefused_AndChangesNothing(string body, HttpStatusCode status)
+    {
+        await using var app = new PageAllocApp();
+        var client = app.CreateClient();
+        var before = await client.StatsWithoutLocks();
+
+        var response = await client.PostAsync("/zones/Normal/fragment", new StringContent(body, System.Text.Encoding.UTF8, "application/json"), Ct);
+
+        Assert.Equal(status, response.StatusCode);
+        Assert.Equal(before, await client.StatsWithoutLocks());
+    }
+}

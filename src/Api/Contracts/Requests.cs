@@ -47,3 +47,10 @@ public sealed record HighOrderTestRequest(
     /// <summary>The bound: 100000 per-page iterations take a few seconds.</summary>
     public const int MaxIterations = 100_000;
 }
+
+/// <summary>The synthetic fragmenter's target for a zone: its free pages, and the unusable_index at one order.</summary>
+public sealed record FragmentRequest(
+    [property: Required, Range(0, long.MaxValue), Description("Free pages the zone ends with.")] long? FreePages,
+    [property: Required, Range(1, PageAllocConstants.MaxPageOrder), Description("The order whose unusable_index is set (9 for THP).")] int? Order,
+    [property: Required, Range(0.0, 1.0), Description("unusable_index at that order: the share of free memory in smaller blocks.")] double? UnusableIndex,
+    [property: Description("Seed of the layout and of the small blocks' sizes (default 1).")] int? Seed = null);

@@ -61,6 +61,19 @@ public static class ZonesEndpoints
                 ProblemCatalog.Of(PageErrorKind.ImportDoesNotFit))
             .Refuses("The key is not an administrator's.", ProblemCatalog.Forbidden);
 
+        group.MapPost("/{zone}/fragment", Fragment).WithName("FragmentZone")
+            .WithSummary("The synthetic fragmenter: reboot, then give the zone a target of free pages and unusable_index at one order")
+            .WithDescription("For experiments: the machine reboots and the zone gets free lists with freePages free pages, of which the share "
+                + "unusableIndex is in blocks smaller than order (unusable_free_index() of mm/vmstat.c), the rest in the largest blocks "
+                + "that fit; all Movable, the rest of the zone in use by the system. Deterministic for a seed.")
+            .AddEndpointFilterFactory(RequireKnownZone)
+            .RequireAdministrator()
+            .Answers(200, "The zone's counters after the fragmenting, its unusableIndex at the order on target.")
+            .Refuses(UnknownZoneHelp, ProblemCatalog.UnknownZone)
+            .Refuses("A value is missing or out of range.", ProblemCatalog.Validation, ProblemCatalog.MalformedRequest)
+            .Refuses("The target does not fit the zone; nothing changed.", ProblemCatalog.Of(PageErrorKind.ImportDoesNotFit))
+            .Refuses("The key is not an administrator's.", ProblemCatalog.Forbidden);
+
         var pages = app.MapGroup("/zones/{zone}").WithTags("Pages")
             .AddEndpointFilterFactory(RequireKnownZone)
             .Refuses(UnknownZoneHelp, ProblemCatalog.UnknownZone)
@@ -213,6 +226,17 @@ public static class ZonesEndpoints
             return Problems.Of(ProblemCatalog.InvalidImport, $"The body has no /proc/pagetypeinfo or /proc/buddyinfo rows for zone {ZoneTypes.Name(target.Type)} of node {target.NodeId}.");
         }
         if (host.ResetWith(machine => machine.FindZone(key)!.ImportFreeLists(counts, seed ?? 1)) is { } error)
+        {
+            return Problems.From(error);
+        }
+        return TypedResults.Ok(ZoneStatsResponse.From(ZoneOf(host, key).Stats()));
+    }
+
+    public static Results<Ok<ZoneStatsResponse>, ProblemHttpResult> Fragment(MachineHost host, string zone, FragmentRequest request)
+    {
+        var key = ZoneOf(host, zone).Key;
+        var counts = PageAlloc.Domain.Import.Fragmenter.Target(key, request.FreePages!.Value, request.Order!.Value, request.UnusableIndex!.Value, request.Seed ?? 1)!;
+        if (host.ResetWith(machine => machine.FindZone(key)!.ImportFreeLists(counts, request.Seed ?? 1)) is { } error)
         {
             return Problems.From(error);
         }

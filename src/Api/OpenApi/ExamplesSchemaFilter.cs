@@ -21,6 +21,7 @@ public sealed class ExamplesSchemaFilter : ISchemaFilter
         [typeof(FreePagesBulkRequest)] = """{"pfns":[1048576,1048577,1048578,1048579],"strategy":"chunked","cpu":0}""",
         [typeof(PageRequest)] = """{"pfn":1048576,"cpu":0}""",
         [typeof(DrainPagesRequest)] = """{"cpu":0}""",
+        [typeof(FragmentRequest)] = """{"freePages":500000,"order":9,"unusableIndex":0.6,"seed":1}""",
         [typeof(HighOrderTestRequest)] = """{"iterations":10000,"order":9,"strategy":"chunked","zone":"Normal"}""",
         // Responses
         [typeof(AllocPagesResponse)] = """{"pfn":1048576,"order":9,"zone":"Normal","migratetype":"unmovable","compound":false,"fromPcp":true,"gfp":"GFP_KERNEL"}""",

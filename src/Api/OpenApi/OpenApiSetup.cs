@@ -17,7 +17,7 @@ public static class OpenApiSetup
     [
         "AllocPages", "SplitPage", "FreeContigRange", "FreePages", "FreePagesBulk", "GetPage", "PutPage", "HwPoison",
         "GetPageState", "DrainPages", "GetZoneStats",
-        "ListZones", "GetZone", "GetPageblocks", "ImportFreeLists",
+        "ListZones", "GetZone", "GetPageblocks", "ImportFreeLists", "FragmentZone",
         "GetStats", "Reset",
         "ProcBuddyinfo", "ProcPagetypeinfo", "ProcZoneinfo", "ProcVmstat", "DebugfsExtfragIndex", "DebugfsUnusableIndex",
         "PageAllocHighOrderTest", "ReplayTrace",
