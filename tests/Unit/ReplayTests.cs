@@ -109,6 +109,18 @@ public class ReplayTests
     }
 
     [Fact]
+    public void ExtfragEvents_AreCountedByMigratetype_ClaimOrSteal_OnBothSides()
+    {
+        // Every pageblock boots Movable: the first unmovable allocation claims one, as the kernel's would.
+        var extfrag = "            test 1 [000]  1.000000: kmem:mm_page_alloc_extfrag: page=0x9 pfn=0x9 alloc_order=0 fallback_order=10 pageblock_order=9 alloc_migratetype=0 fallback_migratetype=1 fragmenting=0 change_ownership=1";
+
+        var r = Replay(extfrag, Line(0, "mm_page_alloc", 0x5000, 0, "GFP_KERNEL"));
+
+        Assert.Equal(1, r.Kernel.FallbacksByMigratetype["Unmovable from Movable (claim)"]);
+        Assert.Equal(1, r.Simulated.FallbacksByMigratetype["Unmovable from Movable (claim)"]);
+    }
+
+    [Fact]
     public async Task TheRealTrace_ReplaysWhole_SideBySideWithTheKernelsOwnCounts()
     {
         var machine = new PageAlloc.Domain.Allocator.Machine(MachineConfig.Default());
@@ -124,6 +136,8 @@ public class ReplayTests
         Assert.True(r.Skipped["allocated-before-trace"] > 0);
         Assert.True(r.Skipped["batched-duplicate"] > 0);
         Assert.True(r.Simulated.PcpRefills > 0);
+        Assert.Equal(r.Simulated.FallbackClaims + r.Simulated.FallbackSteals, r.Simulated.FallbacksByMigratetype.Values.Sum());
+        Assert.Equal(0, r.Simulated.FallbacksLost);
         Assert.Equal(5, r.Timeline.Length); // every 1000 events, and the end
         Assert.Equal(r.Final.Buddyinfo, machine.FindZone("Normal")!.Stats().NrFree);
         machine.AssertConsistent();

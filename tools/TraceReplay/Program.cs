@@ -56,6 +56,10 @@ root.SetAction(async (parse, ct) =>
     Console.WriteLine(string.Create(c, $"blocks taken from the buddy direct  {k.ZoneLockedBuddyBlocksByOrder.Sum(),14} {s.BuddyAllocationsByOrder.Sum(),14}"));
     Console.WriteLine(string.Create(c, $"pcp drains                          {k.PcpuDrainBlocks,14} {s.PcpDrains,14} ({s.PcpDrainPages} pages)"));
     Console.WriteLine(string.Create(c, $"migratetype fallbacks               {k.ExtfragEvents,14} {s.FallbackClaims + s.FallbackSteals,14} (claim {s.FallbackClaims}, steal {s.FallbackSteals})"));
+    foreach (var kind in k.FallbacksByMigratetype.Keys.Union(s.FallbacksByMigratetype.Keys).Order(StringComparer.Ordinal))
+    {
+        Console.WriteLine(string.Create(c, $"  {kind,-34}{k.FallbacksByMigratetype.GetValueOrDefault(kind),14} {s.FallbacksByMigratetype.GetValueOrDefault(kind),14}"));
+    }
     Console.WriteLine($"zone {result.Zone} at the end: buddyinfo {string.Join(" ", result.Final.Buddyinfo)}");
     Console.WriteLine("unusable_index by order: " + string.Join(" ", result.Final.UnusableIndex.Select(v => v.ToString("0.000", c))));
     return 0;

@@ -15,7 +15,9 @@ public enum KmemEvent
 }
 
 /// <summary>One kmem event of a real trace: the cpu it ran on and the fields the replay uses.</summary>
-public readonly record struct KmemRecord(KmemEvent Event, int Cpu, long Pfn, int Order, string? Gfp, int MigrateType, bool PercpuRefill);
+/// <param name="Flag">percpu_refill (zone_locked), change_ownership (extfrag).</param>
+/// <param name="FallbackMigrateType">extfrag: the migratetype of the block taken.</param>
+public readonly record struct KmemRecord(KmemEvent Event, int Cpu, long Pfn, int Order, string? Gfp, int MigrateType, bool Flag, int FallbackMigrateType = 0);
 
 /// <summary>
 /// Reads kmem tracepoint lines as tools print them: `perf script` ("comm pid [cpu] time: kmem:event:
@@ -54,7 +56,7 @@ public static partial class KmemTraceParser
             return false;
         }
         long pfn = -1;
-        int order = 0, mt = 0;
+        int order = 0, mt = 0, fallbackMt = 0;
         string? gfp = null;
         var refill = false;
         foreach (Match f in Field().Matches(m.Groups["fields"].Value))
@@ -68,7 +70,8 @@ public static partial class KmemTraceParser
                 "order" or "alloc_order" => int.TryParse(value, NumberStyles.None, CultureInfo.InvariantCulture, out order) && order <= 10,
                 "migratetype" or "alloc_migratetype" => int.TryParse(value, NumberStyles.AllowLeadingSign, CultureInfo.InvariantCulture, out mt),
                 "gfp_flags" => (gfp = value) is not null,
-                "percpu_refill" => (refill = value == "1") || value == "0",
+                "percpu_refill" or "change_ownership" => (refill = value == "1") || value == "0",
+                "fallback_migratetype" => int.TryParse(value, NumberStyles.AllowLeadingSign, CultureInfo.InvariantCulture, out fallbackMt),
                 _ => true,
             };
             if (!ok)
@@ -80,7 +83,7 @@ public static partial class KmemTraceParser
         {
             return false;
         }
-        record = new KmemRecord(e, int.Parse(m.Groups["cpu"].Value, CultureInfo.InvariantCulture), pfn, order, gfp, mt, refill);
+        record = new KmemRecord(e, int.Parse(m.Groups["cpu"].Value, CultureInfo.InvariantCulture), pfn, order, gfp, mt, refill, fallbackMt);
         return true;
     }
 }

@@ -36,6 +36,9 @@ public sealed class TraceReplayer
     private readonly List<ReplaySnapshot> _timeline = [];
     private readonly ZoneCounters[] _before;
 
+    // The simulator's own mm_page_alloc_extfrag events, to count its fallbacks by migratetype as the trace's are.
+    private readonly Tracing.TraceListener _fallbacks;
+
     /// <summary>A simulated block a trace pfn maps to.</summary>
     private readonly record struct Block(Zone Zone, long Pfn, int Order, bool Compound);
 
@@ -46,6 +49,8 @@ public sealed class TraceReplayer
         _timelineEvery = Math.Max(1, timelineEvery);
         _recentFrees = [.. Enumerable.Range(0, machine.Cpus).Select(_ => new Queue<long>())];
         _before = [.. machine.Zones.Select(z => z.Counters())];
+        _fallbacks = machine.Tracepoints.Listen(
+            new Tracing.TraceFilter(Tracing.TraceFilter.TypeBit(Tracing.TraceEventType.MmPageAllocExtfrag)), capacity: 1 << 16);
     }
 
     /// <summary>Reads one line of a trace.</summary>
@@ -83,13 +88,14 @@ public sealed class TraceReplayer
                 }
                 break;
             case KmemEvent.AllocZoneLocked:
-                (record.PercpuRefill ? _counts.TraceZoneLockedRefill : _counts.TraceZoneLockedBuddy)[record.Order]++;
+                (record.Flag ? _counts.TraceZoneLockedRefill : _counts.TraceZoneLockedBuddy)[record.Order]++;
                 break;
             case KmemEvent.PcpuDrain:
                 _counts.TracePcpuDrainBlocks++;
                 break;
             case KmemEvent.Extfrag:
                 _counts.TraceExtfrag++;
+                ReplayCounts.Fallback(_counts.TraceFallbacks, record.MigrateType, record.FallbackMigrateType, record.Flag);
                 break;
         }
         if (_counts.Events % _timelineEvery == 0)
@@ -195,17 +201,29 @@ public sealed class TraceReplayer
         }
     }
 
+    private void DrainFallbacks()
+    {
+        while (_fallbacks.Events.TryRead(out var e))
+        {
+            ReplayCounts.Fallback(_counts.SimulatedFallbacks, e.MigrateType, e.FallbackMigrateType, e.Flag);
+        }
+        _counts.SimulatedFallbacksLost += _fallbacks.TakeLost();
+    }
+
     private ReplaySnapshot Snapshot()
     {
+        DrainFallbacks();
         var s = _preferred.Stats();
         return new ReplaySnapshot(_counts.Events, s.NrFree,
             [.. Enumerable.Range(0, NrPageOrders).Select(o => Fragmentation.UnusableIndex(s.NrFree, o) / 1000.0)],
             [.. Enumerable.Range(0, NrPageOrders).Select(o => Fragmentation.ExtfragIndex(s.NrFree, o) / 1000.0)]);
     }
 
-    /// <summary>What the replay did, beside what the real kernel did, and the preferred zone's state at the end.</summary>
+    /// <summary>What the replay did, beside what the real kernel did, and the preferred zone's state at the end. Ends the replay.</summary>
     public ReplayResult Result()
     {
+        var final = Snapshot();
+        _fallbacks.Dispose();
         var after = _machine.Zones.Select(z => z.Counters()).ToArray();
         long Delta(Func<ZoneCounters, long> pick) => after.Sum(pick) - _before.Sum(pick);
         var buddyByOrder = new long[NrPageOrders];
@@ -215,16 +233,17 @@ public sealed class TraceReplayer
         }
         var refills = Delta(c => c.Event(VmEvent.PcpRefill));
         var refillPages = Delta(c => c.Event(VmEvent.PcpRefillPages));
-        var final = Snapshot();
         return new ReplayResult(
             _counts.Lines, _counts.Events, _counts.NotEvents, [.. _counts.FirstNotEvents],
             _counts.Allocations, _counts.Frees, _counts.Splits, _counts.StaleFreed, _live.Count,
             new SortedDictionary<string, long>(_counts.Skipped, StringComparer.Ordinal),
             _counts.SimulatedFailuresByOrder,
-            new ReplayKernelSide(_counts.TraceZoneLockedRefill, _counts.TraceZoneLockedBuddy, _counts.TracePcpuDrainBlocks, _counts.TraceExtfrag),
+            new ReplayKernelSide(_counts.TraceZoneLockedRefill, _counts.TraceZoneLockedBuddy, _counts.TracePcpuDrainBlocks, _counts.TraceExtfrag,
+                new SortedDictionary<string, long>(_counts.TraceFallbacks, StringComparer.Ordinal)),
             new ReplaySimulatedSide(refills, refillPages, refills == 0 ? 0 : Math.Round((double)refillPages / refills, 1), buddyByOrder,
                 Delta(c => c.Event(VmEvent.PcpDrain)), Delta(c => c.Event(VmEvent.PcpDrainPages)),
                 Delta(c => c.Event(VmEvent.FallbackClaim)), Delta(c => c.Event(VmEvent.FallbackSteal)),
+                new SortedDictionary<string, long>(_counts.SimulatedFallbacks, StringComparer.Ordinal), _counts.SimulatedFallbacksLost,
                 Delta(c => c.ZoneLock.Acquisitions)),
             _preferred.Key, final, [.. _timeline, final]);
     }
@@ -246,6 +265,17 @@ public sealed class TraceReplayer
         public readonly long[] TraceZoneLockedBuddy = new long[NrPageOrders];
         public long TracePcpuDrainBlocks;
         public long TraceExtfrag;
+        public readonly Dictionary<string, long> TraceFallbacks = [];
+        public readonly Dictionary<string, long> SimulatedFallbacks = [];
+        public long SimulatedFallbacksLost;
+
+        /// <summary>Counts a fallback as "Unmovable from Movable (claim)": the allocation's type, the block's, and whether its pageblock changed owner.</summary>
+        public static void Fallback(Dictionary<string, long> counts, int allocMt, int fallbackMt, bool changedOwner)
+        {
+            static string Name(int mt) => mt is >= 0 and < MigrateTypes.Count ? MigrateTypes.Name((MigrateType)mt) : mt.ToString(System.Globalization.CultureInfo.InvariantCulture);
+            var key = $"{Name(allocMt)} from {Name(fallbackMt)} ({(changedOwner ? "claim" : "steal")})";
+            counts[key] = counts.GetValueOrDefault(key) + 1;
+        }
 
         public void Skip(string reason) => Skipped[reason] = Skipped.GetValueOrDefault(reason) + 1;
     }
@@ -254,12 +284,22 @@ public sealed class TraceReplayer
 /// <summary>The preferred zone after <see cref="Events"/> events: buddyinfo and the fragmentation indices per order.</summary>
 public sealed record ReplaySnapshot(long Events, long[] Buddyinfo, double[] UnusableIndex, double[] ExtfragIndex);
 
-/// <summary>What the real kernel's own events in the trace say: blocks taken under zone->lock by order (for a pcp refill or not), pcp drains, fallbacks.</summary>
-public sealed record ReplayKernelSide(long[] ZoneLockedRefillBlocksByOrder, long[] ZoneLockedBuddyBlocksByOrder, long PcpuDrainBlocks, long ExtfragEvents);
+/// <summary>
+/// What the real kernel's own events in the trace say: blocks taken under zone->lock by order (for a
+/// pcp refill or not), pcp drains, fallbacks (mm_page_alloc_extfrag) by allocation and block
+/// migratetype, claim when the pageblock changed owner and steal when not.
+/// </summary>
+public sealed record ReplayKernelSide(long[] ZoneLockedRefillBlocksByOrder, long[] ZoneLockedBuddyBlocksByOrder, long PcpuDrainBlocks, long ExtfragEvents,
+    IReadOnlyDictionary<string, long> FallbacksByMigratetype);
 
-/// <summary>What the simulator did for the same allocations: pcp refills and their mean size, buddy allocations by order, drains, fallbacks, zone-lock acquisitions.</summary>
+/// <summary>
+/// What the simulator did for the same allocations: pcp refills and their mean size, buddy allocations
+/// by order, drains, fallbacks (in total, and by migratetype as its own extfrag tracepoint reports
+/// them, with any the listener lost), zone-lock acquisitions.
+/// </summary>
 public sealed record ReplaySimulatedSide(long PcpRefills, long PcpRefillPages, double MeanRefillPages, long[] BuddyAllocationsByOrder,
-    long PcpDrains, long PcpDrainPages, long FallbackClaims, long FallbackSteals, long ZoneLockAcquisitions);
+    long PcpDrains, long PcpDrainPages, long FallbackClaims, long FallbackSteals, IReadOnlyDictionary<string, long> FallbacksByMigratetype,
+    long FallbacksLost, long ZoneLockAcquisitions);
 
 /// <summary>A replay's outcome.</summary>
 public sealed record ReplayResult(
