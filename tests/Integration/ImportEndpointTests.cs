@@ -44,6 +44,32 @@ public class ImportEndpointTests
     }
 
     [Fact]
+    public async Task WithTheZoneinfo_TheDefaultMachinesZoneTakesTheRealSize_UntilTheNextReset()
+    {
+        await using var app = new PageAllocApp(); // Normal is 1048576 pages here; the real one manages 1245184
+        var client = app.CreateClient();
+        var body = Fixture("zoneinfo.txt") + Fixture("pagetypeinfo.txt");
+
+        var response = await Import(client, "Normal", body);
+
+        Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+        var api = app.Api();
+        Assert.Equal(1245184, (await api.GetZoneAsync("Normal", Ct)).ManagedPages);
+        Assert.Contains("Node 0, zone   Normal           74         2254          104            0            0 ",
+            await client.GetStringAsync("/proc/pagetypeinfo", Ct), StringComparison.Ordinal);
+        await api.ResetAsync(Ct);
+        Assert.Equal(1048576, (await api.GetZoneAsync("Normal", Ct)).ManagedPages);
+    }
+
+    [Fact]
+    public void TheZoneinfoParser_ReadsManagedPages()
+    {
+        Assert.Equal(1245184, PageAlloc.Domain.Import.ZoneInfoSize.ManagedPages(Fixture("zoneinfo.txt"), "Normal"));
+        Assert.Equal(3840, PageAlloc.Domain.Import.ZoneInfoSize.ManagedPages(Fixture("zoneinfo.txt"), "DMA"));
+        Assert.Null(PageAlloc.Domain.Import.ZoneInfoSize.ManagedPages(Fixture("zoneinfo.txt"), "Highmem"));
+    }
+
+    [Fact]
     public async Task CountsThatDoNotFit_Are409_AndChangeNothing()
     {
         await using var app = new PageAllocApp(); // the default Normal zone: 2048 pageblocks, the real one has 2432

@@ -48,7 +48,8 @@ public static class ZonesEndpoints
                 + "the zone with the same name and node are used. The machine reboots and the zone gets exactly those free blocks per "
                 + "migratetype and order and those pageblock types (the rest Movable); every other page is in use by the system (order-0 "
                 + "pages with one reference, owned by no client). Deterministic for a seed. Afterwards /proc/buddyinfo and pagetypeinfo "
-                + "print the imported numbers. Counts that do not fit the zone change nothing.")
+                + "print the imported numbers. With a /proc/zoneinfo in the body as well (cat /proc/zoneinfo /proc/pagetypeinfo), the "
+                + "zone takes that machine's managed pages as its size, until the next reset. Counts that do not fit the zone change nothing.")
             .Accepts<string>("application/octet-stream")
             .WithMetadata(new NonJsonBody("application/octet-stream"))
             .WithMetadata(new RequestSizeLimitAttribute(limits.BulkBodyBytes))
@@ -225,7 +226,18 @@ public static class ZonesEndpoints
         {
             return Problems.Of(ProblemCatalog.InvalidImport, $"The body has no /proc/pagetypeinfo or /proc/buddyinfo rows for zone {ZoneTypes.Name(target.Type)} of node {target.NodeId}.");
         }
-        if (host.ResetWith(machine => machine.FindZone(key)!.ImportFreeLists(counts, seed ?? 1)) is { } error)
+        // With a /proc/zoneinfo in the body too, the zone takes that machine's managed pages as its size (until the next reset).
+        MachineConfig? sized = null;
+        if (PageAlloc.Domain.Import.ZoneInfoSize.ManagedPages(text, ZoneTypes.Name(target.Type), target.NodeId) is { } managed)
+        {
+            sized = host.Config.WithZonePages(target.NodeId, ZoneTypes.Name(target.Type), managed);
+            if (new MachineConfigValidation().Validate(null, sized) is { Failed: true } invalid)
+            {
+                return Problems.From(new PageError(PageErrorKind.ImportDoesNotFit,
+                    $"import: zone {key} cannot take the zoneinfo's {managed} managed pages: {string.Join(" ", invalid.Failures ?? [])}"));
+            }
+        }
+        if (host.ResetWith(machine => machine.FindZone(key)!.ImportFreeLists(counts, seed ?? 1), sized) is { } error)
         {
             return Problems.From(error);
         }

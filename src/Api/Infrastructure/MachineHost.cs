@@ -60,14 +60,16 @@ public sealed partial class MachineHost(IOptions<MachineConfig> options, ILogger
     }
 
     /// <summary>
-    /// Boots a fresh machine, lets <paramref name="prepare"/> shape it while nobody else can see it,
-    /// and serves it only when that succeeded; otherwise the served machine stays as it was.
+    /// Boots a fresh machine (of <paramref name="config"/>, or the served configuration), lets
+    /// <paramref name="prepare"/> shape it while nobody else can see it, and serves it only when that
+    /// succeeded; otherwise the served machine stays as it was. A later POST /reset boots the served
+    /// configuration again.
     /// </summary>
-    public PageError? ResetWith(Func<Machine, PageError?> prepare)
+    public PageError? ResetWith(Func<Machine, PageError?> prepare, MachineConfig? config = null)
     {
         lock (_bootLock)
         {
-            var machine = BootMachine(Config, Tracepoints);
+            var machine = BootMachine(config ?? Config, Tracepoints);
             if (prepare(machine) is { } error)
             {
                 return error;

@@ -20,6 +20,24 @@ public sealed class MachineConfig
     /// </summary>
     public List<MemcgConfig> Memcgs { get; set; } = [];
 
+    /// <summary>A copy with one zone resized (to a real machine's managed pages, say); Validate() says whether it still fits.</summary>
+    public MachineConfig WithZonePages(int node, string zone, long pages) => new()
+    {
+        Cpus = Cpus,
+        MinFreeKbytes = MinFreeKbytes,
+        Memcgs = [.. Memcgs.Select(m => new MemcgConfig { Name = m.Name, MaxPages = m.MaxPages })],
+        Nodes = [.. Nodes.Select(n => new NodeConfig
+        {
+            Id = n.Id,
+            Zones = [.. n.Zones.Select(z => new ZoneConfig
+            {
+                Name = z.Name,
+                StartPfn = z.StartPfn,
+                Pages = n.Id == node && string.Equals(z.Name, zone, StringComparison.OrdinalIgnoreCase) ? pages : z.Pages,
+            })],
+        })],
+    };
+
     /// <summary>
     /// The default of design.md: node 0 with DMA (pfn 1..4095; pfn 0 is reserved as on x86-64),
     /// DMA32 (pfn 4096..1048575) and Normal (pfn 1048576.., 4 GiB), 4 CPUs.
