@@ -37,7 +37,13 @@ root.SetAction(async (parse, ct) =>
     var gzip = await stream.ReadAsync(start, ct) == 2 && TraceInput.IsGzip(start);
     stream.Position = 0;
     var watch = Stopwatch.StartNew();
-    var result = await new TraceReplayer(machine, preferred, parse.GetValue(every)).ReplayAsync(TraceInput.Open(stream, gzip), ct);
+    var replayer = new TraceReplayer(machine, preferred, parse.GetValue(every))
+    {
+        // Progress on stderr at each timeline snapshot, for traces that take a while.
+        OnSnapshot = s => Console.Error.WriteLine(string.Create(CultureInfo.InvariantCulture,
+            $"[{watch.Elapsed.TotalSeconds,7:F1}s] {s.Events} events, {s.Events / watch.Elapsed.TotalSeconds:F0}/s; {preferred.Key} unusable_index(9) {s.UnusableIndex[9]:0.000}")),
+    };
+    var result = await replayer.ReplayAsync(TraceInput.Open(stream, gzip), ct);
     var seconds = watch.Elapsed.TotalSeconds;
     if (parse.GetValue(json))
     {

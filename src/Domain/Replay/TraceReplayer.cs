@@ -53,6 +53,9 @@ public sealed class TraceReplayer
             new Tracing.TraceFilter(Tracing.TraceFilter.TypeBit(Tracing.TraceEventType.MmPageAllocExtfrag)), capacity: 1 << 16);
     }
 
+    /// <summary>Called with each timeline snapshot as the replay takes it: progress for long traces.</summary>
+    public Action<ReplaySnapshot>? OnSnapshot { get; init; }
+
     /// <summary>Reads one line of a trace.</summary>
     public void Read(string line)
     {
@@ -100,7 +103,9 @@ public sealed class TraceReplayer
         }
         if (_counts.Events % _timelineEvery == 0)
         {
-            _timeline.Add(Snapshot());
+            var snapshot = Snapshot();
+            _timeline.Add(snapshot);
+            OnSnapshot?.Invoke(snapshot);
         }
     }
 
