@@ -237,22 +237,21 @@ public static class ZonesEndpoints
                     $"import: zone {key} cannot take the zoneinfo's {managed} managed pages: {string.Join(" ", invalid.Failures ?? [])}"));
             }
         }
-        if (host.ResetWith(machine => machine.FindZone(key)!.ImportFreeLists(counts, seed ?? 1), sized) is { } error)
-        {
-            return Problems.From(error);
-        }
-        return TypedResults.Ok(ZoneStatsResponse.From(ZoneOf(host, key).Stats()));
+        return RebootWithFreeLists(host, key, counts, seed ?? 1, sized);
     }
+
+    /// <summary>Reboots with the zone given these free lists (Zone.ImportFreeLists), and answers its counters; refused, nothing changes.</summary>
+    private static Results<Ok<ZoneStatsResponse>, ProblemHttpResult> RebootWithFreeLists(
+        MachineHost host, string key, PageAlloc.Domain.Import.FreeListCounts counts, int seed, MachineConfig? config = null) =>
+        host.ResetWith(machine => machine.FindZone(key)!.ImportFreeLists(counts, seed), config) is { } error
+            ? Problems.From(error)
+            : TypedResults.Ok(ZoneStatsResponse.From(ZoneOf(host, key).Stats()));
 
     public static Results<Ok<ZoneStatsResponse>, ProblemHttpResult> Fragment(MachineHost host, string zone, FragmentRequest request)
     {
         var key = ZoneOf(host, zone).Key;
         var counts = PageAlloc.Domain.Import.Fragmenter.Target(key, request.FreePages!.Value, request.Order!.Value, request.UnusableIndex!.Value, request.Seed ?? 1)!;
-        if (host.ResetWith(machine => machine.FindZone(key)!.ImportFreeLists(counts, request.Seed ?? 1)) is { } error)
-        {
-            return Problems.From(error);
-        }
-        return TypedResults.Ok(ZoneStatsResponse.From(ZoneOf(host, key).Stats()));
+        return RebootWithFreeLists(host, key, counts, request.Seed ?? 1);
     }
 
     /// <summary>The most cells a pageblock map may ask for.</summary>
