@@ -120,6 +120,23 @@ public class AllocatorRuleTests
         m.AssertConsistent();
     }
 
+    [Fact]
+    public void ZoneWatermarkOk_KeepsTheReserveOfGfpZone_WhicheverZoneTheWalkStartsAt()
+    {
+        // __alloc_pages(): ac->highest_zoneidx is gfp_zone(gfp), and zone_watermark_ok() keeps
+        // z->lowmem_reserve[highest_zoneidx]. A GFP_KERNEL request could use Normal, so even when
+        // PageAlloc starts its walk at DMA32 it leaves DMA32's reserve for Normal (32 pages) alone.
+        var m = TestMachines.Small(cpus: 1);
+        var dma32 = m.FindZone("DMA32")!;
+
+        while (Alloc(m, "DMA32", 4, "GFP_KERNEL") is { IsSuccess: true, Value.Zone: var z } && z == dma32)
+        {
+        }
+
+        Assert.InRange(dma32.NrFreePages, 32, 32 + 15);
+        m.AssertConsistent();
+    }
+
     private static Machine TwoNodes() => new(new MachineConfig
     {
         Cpus = 1,

@@ -190,14 +190,16 @@ public sealed class Machine
         {
             alloc |= AllocFlags.NoFragment; // alloc_flags_nofragment()
         }
-        var block = GetPageFromFreelist(zonelist, order, mt, alloc, highest, gfp, cpu, charged);
+        // The watermark check keeps lowmem_reserve[gfp_zone(gfp)] (ac->highest_zoneidx), whichever zone
+        // the walk starts at: a request that could have used Normal leaves DMA32 its reserve for Normal.
+        var block = GetPageFromFreelist(zonelist, order, mt, alloc, gfpZone, gfp, cpu, charged);
         if (block is null && (alloc & AllocFlags.NoFragment) != 0)
         {
-            block = GetPageFromFreelist(zonelist, order, mt, alloc & ~AllocFlags.NoFragment, highest, gfp, cpu, charged);
+            block = GetPageFromFreelist(zonelist, order, mt, alloc & ~AllocFlags.NoFragment, gfpZone, gfp, cpu, charged);
         }
         if (block is null)
         {
-            block = GetPageFromFreelist(zonelist, order, mt, SlowpathAllocFlags(gfp), highest, gfp, cpu, charged);
+            block = GetPageFromFreelist(zonelist, order, mt, SlowpathAllocFlags(gfp), gfpZone, gfp, cpu, charged);
         }
         if (tracing)
         {
@@ -243,12 +245,12 @@ public sealed class Machine
     }
 
     private static AllocatedBlock? GetPageFromFreelist(
-        Zone[] zonelist, int order, MigrateType mt, AllocFlags alloc, ZoneType highest, GfpFlags gfp, int cpu, Memcg? charged)
+        Zone[] zonelist, int order, MigrateType mt, AllocFlags alloc, ZoneType highestZoneIdx, GfpFlags gfp, int cpu, Memcg? charged)
     {
         foreach (var z in zonelist)
         {
             if ((alloc & AllocFlags.NoWatermarks) == 0
-                && !z.ZoneWatermarkOk(order, z.Watermarks.Get(alloc), highest, alloc))
+                && !z.ZoneWatermarkOk(order, z.Watermarks.Get(alloc), highestZoneIdx, alloc))
             {
                 continue;
             }
