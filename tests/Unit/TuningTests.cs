@@ -52,6 +52,37 @@ public class TuningTests
         Assert.Contains("        protection: (0, 3019, 3531, 3531)\n      nr_free_pages 3840\n", text, StringComparison.Ordinal);
     }
 
+    [Fact]
+    public void BootMinFreeKbytes_IsRaisedByThp_ToWhatTheRealKernelHad()
+    {
+        // set_recommended_min_free_kbytes() (mm/khugepaged.c): 3 zones up to Normal x (2 + 3 x 3)
+        // pageblocks of 512 pages = 16896 pages = 67584 kB, the value this machine's kernel booted with
+        // (calculate_min_free_kbytes() alone gives 7622).
+        var layout = new[]
+        {
+            new ZoneConfig { Name = "DMA", StartPfn = 1, Pages = 3840 },
+            new ZoneConfig { Name = "DMA32", StartPfn = 4096, Pages = 772917 },
+            new ZoneConfig { Name = "Normal", StartPfn = 1048576, Pages = 131072 },
+        };
+
+        var thp = new Machine(MachineConfig.SingleNode(2, null, layout));
+        var noThp = new Machine(new MachineConfig { Cpus = 2, TransparentHugepages = false, Nodes = [new NodeConfig { Zones = [.. layout] }] });
+
+        Assert.Equal(67584, thp.MinFreeKbytes);
+        Assert.Equal(Machine.CalculateMinFreeKbytes(3840 + 772917 + 131072), noThp.MinFreeKbytes);
+        Assert.Equal(new Watermarks(2439, 3048, 3657, 4266), thp.FindZone("Normal")!.Watermarks);
+    }
+
+    [Fact]
+    public void TheDefaultMachine_HasATHPKernelsWatermarksAndPcpHigh()
+    {
+        // What a 4-cpu THP kernel gives this layout: Normal min/low/high 8448/10560/12672, pcp high 2640.
+        var normal = new Machine(MachineConfig.Default()).FindZone("Normal")!;
+
+        Assert.Equal((8448L, 10560L, 12672L), (normal.Watermarks.Min, normal.Watermarks.Low, normal.Watermarks.High));
+        Assert.Equal(2640, normal.Stats().Pcp[0].High);
+    }
+
     [Theory]
     [InlineData(1L << 20, 8192)]          // 4 GiB of lowmem: sqrt(4194304 * 16)
     [InlineData(16, 128)]                 // tiny: clamped up

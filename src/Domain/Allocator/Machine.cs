@@ -37,7 +37,7 @@ public sealed class Machine
             .ToList();
 
         var lowmemPages = layout.Where(z => z.Type != ZoneType.Movable).Sum(z => (long)z.Pages);
-        MinFreeKbytes = config.MinFreeKbytes ?? CalculateMinFreeKbytes(lowmemPages);
+        MinFreeKbytes = config.MinFreeKbytes ?? BootMinFreeKbytes(layout.Select(z => (z.Node, z.Type, (long)z.Pages)).ToList(), lowmemPages, config);
         _zones = layout.Select((z, index) =>
         {
             var key = z.Node == 0 ? ZoneTypes.Name(z.Type) : $"{ZoneTypes.Name(z.Type)}@{z.Node}";
@@ -105,6 +105,33 @@ public sealed class Machine
             value--;
         }
         return Math.Clamp(value, 128, 262144);
+    }
+
+    /// <summary>
+    /// min_free_kbytes as the kernel ends its boot with it: calculate_min_free_kbytes(), then, with
+    /// THP on, set_recommended_min_free_kbytes() (mm/khugepaged.c): two pageblocks per populated zone
+    /// up to Normal (gfp_zone(GFP_USER)) plus MIGRATE_PCPTYPES² more, at most 5% of
+    /// nr_free_buffer_pages() (managed pages above the high watermark of those zones, as the first
+    /// value set them), when that is larger.
+    /// </summary>
+    private static long BootMinFreeKbytes(List<(int Node, ZoneType Type, long Pages)> zones, long lowmemPages, MachineConfig config)
+    {
+        var minFreeKbytes = CalculateMinFreeKbytes(lowmemPages);
+        if (!config.TransparentHugepages)
+        {
+            return minFreeKbytes;
+        }
+        var userZones = zones.Where(z => z.Type <= ZoneType.Normal && z.Pages > 0).ToList();
+        long recommended = (long)PageblockNrPages * userZones.Count * 2;
+        recommended += (long)PageblockNrPages * userZones.Count * MigrateTypes.PcpTypes * MigrateTypes.PcpTypes;
+        var freeBuffer = userZones.Sum(z =>
+        {
+            var nodeZones = zones.Where(u => u.Node == z.Node).Select(u => (u.Type, u.Pages)).ToList();
+            var high = ComputeTuning(z.Type, z.Pages, lowmemPages, minFreeKbytes, nodeZones, config.Cpus).Watermarks.High;
+            return Math.Max(z.Pages - high, 0);
+        });
+        recommended = Math.Min(recommended, freeBuffer / 20) << 2; // pages to kbytes (PAGE_SHIFT - 10)
+        return Math.Max(recommended, minFreeKbytes);
     }
 
     /// <summary>

@@ -107,8 +107,12 @@ public sealed partial class Zone
 
     /// <summary>
     /// free_frozen_page_commit(): add at the head of the pcp list; when pcp->count reaches high,
-    /// return nr_pcp_free() pages to the buddy, starting with the list just freed to. The kernel's
-    /// free_high heuristic for back-to-back order 1..3 frees is not modelled.
+    /// return nr_pcp_free() pages to the buddy in batch-sized free_pcppages_bulk() calls (the
+    /// current kernel's batched freeing), each starting its round-robin again at the list just
+    /// freed to, until that many are freed or the pcp is empty. The kernel drops and retakes the pcp
+    /// lock between calls, and gives up when the task has moved to another cpu meanwhile; a
+    /// simulated call stays on its cpu, so the lock is kept. The free_high heuristic for
+    /// back-to-back order 1..3 frees is not modelled.
     /// </summary>
     private void FreeFrozenPageCommit(PerCpuPages pcp, int idx, MigrateType mt, int order)
     {
@@ -123,7 +127,17 @@ public sealed partial class Zone
         }
         if (pcp.Count >= pcp.High)
         {
-            FreePcppagesBulk(pcp, pcp.NrPcpFree(), pindex);
+            var toFree = pcp.NrPcpFree();
+            while (true)
+            {
+                var batched = Math.Min(toFree, pcp.Batch);
+                FreePcppagesBulk(pcp, batched, pindex);
+                toFree -= batched;
+                if (toFree == 0 || pcp.Count == 0)
+                {
+                    break;
+                }
+            }
         }
     }
 

@@ -9,8 +9,19 @@ public sealed class MachineConfig
     /// <summary>Simulated CPUs; each has a per-CPU page set in every zone.</summary>
     public int Cpus { get; set; } = 4;
 
-    /// <summary>vm.min_free_kbytes; null computes the kernel's boot default (calculate_min_free_kbytes).</summary>
+    /// <summary>
+    /// vm.min_free_kbytes as if written to the sysctl after boot (final); null computes the kernel's
+    /// boot value: calculate_min_free_kbytes(), raised by THP's set_recommended_min_free_kbytes()
+    /// when <see cref="TransparentHugepages"/> is on.
+    /// </summary>
     public long? MinFreeKbytes { get; set; }
+
+    /// <summary>
+    /// Transparent hugepages enabled (/sys/kernel/mm/transparent_hugepage/enabled "always" or
+    /// "madvise", most distributions' default): khugepaged raises min_free_kbytes at boot so that
+    /// pageblocks stay free for huge pages. "never" is false.
+    /// </summary>
+    public bool TransparentHugepages { get; set; } = true;
 
     public List<NodeConfig> Nodes { get; set; } = [];
 
@@ -25,6 +36,7 @@ public sealed class MachineConfig
     {
         Cpus = Cpus,
         MinFreeKbytes = MinFreeKbytes,
+        TransparentHugepages = TransparentHugepages,
         Memcgs = [.. Memcgs.Select(m => new MemcgConfig { Name = m.Name, MaxPages = m.MaxPages })],
         Nodes = [.. Nodes.Select(n => new NodeConfig
         {
