@@ -15,11 +15,24 @@ var zone = new Option<string>("--zone") { Description = "The preferred zone of e
 var cpus = new Option<int>("--cpus") { Description = "Simulated cpus; the trace's cpus are folded onto them.", DefaultValueFactory = _ => 2 };
 var every = new Option<int>("--timeline-every") { Description = "Events between two timeline snapshots.", DefaultValueFactory = _ => 10_000 };
 var json = new Option<bool>("--json") { Description = "Print the whole result as JSON, timeline included." };
-var root = new RootCommand("Replays a kernel kmem trace on a simulated machine (the default machine's zones, --cpus cpus).") { file, zone, cpus, every, json };
+var zoneinfo = new Option<FileInfo>("--zoneinfo") { Description = "A /proc/zoneinfo: each zone of the default machine takes its managed pages, to replay on a machine shaped like the one that recorded the trace." };
+zoneinfo.AcceptExistingOnly();
+var root = new RootCommand("Replays a kernel kmem trace on a simulated machine (the default machine's zones, --cpus cpus).") { file, zone, cpus, every, json, zoneinfo };
 root.SetAction(async (parse, ct) =>
 {
     var config = MachineConfig.Default();
     config.Cpus = parse.GetValue(cpus);
+    if (parse.GetValue(zoneinfo) is { } info)
+    {
+        var text = await File.ReadAllTextAsync(info.FullName, ct);
+        foreach (var z in config.Nodes.SelectMany(n => n.Zones.Select(z => (n.Id, z))).ToList())
+        {
+            if (PageAlloc.Domain.Import.ZoneInfoSize.ManagedPages(text, z.z.Name, z.Id) is { } managed)
+            {
+                config = config.WithZonePages(z.Id, z.z.Name, managed);
+            }
+        }
+    }
     if (config.Validate() is { Count: > 0 } problems)
     {
         Console.Error.WriteLine(string.Join("\n", problems));
