@@ -137,6 +137,48 @@ public class AllocatorRuleTests
         m.AssertConsistent();
     }
 
+    [Fact]
+    public void GfpMemalloc_TriesTheMinWatermarkFirst_ThenGoesBelowEveryWatermark()
+    {
+        // __alloc_pages_slowpath(): the first pass uses gfp_to_alloc_flags() (the min watermark);
+        // only then does __gfp_pfmemalloc_flags() give __GFP_MEMALLOC ALLOC_NO_WATERMARKS. So with
+        // Normal at its min and DMA32 above it, the page comes from DMA32, not from below Normal's min.
+        var m = TestMachines.Small(cpus: 1, minFreeKbytes: 4096);
+        var (normal, dma32) = (m.Normal(), m.FindZone("DMA32")!);
+        var reserveForNormal = dma32.LowmemReserve[(int)ZoneType.Normal];
+        while (dma32.NrFreePages > dma32.Watermarks.Low + reserveForNormal)
+        {
+            Assert.True(Alloc(m, "DMA32", 0, "GFP_DMA32").IsSuccess);
+        }
+        while (normal.NrFreePages > normal.Watermarks.Min)
+        {
+            Assert.Same(normal, Alloc(m, "Normal", 0, "GFP_KERNEL").Value.Zone);
+        }
+
+        var block = Alloc(m, "Normal", 0, "GFP_KERNEL|__GFP_MEMALLOC").Value;
+
+        Assert.Same(dma32, block.Zone);
+        m.AssertConsistent();
+    }
+
+    [Fact]
+    public void GfpNofail_GetsHalfTheMinReserve_WhereAPlainAllocationFails()
+    {
+        // __alloc_pages_slowpath(), nopage: __GFP_NOFAIL tries __alloc_pages_cpuset_fallback() with
+        // ALLOC_MIN_RESERVE (min/2) before retrying; a plain GFP_KERNEL allocation stops at min.
+        var m = new Machine(MachineConfig.SingleNode(1, 4096, new ZoneConfig { Name = "Normal", StartPfn = 1 << 20, Pages = 1 << 14 }));
+        while (Alloc(m, "Normal", 0, "GFP_KERNEL").IsSuccess)
+        {
+        }
+
+        var plain = Alloc(m, "Normal", 0, "GFP_KERNEL");
+        var nofail = Alloc(m, "Normal", 0, "GFP_KERNEL|__GFP_NOFAIL");
+
+        Assert.False(plain.IsSuccess);
+        Assert.True(nofail.IsSuccess);
+        m.AssertConsistent();
+    }
+
     private static Machine TwoNodes() => new(new MachineConfig
     {
         Cpus = 1,

@@ -224,9 +224,21 @@ public sealed class Machine
         {
             block = GetPageFromFreelist(zonelist, order, mt, alloc & ~AllocFlags.NoFragment, gfpZone, gfp, cpu, charged);
         }
+        // __alloc_pages_slowpath(), without reclaim, compaction or OOM: a pass with gfp_to_alloc_flags(),
+        // then __GFP_MEMALLOC below every watermark (__gfp_pfmemalloc_flags()), then __GFP_NOFAIL's
+        // last resort with ALLOC_MIN_RESERVE (__alloc_pages_cpuset_fallback()). The kernel would go on
+        // retrying a __GFP_NOFAIL allocation for ever; with nothing to reclaim here it fails instead.
         if (block is null)
         {
             block = GetPageFromFreelist(zonelist, order, mt, SlowpathAllocFlags(gfp), gfpZone, gfp, cpu, charged);
+        }
+        if (block is null && (gfp & GfpFlags.MemAlloc) != 0 && (gfp & GfpFlags.NoMemAlloc) == 0)
+        {
+            block = GetPageFromFreelist(zonelist, order, mt, AllocFlags.NoWatermarks, gfpZone, gfp, cpu, charged);
+        }
+        if (block is null && (gfp & GfpFlags.NoFail) != 0)
+        {
+            block = GetPageFromFreelist(zonelist, order, mt, AllocFlags.WmarkMin | AllocFlags.MinReserve, gfpZone, gfp, cpu, charged);
         }
         if (tracing)
         {
@@ -255,10 +267,6 @@ public sealed class Machine
     /// <summary>gfp_to_alloc_flags(): the min watermark, with the reserves the gfp allows.</summary>
     private static AllocFlags SlowpathAllocFlags(GfpFlags gfp)
     {
-        if ((gfp & GfpFlags.MemAlloc) != 0 && (gfp & GfpFlags.NoMemAlloc) == 0)
-        {
-            return AllocFlags.NoWatermarks;
-        }
         var alloc = AllocFlags.WmarkMin;
         if ((gfp & GfpFlags.High) != 0)
         {
