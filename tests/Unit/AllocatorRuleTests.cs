@@ -211,6 +211,34 @@ public class AllocatorRuleTests
     }
 
     [Fact]
+    public void AllocNofragment_IsDroppedBeforeGoingToAnotherNode()
+    {
+        // get_page_from_freelist(): with ALLOC_NOFRAGMENT, reaching a remote node's zone restarts the
+        // walk without it, so a local fragmenting fallback (stealing a movable page) is preferred to
+        // a remote node. Node 0 here has only small movable free blocks left; node 1 is untouched.
+        var m = TwoNodes();
+        while (Alloc(m, "Normal", 9, "GFP_HIGHUSER_MOVABLE|__GFP_THISNODE").IsSuccess)
+        {
+        }
+        var smalls = new List<AllocatedBlock>();
+        while (Alloc(m, "Normal", 0, "GFP_HIGHUSER_MOVABLE|__GFP_THISNODE") is { IsSuccess: true } small)
+        {
+            smalls.Add(small.Value);
+        }
+        foreach (var page in smalls.Where((_, i) => i % 4 == 0))
+        {
+            Assert.True(page.Zone.FreePages(page.Pfn, 0, 0).IsSuccess);
+        }
+        Assert.True(m.FindZone("Normal")!.DrainPages(null).IsSuccess);
+
+        var unmovable = Alloc(m, "Normal", 0, "GFP_KERNEL").Value;
+
+        Assert.Equal(0, unmovable.Zone.NodeId);
+        Assert.Equal(1024, m.FindZone("Normal@1")!.NrFreePages);
+        m.AssertConsistent();
+    }
+
+    [Fact]
     public void GfpThisnode_NeverLeavesThePreferredNode()
     {
         // __GFP_THISNODE: the zonelist holds the preferred node's zones only (ZONELIST_NOFALLBACK).

@@ -284,6 +284,12 @@ public sealed class Machine
     {
         foreach (var z in zonelist)
         {
+            if ((alloc & AllocFlags.NoFragment) != 0 && z.NodeId != zonelist[0].NodeId)
+            {
+                // Moving to a remote node: locality matters more than fragmentation avoidance, so the
+                // caller retries the whole zonelist without ALLOC_NOFRAGMENT (the kernel's goto retry).
+                return null;
+            }
             if ((alloc & AllocFlags.NoWatermarks) == 0
                 && !z.ZoneWatermarkOk(order, z.Watermarks.Get(alloc), highestZoneIdx, alloc))
             {
