@@ -10,8 +10,6 @@ namespace PageAlloc.LoadGen;
 /// </summary>
 public sealed class TimedCalls(IPageAllocClient client)
 {
-    public IPageAllocClient Client => client;
-
     public async Task<CallResult<T>> Run<T>(Func<IPageAllocClient, CancellationToken, Task<T>> call, CancellationToken ct)
     {
         var start = Stopwatch.GetTimestamp();

@@ -76,8 +76,8 @@ public sealed record ZoneStatsResponse(
         s.Pcp,
         Enum.GetValues<VmEvent>().ToDictionary(VmEvents.Name, e => s.Event(e)),
         s.Locks,
-        [.. Enumerable.Range(0, PageAllocConstants.NrPageOrders).Select(o => Fragmentation.ExtfragIndex(s.NrFree, o) / 1000.0)],
-        [.. Enumerable.Range(0, PageAllocConstants.NrPageOrders).Select(o => Fragmentation.UnusableIndex(s.NrFree, o) / 1000.0)]);
+        Fragmentation.ExtfragIndices(s.NrFree),
+        Fragmentation.UnusableIndices(s.NrFree));
 }
 
 public sealed record MachineTotals(long ManagedPages, long FreePages, long PcpPages, long AllocatedPages, long HwPoisonLeakedPages)

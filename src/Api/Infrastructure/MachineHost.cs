@@ -50,11 +50,7 @@ public sealed partial class MachineHost(IOptions<MachineConfig> options, ILogger
             var machine = BootMachine(Config, Tracepoints);
             Volatile.Write(ref _machine, machine);
             Interlocked.Increment(ref _boots);
-            if (logger.IsEnabled(LogLevel.Information))
-            {
-                var layout = string.Join(", ", machine.Zones.Select(z => $"{z.Key} pfn 0x{z.StartPfn:x}+{z.SpannedPages} (min/low/high {z.Watermarks.Min}/{z.Watermarks.Low}/{z.Watermarks.High})"));
-                LogBooted(logger, _boots == 1 ? "Booted" : "Reset: rebooted", machine.Zones.Count, machine.Cpus, machine.MinFreeKbytes, layout);
-            }
+            LogBoot(machine, _boots == 1 ? "Booted" : "Reset: rebooted");
             return machine;
         }
     }
@@ -76,7 +72,18 @@ public sealed partial class MachineHost(IOptions<MachineConfig> options, ILogger
             }
             Volatile.Write(ref _machine, machine);
             Interlocked.Increment(ref _boots);
+            LogBoot(machine, "Reset (prepared): rebooted");
             return null;
+        }
+    }
+
+    /// <summary>The machine just served: its zones with their spans and watermarks, cpus and min_free_kbytes.</summary>
+    private void LogBoot(Machine machine, string how)
+    {
+        if (logger.IsEnabled(LogLevel.Information))
+        {
+            var layout = string.Join(", ", machine.Zones.Select(z => $"{z.Key} pfn 0x{z.StartPfn:x}+{z.SpannedPages} (min/low/high {z.Watermarks.Min}/{z.Watermarks.Low}/{z.Watermarks.High})"));
+            LogBooted(logger, how, machine.Zones.Count, machine.Cpus, machine.MinFreeKbytes, layout);
         }
     }
 

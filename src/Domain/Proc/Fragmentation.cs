@@ -61,6 +61,15 @@ public static class Fragmentation
         return (int)(1000 - ((1000 + (info.FreePages * 1000 / requested)) / info.FreeBlocksTotal));
     }
 
+    /// <summary>unusable_index for every order 0..10, as fractions (what debugfs prints as 0.000..1.000).</summary>
+    public static double[] UnusableIndices(IReadOnlyList<long> nrFree) => Fractions(nrFree, UnusableIndex);
+
+    /// <summary>extfrag_index for every order 0..10, as fractions (-1 where a block of the order is free).</summary>
+    public static double[] ExtfragIndices(IReadOnlyList<long> nrFree) => Fractions(nrFree, ExtfragIndex);
+
+    private static double[] Fractions(IReadOnlyList<long> nrFree, Func<IReadOnlyList<long>, int, int> index) =>
+        [.. Enumerable.Range(0, NrPageOrders).Select(order => index(nrFree, order) / 1000.0)];
+
     /// <summary>debugfs extfrag/unusable_index: unusable_show_print() for each zone.</summary>
     public static string UnusableIndexText(IReadOnlyList<ZoneStats> zones) => Text(zones, UnusableIndex);
 

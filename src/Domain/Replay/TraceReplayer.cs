@@ -142,15 +142,12 @@ public sealed class TraceReplayer
 
     private void Free(long pfn, int order, int cpu)
     {
-        if (_live.Remove(pfn, out var block) && block.Order == order)
+        if (_live.TryGetValue(pfn, out var block) && block.Order == order)
         {
+            _live.Remove(pfn);
             FreeBlock(block, cpu);
             _counts.Frees++;
             return;
-        }
-        if (block.Zone is not null)
-        {
-            _live[pfn] = block; // not this free's block after all
         }
         if (FindContaining(pfn) is { } head && _live[head] is { Compound: false } whole && whole.Order > order)
         {
@@ -220,8 +217,7 @@ public sealed class TraceReplayer
         DrainFallbacks();
         var s = _preferred.Stats();
         return new ReplaySnapshot(_counts.Events, s.NrFree,
-            [.. Enumerable.Range(0, NrPageOrders).Select(o => Fragmentation.UnusableIndex(s.NrFree, o) / 1000.0)],
-            [.. Enumerable.Range(0, NrPageOrders).Select(o => Fragmentation.ExtfragIndex(s.NrFree, o) / 1000.0)]);
+            Fragmentation.UnusableIndices(s.NrFree), Fragmentation.ExtfragIndices(s.NrFree));
     }
 
     /// <summary>What the replay did, beside what the real kernel did, and the preferred zone's state at the end. Ends the replay.</summary>

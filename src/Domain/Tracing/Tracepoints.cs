@@ -26,8 +26,6 @@ public sealed class Tracepoints
     /// <summary>True while anybody listens: emission sites check this before building an event.</summary>
     public bool Enabled => _enabled;
 
-    public int ListenerCount => _listeners.Length;
-
     /// <summary>Seconds since the tracepoints were created, for a timestamp in a trace.</summary>
     public static double Seconds(long timestamp) => (double)timestamp / Stopwatch.Frequency;
 
