@@ -138,6 +138,32 @@ public class AllocatorRuleTests
     }
 
     [Fact]
+    public void DrainPagesZone_DrainsInChunksOfBatchShiftedByTheScaleMax()
+    {
+        // drain_pages_zone(): free_pcppages_bulk() of at most batch << CONFIG_PCP_BATCH_SCALE_MAX
+        // (63 << 5 = 2016) pages at a time, until the pcp is empty. The default Normal zone's pcp
+        // high (2640, with THP's min_free_kbytes) lets the pcp hold more than one chunk.
+        var m = new Machine(MachineConfig.Default());
+        var normal = m.Normal();
+        var pages = Enumerable.Range(0, 2400).Select(_ => Alloc(m, "Normal", 0, "GFP_HIGHUSER_MOVABLE").Value).ToList();
+        foreach (var page in pages)
+        {
+            Assert.True(normal.FreePages(page.Pfn, 0, 0).IsSuccess);
+        }
+        var before = normal.Stats();
+        var count = before.Pcp[0].Count;
+        var chunk = before.Pcp[0].Batch << PageAllocConstants.PcpBatchScaleMax;
+        Assert.True(count > chunk, $"the pcp holds {count} pages, not more than one chunk of {chunk}");
+
+        Assert.True(normal.DrainPages(0).IsSuccess);
+
+        var after = normal.Stats();
+        Assert.Equal((count + chunk - 1) / chunk, after.Event(VmEvent.PcpDrain) - before.Event(VmEvent.PcpDrain));
+        Assert.Equal(0, after.Pcp[0].Count);
+        m.AssertConsistent();
+    }
+
+    [Fact]
     public void GfpMemalloc_TriesTheMinWatermarkFirst_ThenGoesBelowEveryWatermark()
     {
         // __alloc_pages_slowpath(): the first pass uses gfp_to_alloc_flags() (the min watermark);

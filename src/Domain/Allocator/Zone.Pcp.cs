@@ -190,7 +190,10 @@ public sealed partial class Zone
         return drained;
     }
 
-    /// <summary>drain_pages_zone(): return every page on one CPU's pcp lists to the buddy.</summary>
+    /// <summary>
+    /// drain_pages_zone(): return every page on one CPU's pcp lists to the buddy, in chunks of at
+    /// most batch &lt;&lt; CONFIG_PCP_BATCH_SCALE_MAX pages, the pcp lock taken again for each chunk.
+    /// </summary>
     internal int DrainPcp(int cpu)
     {
         if (_trace.Enabled)
@@ -198,8 +201,16 @@ public sealed partial class Zone
             Tracepoints.OnCpu(cpu);
         }
         var pcp = _pcp[cpu];
-        using var _ = pcp.Lock.Enter();
-        return FreePcppagesBulk(pcp, pcp.Count, 0);
+        var drained = 0;
+        while (true)
+        {
+            using var _ = pcp.Lock.Enter();
+            if (pcp.Count == 0)
+            {
+                return drained;
+            }
+            drained += FreePcppagesBulk(pcp, Math.Min(pcp.Count, pcp.Batch << PcpBatchScaleMax), 0);
+        }
     }
 
     /// <summary>drain_pages() for one CPU, or drain_all_pages() when cpu is null. Returns pages drained.</summary>
