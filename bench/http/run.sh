@@ -22,20 +22,37 @@ for _ in $(seq 50); do curl -sf "http://127.0.0.1:$port/healthz" >/dev/null && b
 kill -0 "$server" 2>/dev/null || { echo "bench/http/run.sh: the server did not start (see /tmp/pagealloc-bench.log)" >&2; exit 1; }
 
 run() { wrk -t2 -c"$connections" -d"$1" --latency -s "bench/http/$2.lua" "http://127.0.0.1:$port"; }
+# The server's CPU time (user + system, in clock ticks) from /proc: CPU per request is steadier than
+# requests per second on a machine where wrk and the server share two cores.
+ticks() { awk '{print $14 + $15}' "/proc/$server/stat"; }
+hz=$(getconf CLK_TCK)
+cpu_us() { echo "scale=1; ($2 - $1) * 1000000 / $hz / $3" | bc; } # before, after, requests
+
 run 5s healthz >/dev/null # warm-up: JIT, tiered compilation, connection pools
 run 5s alloc-free >/dev/null
 
 ratios=()
+cpu_ratios=()
 for r in $(seq "$rounds"); do
+  t0=$(ticks)
   health=$(run "$duration" healthz)
+  t1=$(ticks)
   pairs=$(run "$duration" alloc-free)
+  t2=$(ticks)
   h=$(echo "$health" | awk '/Requests\/sec/ {print $2}')
   p=$(echo "$pairs" | awk '/Requests\/sec/ {print $2}')
   hp99=$(echo "$health" | awk '$1 == "99%" {print $2}')
   pp99=$(echo "$pairs" | awk '$1 == "99%" {print $2}')
+  hn=$(echo "$health" | awk '/requests in/ {print $1}')
+  pn=$(echo "$pairs" | awk '/requests in/ {print $1}')
+  hcpu=$(cpu_us "$t0" "$t1" "$hn")
+  pcpu=$(cpu_us "$t1" "$t2" "$pn")
   ratio=$(echo "scale=3; $p / $h" | bc)
+  cpu_ratio=$(echo "scale=3; $hcpu / $pcpu" | bc)
   ratios+=("$ratio")
-  echo "round $r: healthz $h req/s (p99 $hp99), alloc+free $p req/s (p99 $pp99), ratio $ratio"
+  cpu_ratios+=("$cpu_ratio")
+  echo "round $r: healthz $h req/s (p99 $hp99, server CPU $hcpu us/req), alloc+free $p req/s (p99 $pp99, $pcpu us/req), ratio $ratio, CPU ratio $cpu_ratio"
 done
-median=$(printf '%s\n' "${ratios[@]}" | sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}')
-echo "median ratio (alloc/free requests per second over healthz, $connections connections): $median"
+median() { printf '%s\n' "$@" | sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
+echo "median ratio (alloc/free requests per second over healthz, $connections connections): $(median "${ratios[@]}")"
+echo "median CPU ratio (healthz server CPU per request over alloc/free's): $(median "${cpu_ratios[@]}")"
