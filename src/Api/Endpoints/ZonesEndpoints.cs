@@ -1,5 +1,4 @@
 using System.ComponentModel;
-using System.Security.Claims;
 using Microsoft.AspNetCore.Http.HttpResults;
 using Microsoft.AspNetCore.Mvc;
 using Microsoft.Extensions.Options;
@@ -205,7 +204,7 @@ public static class ZonesEndpoints
     private static int CpuOf(MachineHost host, int? cpu) => cpu ?? host.Machine.CurrentCpu();
 
     /// <summary>The memcg whose pages the caller may change; null for anyone when keys are off, and for administrators.</summary>
-    private static Memcg? OwnerOf(MachineHost host, ClaimsPrincipal user) => Caller.Of(user, host.Machine).Owner;
+    private static Memcg? OwnerOf(MachineHost host, HttpContext http) => Caller.Of(http, host.Machine).Owner;
 
     public static Ok<ZoneSummary[]> ListZones(MachineHost host) =>
         TypedResults.Ok(host.Machine.Stats().Select(ZoneSummary.From).ToArray());
@@ -269,11 +268,11 @@ public static class ZonesEndpoints
         return TypedResults.Ok(PageblockMapResponse.From(ZoneOf(host, zone).PageblockMap(), cells ?? 4096));
     }
 
-    public static Results<CreatedJson<AllocPagesResponse>, ProblemHttpResult> AllocPages(MachineHost host, ClaimsPrincipal user, string zone, AllocPagesRequest request)
+    public static Results<CreatedJson<AllocPagesResponse>, ProblemHttpResult> AllocPages(MachineHost host, HttpContext http, string zone, AllocPagesRequest request)
     {
         var machine = host.Machine; // one machine for the zone, the memcg and the zonelist, even across a reset
         var z = machine.FindZone(zone)!;
-        var caller = Caller.Of(user, machine);
+        var caller = Caller.Of(http, machine);
         var gfpText = request.Gfp ?? "GFP_KERNEL";
         if (!Gfp.TryParse(gfpText, out var gfp, out var unknown))
         {
@@ -295,29 +294,29 @@ public static class ZonesEndpoints
             new AllocPagesResponse(b.Pfn, b.Order, b.Zone.Key, b.MigrateType, b.Compound, b.FromPcp, Gfp.Format(gfp)));
     }
 
-    public static Results<OkJson<SplitPageResponse>, ProblemHttpResult> SplitPage(MachineHost host, ClaimsPrincipal user, string zone, BlockRequest request)
+    public static Results<OkJson<SplitPageResponse>, ProblemHttpResult> SplitPage(MachineHost host, HttpContext http, string zone, BlockRequest request)
     {
         var z = ZoneOf(host, zone);
-        return Respond(z.SplitPage(request.Pfn!.Value, request.Order!.Value, OwnerOf(host, user)), s => new SplitPageResponse(s.Pfn, s.Order, s.Pages));
+        return Respond(z.SplitPage(request.Pfn!.Value, request.Order!.Value, OwnerOf(host, http)), s => new SplitPageResponse(s.Pfn, s.Order, s.Pages));
     }
 
     public static Results<OkJson<RangeFreeResponse>, ProblemHttpResult> FreeContigRange(
-        MachineHost host, IOptions<LimitsOptions> limits, ClaimsPrincipal user, string zone, FreeContigRangeRequest request, [Description(ListChunksHelp)] bool? listChunks)
+        MachineHost host, IOptions<LimitsOptions> limits, HttpContext http, string zone, FreeContigRangeRequest request, [Description(ListChunksHelp)] bool? listChunks)
     {
         var z = ZoneOf(host, zone);
         var strategy = request.Strategy ?? FreeStrategy.Chunked;
         var chunks = new ChunkTally(listChunks == true ? limits.Value.ChunkListLimit : 0);
-        var result = z.FreeContigRange(request.Pfn!.Value, request.NrPages!.Value, strategy, CpuOf(host, request.Cpu), chunks, OwnerOf(host, user));
+        var result = z.FreeContigRange(request.Pfn!.Value, request.NrPages!.Value, strategy, CpuOf(host, request.Cpu), chunks, OwnerOf(host, http));
         return Respond(result, s => RangeResponse(s, chunks, strategy, listChunks == true));
     }
 
     public static Results<OkJson<RangeFreeResponse>, ProblemHttpResult> FreePagesBulk(
-        MachineHost host, IOptions<LimitsOptions> limits, ClaimsPrincipal user, string zone, FreePagesBulkRequest request, [Description(ListChunksHelp)] bool? listChunks)
+        MachineHost host, IOptions<LimitsOptions> limits, HttpContext http, string zone, FreePagesBulkRequest request, [Description(ListChunksHelp)] bool? listChunks)
     {
         var z = ZoneOf(host, zone);
         var strategy = request.Strategy ?? FreeStrategy.Chunked;
         var chunks = new ChunkTally(listChunks == true ? limits.Value.ChunkListLimit : 0);
-        var result = z.FreePagesBulk(request.Pfns!, strategy, CpuOf(host, request.Cpu), chunks, OwnerOf(host, user));
+        var result = z.FreePagesBulk(request.Pfns!, strategy, CpuOf(host, request.Cpu), chunks, OwnerOf(host, http));
         return Respond(result, s => RangeResponse(s, chunks, strategy, listChunks == true));
     }
 
@@ -327,21 +326,21 @@ public static class ZonesEndpoints
         new(s.Freed, s.NotFreed, s.Leaked, chunks.ByOrder, listed ? [.. chunks.Select(c => new ChunkResponse(c.Pfn, c.Order))] : null,
             chunks.Unlisted, strategy);
 
-    public static Results<OkJson<FreePagesResponse>, ProblemHttpResult> FreePages(MachineHost host, ClaimsPrincipal user, string zone, BlockRequest request)
+    public static Results<OkJson<FreePagesResponse>, ProblemHttpResult> FreePages(MachineHost host, HttpContext http, string zone, BlockRequest request)
     {
         var z = ZoneOf(host, zone);
         var order = request.Order!.Value;
-        return Respond(z.FreePages(request.Pfn!.Value, order, CpuOf(host, request.Cpu), OwnerOf(host, user)), r => new FreePagesResponse(r.Pfn, order, r.Freed, r.Refcount));
+        return Respond(z.FreePages(request.Pfn!.Value, order, CpuOf(host, request.Cpu), OwnerOf(host, http)), r => new FreePagesResponse(r.Pfn, order, r.Freed, r.Refcount));
     }
 
-    public static Results<OkJson<RefcountResponse>, ProblemHttpResult> GetPage(MachineHost host, ClaimsPrincipal user, string zone, PageRequest request) =>
-        RefcountCall(host, zone, z => z.GetPage(request.Pfn!.Value, OwnerOf(host, user)));
+    public static Results<OkJson<RefcountResponse>, ProblemHttpResult> GetPage(MachineHost host, HttpContext http, string zone, PageRequest request) =>
+        RefcountCall(host, zone, z => z.GetPage(request.Pfn!.Value, OwnerOf(host, http)));
 
-    public static Results<OkJson<RefcountResponse>, ProblemHttpResult> PutPage(MachineHost host, ClaimsPrincipal user, string zone, PageRequest request) =>
-        RefcountCall(host, zone, z => z.PutPage(request.Pfn!.Value, CpuOf(host, request.Cpu), OwnerOf(host, user)));
+    public static Results<OkJson<RefcountResponse>, ProblemHttpResult> PutPage(MachineHost host, HttpContext http, string zone, PageRequest request) =>
+        RefcountCall(host, zone, z => z.PutPage(request.Pfn!.Value, CpuOf(host, request.Cpu), OwnerOf(host, http)));
 
-    public static Results<OkJson<RefcountResponse>, ProblemHttpResult> HwPoison(MachineHost host, ClaimsPrincipal user, string zone, PageRequest request) =>
-        RefcountCall(host, zone, z => z.SetHwPoison(request.Pfn!.Value, OwnerOf(host, user)));
+    public static Results<OkJson<RefcountResponse>, ProblemHttpResult> HwPoison(MachineHost host, HttpContext http, string zone, PageRequest request) =>
+        RefcountCall(host, zone, z => z.SetHwPoison(request.Pfn!.Value, OwnerOf(host, http)));
 
     private static Results<OkJson<RefcountResponse>, ProblemHttpResult> RefcountCall(
         MachineHost host, string zone, Func<Zone, PageResult<RefcountResult>> call) =>

@@ -95,8 +95,15 @@ public readonly record struct Caller(Memcg? Charge, Memcg? Owner)
     /// Anonymous (keys off): charged to none, may touch any page. A key: charged to its memcg, and
     /// limited to its own pages unless it is an administrator.
     /// </summary>
-    public static Caller Of(ClaimsPrincipal user, Machine machine)
+    public static Caller Of(HttpContext context, Machine machine)
     {
+        // Without keys there is no memcg to charge, and context.User is not even asked for: the
+        // framework would make an empty ClaimsPrincipal for every anonymous request.
+        if (!machine.HasMemcgs)
+        {
+            return default;
+        }
+        var user = context.User;
         if (user.Identity is not { IsAuthenticated: true, Name: { } name } || machine.FindMemcg(name) is not { } memcg)
         {
             return default;

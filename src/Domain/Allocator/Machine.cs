@@ -80,6 +80,9 @@ public sealed class Machine
     /// <summary>Finds a memcg by name.</summary>
     public Memcg? FindMemcg(string name) => _memcgByName.GetValueOrDefault(name);
 
+    /// <summary>Whether the machine has memory cgroups at all (the service makes one per API key).</summary>
+    public bool HasMemcgs => _memcgByName.Count > 0;
+
     private readonly Dictionary<string, Memcg> _memcgByName;
 
     public int Cpus { get; }

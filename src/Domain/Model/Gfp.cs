@@ -114,9 +114,10 @@ public static class Gfp
             unknown = text ?? "";
             return false;
         }
-        foreach (var raw in text.Split('|'))
+        var rest = text.AsSpan();
+        foreach (var part in rest.Split('|'))
         {
-            var name = raw.Trim();
+            var name = rest[part].Trim();
             if (name is "0" or "none")
             {
                 continue;
@@ -124,7 +125,7 @@ public static class Gfp
             var found = false;
             foreach (var (n, mask) in Names)
             {
-                if (n == name)
+                if (name.SequenceEqual(n))
                 {
                     flags |= mask;
                     found = true;
@@ -133,7 +134,7 @@ public static class Gfp
             }
             if (!found)
             {
-                unknown = name;
+                unknown = name.ToString();
                 flags = GfpFlags.None;
                 return false;
             }
@@ -143,6 +144,26 @@ public static class Gfp
 
     /// <summary>show_gfp_flags(): composites first, each bit printed once, "none" for 0.</summary>
     public static string Format(GfpFlags flags)
+    {
+        // Every allocation's answer prints its mask, and a workload uses a handful of masks: each is
+        // formatted once. The cache stops growing at FormattedLimit masks, so no client can fill it.
+        if (Formatted.TryGetValue(flags, out var text))
+        {
+            return text;
+        }
+        text = FormatUncached(flags);
+        if (Formatted.Count < FormattedLimit)
+        {
+            Formatted.TryAdd(flags, text);
+        }
+        return text;
+    }
+
+    private const int FormattedLimit = 256;
+
+    private static readonly System.Collections.Concurrent.ConcurrentDictionary<GfpFlags, string> Formatted = new();
+
+    private static string FormatUncached(GfpFlags flags)
     {
         if (flags == GfpFlags.None)
         {
