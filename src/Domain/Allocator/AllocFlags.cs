@@ -20,4 +20,13 @@ internal enum AllocFlags
 
     /// <summary>ALLOC_NOFRAGMENT: no fallback below pageblock_order on the first pass.</summary>
     NoFragment = 1 << 5,
+
+    /// <summary>
+    /// ALLOC_HIGHATOMIC: a non-blocking order &gt; 0 request of the slow path; may use the
+    /// MIGRATE_HIGHATOMIC reserve, and reserves the pageblock it was served from.
+    /// </summary>
+    HighAtomic = 1 << 6,
+
+    /// <summary>ALLOC_RESERVES: the flags that may dip below the min watermark (ALLOC_OOM is not modelled).</summary>
+    Reserves = NonBlock | MinReserve | HighAtomic,
 }

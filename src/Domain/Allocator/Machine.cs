@@ -191,7 +191,15 @@ public sealed class Machine
         if (!Gfp.TryGetZone(gfp, out var gfpZone))
         {
             return new PageError(PageErrorKind.InvalidGfp,
-                $"gfp {Gfp.Format(gfp)} names two zone modifiers or both mobility bits (GFP_ZONE_BAD).");
+                $"gfp {Gfp.Format(gfp)} names two zone modifiers (GFP_ZONE_BAD).");
+        }
+        if ((gfp & GfpFlags.Movable) != 0 && (gfp & GfpFlags.Reclaimable) != 0)
+        {
+            // Departure: the kernel VM_WARNs on this mask and gfp_migratetype() reads it as
+            // MIGRATE_HIGHATOMIC, a type no caller may ask for (it would index the pcp lists of
+            // another order); PageAlloc refuses the mask instead of reproducing the misuse.
+            return new PageError(PageErrorKind.InvalidGfp,
+                $"gfp {Gfp.Format(gfp)} sets both __GFP_MOVABLE and __GFP_RECLAIMABLE: the kernel warns and reads MIGRATE_HIGHATOMIC as the migratetype; PageAlloc refuses the mask.");
         }
         var tracing = Tracepoints.Enabled;
         if (tracing)
@@ -231,13 +239,19 @@ public sealed class Machine
         // then __GFP_MEMALLOC below every watermark (__gfp_pfmemalloc_flags()), then __GFP_NOFAIL's
         // last resort with ALLOC_MIN_RESERVE (__alloc_pages_cpuset_fallback()). The kernel would go on
         // retrying a __GFP_NOFAIL allocation for ever; with nothing to reclaim here it fails instead.
+        var slowpath = SlowpathAllocFlags(gfp, order);
         if (block is null)
         {
-            block = GetPageFromFreelist(zonelist, order, mt, SlowpathAllocFlags(gfp), gfpZone, gfp, cpu, charged);
+            block = GetPageFromFreelist(zonelist, order, mt, slowpath, gfpZone, gfp, cpu, charged);
         }
-        if (block is null && (gfp & GfpFlags.MemAlloc) != 0 && (gfp & GfpFlags.NoMemAlloc) == 0)
+        if ((gfp & GfpFlags.MemAlloc) != 0 && (gfp & GfpFlags.NoMemAlloc) == 0)
         {
-            block = GetPageFromFreelist(zonelist, order, mt, AllocFlags.NoWatermarks, gfpZone, gfp, cpu, charged);
+            slowpath = AllocFlags.NoWatermarks; // reserve_flags: every later attempt of the slow path ignores the watermarks
+            block ??= GetPageFromFreelist(zonelist, order, mt, slowpath, gfpZone, gfp, cpu, charged);
+        }
+        if (block is null && (gfp & GfpFlags.DirectReclaim) != 0)
+        {
+            block = AfterReclaimFails(zonelist, order, mt, slowpath, gfpZone, gfp, cpu, charged);
         }
         if (block is null && (gfp & GfpFlags.NoFail) != 0)
         {
@@ -268,7 +282,7 @@ public sealed class Machine
     }
 
     /// <summary>gfp_to_alloc_flags(): the min watermark, with the reserves the gfp allows.</summary>
-    private static AllocFlags SlowpathAllocFlags(GfpFlags gfp)
+    private static AllocFlags SlowpathAllocFlags(GfpFlags gfp, int order)
     {
         var alloc = AllocFlags.WmarkMin;
         if ((gfp & GfpFlags.High) != 0)
@@ -278,8 +292,50 @@ public sealed class Machine
         if ((gfp & GfpFlags.DirectReclaim) == 0 && (gfp & GfpFlags.NoMemAlloc) == 0)
         {
             alloc |= AllocFlags.NonBlock;
+            if (order > 0)
+            {
+                alloc |= AllocFlags.HighAtomic;
+            }
         }
         return alloc;
+    }
+
+    /// <summary>
+    /// What a blocking allocation does when direct reclaim frees nothing (nothing is reclaimable
+    /// here): __alloc_pages_direct_reclaim() gives back one highatomic pageblock beyond the first
+    /// (unreserve_highatomic_pageblock(ac, false)), drains every cpu's pcp lists (drain_all_pages())
+    /// and tries again; then, unless __GFP_NORETRY or a costly order without __GFP_RETRY_MAYFAIL
+    /// stops it, should_reclaim_retry() exhausts the reserve before the OOM killer would run
+    /// (unreserve_highatomic_pageblock(ac, true)), trying again after each block.
+    /// </summary>
+    private AllocatedBlock? AfterReclaimFails(
+        Zone[] zonelist, int order, MigrateType mt, AllocFlags alloc, ZoneType highestZoneIdx, GfpFlags gfp, int cpu, Memcg? charged)
+    {
+        UnreserveHighatomicPageblock(zonelist, highestZoneIdx, mt, force: false);
+        foreach (var zone in _zones)
+        {
+            zone.DrainPages(null);
+        }
+        var block = GetPageFromFreelist(zonelist, order, mt, alloc, highestZoneIdx, gfp, cpu, charged);
+        var mayRetry = (gfp & GfpFlags.NoRetry) == 0 && (order <= PageAllocConstants.PageAllocCostlyOrder || (gfp & GfpFlags.RetryMayFail) != 0);
+        while (block is null && mayRetry && UnreserveHighatomicPageblock(zonelist, highestZoneIdx, mt, force: true))
+        {
+            block = GetPageFromFreelist(zonelist, order, mt, alloc, highestZoneIdx, gfp, cpu, charged);
+        }
+        return block;
+    }
+
+    /// <summary>unreserve_highatomic_pageblock(): the first zone of the zonelist (up to highest_zoneidx) that can give a block back.</summary>
+    private static bool UnreserveHighatomicPageblock(Zone[] zonelist, ZoneType highestZoneIdx, MigrateType mt, bool force)
+    {
+        foreach (var zone in zonelist)
+        {
+            if (zone.Type <= highestZoneIdx && zone.UnreserveHighatomicPageblock(mt, force))
+            {
+                return true;
+            }
+        }
+        return false;
     }
 
     private static AllocatedBlock? GetPageFromFreelist(
@@ -309,6 +365,10 @@ public sealed class Machine
             }
             var compound = (gfp & GfpFlags.Comp) != 0 && order > 0;
             z.PrepNewPage(idx, order, compound);
+            if ((alloc & AllocFlags.HighAtomic) != 0)
+            {
+                z.ReserveHighatomicPageblock(idx, order); // keep the pageblock for the next high-order atomic request
+            }
             return new AllocatedBlock(z, z.PfnOf(idx), order, mt, compound, fromPcp);
         }
         return null;

@@ -16,7 +16,13 @@ public sealed partial class Zone
     {
         var freePages = NrFreePages - ((1L << order) - 1);
         var min = mark;
-        if ((alloc & AllocFlags.MinReserve) != 0)
+        if ((alloc & AllocFlags.Reserves) == 0)
+        {
+            // __zone_watermark_unusable_free(): without rights to the reserves, the free pages of
+            // the highatomic reserve do not count.
+            freePages -= Volatile.Read(ref _freeHighatomicPages);
+        }
+        else if ((alloc & AllocFlags.MinReserve) != 0)
         {
             min -= min / 2;
             if ((alloc & AllocFlags.NonBlock) != 0)
@@ -45,6 +51,10 @@ public sealed partial class Zone
                     return true;
                 }
             }
+            if ((alloc & AllocFlags.HighAtomic) != 0 && !FreeListEmpty(o, FreeListId(o, MigrateType.HighAtomic)))
+            {
+                return true;
+            }
         }
         return false;
     }
@@ -69,11 +79,23 @@ public sealed partial class Zone
         return RmqueueBuddy(order, mt, alloc);
     }
 
-    /// <summary>rmqueue_buddy(): __rmqueue() under zone->lock.</summary>
+    /// <summary>
+    /// rmqueue_buddy(): under zone->lock, the highatomic reserve first for an ALLOC_HIGHATOMIC
+    /// request, then __rmqueue(); when that fails, a non-blocking request may still take from the
+    /// reserve ("failing now is worse than failing a high-order atomic allocation in the future").
+    /// </summary>
     private int RmqueueBuddy(int order, MigrateType mt, AllocFlags alloc)
     {
         using var _ = ZoneLock.Enter();
-        var idx = RmqueueCore(order, mt, alloc);
+        var idx = (alloc & AllocFlags.HighAtomic) != 0 ? RmqueueSmallest(order, MigrateType.HighAtomic) : IntrusiveLists.Nil;
+        if (idx < 0)
+        {
+            idx = RmqueueCore(order, mt, alloc);
+        }
+        if (idx < 0 && (alloc & AllocFlags.NonBlock) != 0)
+        {
+            idx = RmqueueSmallest(order, MigrateType.HighAtomic);
+        }
         if (idx >= 0)
         {
             _allocsByOrder[order]++; // pgalloc and alloc_from_buddy are derived from it

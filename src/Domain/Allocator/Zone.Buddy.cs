@@ -68,6 +68,10 @@ public sealed partial class Zone
         _nrFree[order]++;
         _nrFreeByType[list]++;
         _freePages += 1L << order;
+        if (mt == MigrateType.HighAtomic)
+        {
+            _freeHighatomicPages += 1L << order; // account_freepages(): zone->nr_free_highatomic
+        }
     }
 
     /// <summary>del_page_from_free_list(): unlink, clear PageBuddy, account.</summary>
@@ -79,6 +83,10 @@ public sealed partial class Zone
         _nrFree[order]--;
         _nrFreeByType[list]--;
         _freePages -= 1L << order;
+        if (mt == MigrateType.HighAtomic)
+        {
+            _freeHighatomicPages -= 1L << order;
+        }
     }
 
     /// <summary>move_to_free_list(): list_move_tail() to another type's list.</summary>
@@ -90,6 +98,7 @@ public sealed partial class Zone
         FreeListAdd(order, newList, idx, toTail: true);
         _nrFreeByType[oldList]--;
         _nrFreeByType[newList]++;
+        _freeHighatomicPages += (to == MigrateType.HighAtomic ? 1L << order : 0) - (from == MigrateType.HighAtomic ? 1L << order : 0);
     }
 
     /// <summary>page_is_buddy(): the page at idx heads a free block of exactly this order in this zone.</summary>
@@ -359,20 +368,7 @@ public sealed partial class Zone
             return IntrusiveLists.Nil;
         }
 
-        // __move_freepages_block() + set_pageblock_migratetype()
-        for (var i = start; i < start + PageblockNrPages;)
-        {
-            if ((Flags[i] & (byte)PageFlags.Buddy) != 0)
-            {
-                MoveToFreeList(i, Order[i], blockMt, startMt);
-                i += 1 << Order[i];
-            }
-            else
-            {
-                i++;
-            }
-        }
-        ChangePageblockRange(start, 0, startMt);
+        MoveFreepagesBlock(start, blockMt, startMt); // __move_freepages_block() + set_pageblock_migratetype()
         return RmqueueSmallest(order, startMt);
     }
 }

@@ -157,6 +157,8 @@ public sealed partial class Zone
             }
         }
         types.CopyTo(_pageblockMt, 0);
+        // A real machine's HighAtomic pageblocks are its highatomic reserve.
+        _reservedHighatomic = (long)_pageblockMt.AsSpan().Count((byte)MigrateType.HighAtomic) * PageblockNrPages;
         RefCount.AsSpan().Fill(1);
         Flags.AsSpan().Fill((byte)PageFlags.Allocated);
         Order.AsSpan().Clear();

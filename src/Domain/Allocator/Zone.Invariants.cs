@@ -83,7 +83,20 @@ public sealed partial class Zone
         {
             report($"free lists hold {listFreePages} pages, NR_FREE_PAGES says {_freePages}");
         }
-
+        long highatomicFree = 0;
+        for (var order = 0; order < NrPageOrders; order++)
+        {
+            highatomicFree += _nrFreeByType[FreeListId(order, MigrateType.HighAtomic)] << order;
+        }
+        if (highatomicFree != _freeHighatomicPages)
+        {
+            report($"the HighAtomic lists hold {highatomicFree} pages, nr_free_highatomic says {_freeHighatomicPages}");
+        }
+        var reservedBlocks = _pageblockMt.AsSpan().Count((byte)MigrateType.HighAtomic);
+        if ((long)reservedBlocks * PageblockNrPages != _reservedHighatomic)
+        {
+            report($"{reservedBlocks} pageblocks are HighAtomic, nr_reserved_highatomic says {_reservedHighatomic} pages");
+        }
     }
 
     /// <summary>2. The pcp lists: heads flagged Pcp with the list's order; pcp->count right.</summary>

@@ -107,7 +107,8 @@ public sealed partial class Zone
         return new ZoneStats(
             Key, NodeId, Type, StartPfn, SpannedPages, ManagedPages,
             _freePages, pcpPages, ManagedPages - _freePages - pcpPages - _hwPoisonLeaked, _hwPoisonLeaked,
-            Watermarks, [.. LowmemReserve], (long[])_nrFree.Clone(), byType, pageblocks, pcpBlocks, pcps, events, locks);
+            Watermarks, [.. LowmemReserve], (long[])_nrFree.Clone(), byType, pageblocks, pcpBlocks, pcps, events, locks,
+            ReservedHighatomicPages, FreeHighatomicPages);
     }
 }
 
@@ -118,7 +119,8 @@ public sealed record PcpStats(int Cpu, int Count, int High, int Batch, int HighM
 /// A zone's counters. NrFree counts blocks per order (buddyinfo); NrFreeByType[mt][order] counts
 /// blocks per migratetype and order (pagetypeinfo); PageblocksByType[mt] counts pageblocks.
 /// PcpBlocksByOrder[order] counts blocks on all CPUs' pcp lists. Events are indexed by
-/// <see cref="VmEvent"/>. AllocatedPages = managed - free - pcp - leaked.
+/// <see cref="VmEvent"/>. AllocatedPages = managed - free - pcp - leaked. ReservedHighatomic and
+/// FreeHighatomic are zone->nr_reserved_highatomic and nr_free_highatomic (pages).
 /// </summary>
 public sealed record ZoneStats(
     string Zone,
@@ -139,7 +141,9 @@ public sealed record ZoneStats(
     long[] PcpBlocksByOrder,
     PcpStats[] Pcp,
     long[] Events,
-    LockStats[] Locks)
+    LockStats[] Locks,
+    long ReservedHighatomic = 0,
+    long FreeHighatomic = 0)
 {
     public long Event(VmEvent e) => Events[(int)e];
 

@@ -40,6 +40,12 @@ public sealed partial class Zone
     private readonly PerCpuPages[] _pcp;
     private long _freePages;
 
+    // zone->nr_free_highatomic: free pages on the MIGRATE_HIGHATOMIC lists (the watermark check
+    // leaves them out for requests without reserves); zone->nr_reserved_highatomic: pages in
+    // pageblocks reserved for high-order atomic allocations. Both under zone->lock.
+    private long _freeHighatomicPages;
+    private long _reservedHighatomic;
+
     // Blocks allocated from and freed to the buddy by order (under zone->lock); the pcps keep their own.
     private readonly long[] _allocsByOrder = new long[NrPageOrders];
     private readonly long[] _freesByOrder = new long[NrPageOrders];

@@ -195,7 +195,7 @@ public static class Gfp
 
     /// <summary>
     /// gfp_zone(): the highest zone a request may use. The kernel's GFP_ZONE_BAD combinations (two
-    /// zone modifiers at once, or both mobility bits) are refused here, where the kernel would BUG.
+    /// zone modifiers at once) are refused here, where the kernel would BUG.
     /// </summary>
     public static bool TryGetZone(GfpFlags flags, out ZoneType zone)
     {
@@ -205,10 +205,6 @@ public static class Gfp
         var movable = (flags & GfpFlags.Movable) != 0;
         zone = ZoneType.Normal;
         if ((dma ? 1 : 0) + (dma32 ? 1 : 0) + (high ? 1 : 0) > 1)
-        {
-            return false;
-        }
-        if (movable && (flags & GfpFlags.Reclaimable) != 0)
         {
             return false;
         }

@@ -128,6 +128,8 @@ public static class ProcFs
                 }
                 sb.Append(Inv, $"\n  node_unreclaimable:  0");
                 sb.Append(Inv, $"\n  start_pfn:           {z.StartPfn}");
+                sb.Append(Inv, $"\n  reserved_highatomic: {z.ReservedHighatomic}");
+                sb.Append(Inv, $"\n  free_highatomic:     {z.FreeHighatomic}");
                 sb.Append('\n');
             }
         }
