@@ -123,6 +123,7 @@ app.MapMachine();
 app.MapTests();
 app.MapEvents();
 app.MapReplay();
+app.MapFaultInjection();
 
 try
 {

@@ -54,3 +54,17 @@ public sealed record FragmentRequest(
     [property: Required, Range(1, PageAllocConstants.MaxPageOrder), Description("The order whose unusable_index is set (9 for THP).")] int? Order,
     [property: Required, Range(0.0, 1.0), Description("unusable_index at that order: the share of free memory in smaller blocks.")] double? UnusableIndex,
     [property: Description("Seed of the layout and of the small blocks' sizes (default 1).")] int? Seed = null);
+
+/// <summary>
+/// New values for fail_page_alloc's debugfs files; members left out keep their value. Checked as a
+/// whole: one bad value changes nothing.
+/// </summary>
+public sealed record FailPageAllocRequest(
+    [property: Range(0, 100), Description("probability: percent of eligible allocations to fail; 0 turns injection off.")] int? Probability = null,
+    [property: Range(1, long.MaxValue), Description("interval: only every interval-th eligible allocation may fail.")] long? Interval = null,
+    [property: Range(-1, int.MaxValue), Description("times: how many failures may still be injected; -1 for no limit.")] int? Times = null,
+    [property: Range(0, int.MaxValue), Description("space: pages that may be allocated before failures start.")] int? Space = null,
+    [property: Range(0, 2), Description("verbose: 0 silent, 1 a log line per failure, 2 with the call.")] int? Verbose = null,
+    [property: Range(0, PageAllocConstants.MaxPageOrder), Description("min-order: allocations below this order are never failed.")] int? MinOrder = null,
+    [property: Description("ignore-gfp-wait: leave allocations that may sleep (__GFP_DIRECT_RECLAIM) alone.")] bool? IgnoreGfpWait = null,
+    [property: Description("ignore-gfp-highmem: leave __GFP_HIGHMEM allocations alone.")] bool? IgnoreGfpHighmem = null);

@@ -139,3 +139,11 @@ public sealed record PageblockMapResponse(
             [.. Enum.GetValues<MigrateType>().Select(MigrateTypes.Name)], types, free, pcp, poison);
     }
 }
+
+/// <summary>fail_page_alloc's debugfs files, and the failures it has injected since the machine booted.</summary>
+public sealed record FailPageAllocResponse(
+    int Probability, long Interval, int Times, int Space, int Verbose, int MinOrder, bool IgnoreGfpWait, bool IgnoreGfpHighmem, long Injected)
+{
+    public static FailPageAllocResponse From(PageAlloc.Domain.FaultInjection.FailPageAlloc f) =>
+        new(f.Probability, f.Interval, f.Times, f.Space, f.Verbose, f.MinOrder, f.IgnoreGfpWait, f.IgnoreGfpHighmem, f.Injected);
+}

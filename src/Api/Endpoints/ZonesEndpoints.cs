@@ -92,8 +92,9 @@ public static class ZonesEndpoints
             .Answers(201, "The block: its first pfn (the Location header names it), order, the zone it came from (a lower one after a fallback), its migratetype, and whether the pcp served it.")
             .Refuses("The gfp mask is not the kernel's, the order is above 10, or the cpu does not exist; nothing changed.",
                 ProblemCatalog.Of(PageErrorKind.InvalidGfp), ProblemCatalog.Of(PageErrorKind.InvalidOrder), ProblemCatalog.Of(PageErrorKind.InvalidCpu))
-            .Refuses("No zone of the zonelist could give the block (as the kernel would return NULL), or the key's memcg is at memory.max; nothing changed.",
-                ProblemCatalog.Of(PageErrorKind.OutOfMemory), ProblemCatalog.Of(PageErrorKind.MemcgMax));
+            .Refuses("No zone of the zonelist could give the block (as the kernel would return NULL), the key's memcg is at memory.max, "
+                + "or fail_page_alloc injected a failure; nothing changed.",
+                ProblemCatalog.Of(PageErrorKind.OutOfMemory), ProblemCatalog.Of(PageErrorKind.MemcgMax), ProblemCatalog.Of(PageErrorKind.InjectedFailure));
         pages.MapPost("/split_page", SplitPage).WithName("SplitPage")
             .WithSummary("split_page(page, order): turn a non-compound block into order-0 pages with refcount 1")
             .WithDescription("Models split_page(): every page of an allocated, non-compound block becomes an order-0 page with its own reference, "

@@ -96,6 +96,11 @@ public sealed partial class MachineHost(IOptions<MachineConfig> options, ILogger
     /// </summary>
     public void OnAllocationRefused(PageError error, int order, GfpFlags gfp, Zone zone)
     {
+        if (error.Kind is PageErrorKind.InjectedFailure)
+        {
+            LogInjectedFailure(order, gfp, zone);
+            return;
+        }
         if (error.Kind is not (PageErrorKind.OutOfMemory or PageErrorKind.MemcgMax))
         {
             return;
@@ -107,6 +112,23 @@ public sealed partial class MachineHost(IOptions<MachineConfig> options, ILogger
             LogAllocationFailure(logger, kind, order, mask, zone.Key, error.Detail);
         }
     }
+
+    /// <summary>fail_dump(): with verbose 1 one line per injected failure, with verbose 2 the call too (the kernel dumps the stack).</summary>
+    private void LogInjectedFailure(int order, GfpFlags gfp, Zone zone)
+    {
+        var f = Machine.FailPageAlloc;
+        var verbose = f.Verbose;
+        if (verbose == 0 || !logger.IsEnabled(LogLevel.Warning))
+        {
+            return;
+        }
+        var call = verbose >= 2 ? $" Call: alloc_pages({Gfp.Format(gfp)}, {order}) on zone {zone.Key}." : "";
+        LogFaultInjection(logger, f.Interval, f.Probability, f.Space, f.Times, call);
+    }
+
+    [LoggerMessage(Level = LogLevel.Warning,
+        Message = "FAULT_INJECTION: forcing a failure. name fail_page_alloc, interval {Interval}, probability {Probability}, space {Space}, times {Times}.{Call}")]
+    private static partial void LogFaultInjection(ILogger logger, long interval, int probability, int space, int times, string call);
 
     [LoggerMessage(Level = LogLevel.Debug, Message = "alloc_pages failed ({Kind}): order {Order}, gfp {Gfp}, zone {Zone}: {Detail}")]
     private static partial void LogAllocationFailure(ILogger logger, string kind, int order, string gfp, string zone, string detail);

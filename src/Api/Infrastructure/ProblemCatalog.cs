@@ -91,7 +91,7 @@ public static class ProblemCatalog
     {
         PageErrorKind.InvalidOrder or PageErrorKind.InvalidCpu or PageErrorKind.InvalidGfp
             or PageErrorKind.OutOfZone or PageErrorKind.Misaligned or PageErrorKind.InvalidLength => StatusCodes.Status400BadRequest,
-        PageErrorKind.OutOfMemory or PageErrorKind.MemcgMax => StatusCodes.Status507InsufficientStorage,
+        PageErrorKind.OutOfMemory or PageErrorKind.MemcgMax or PageErrorKind.InjectedFailure => StatusCodes.Status507InsufficientStorage,
         PageErrorKind.NotOwner => StatusCodes.Status403Forbidden,
         PageErrorKind.PageFree or PageErrorKind.NotHead or PageErrorKind.WrongOrder or PageErrorKind.CompoundPage
             or PageErrorKind.NotSplit or PageErrorKind.NonCompoundPut or PageErrorKind.HwPoisoned
@@ -118,6 +118,7 @@ public static class ProblemCatalog
         PageErrorKind.MemcgMax => "Memory cgroup limit reached",
         PageErrorKind.NotOwner => "Page belongs to another client",
         PageErrorKind.ImportDoesNotFit => "Import does not fit the zone",
+        PageErrorKind.InjectedFailure => "Failure injected",
         _ => throw new ArgumentOutOfRangeException(nameof(kind), kind, "every PageErrorKind needs a title"),
     };
 
@@ -140,6 +141,7 @@ public static class ProblemCatalog
         PageErrorKind.MemcgMax => "The allocation would take the caller's memory cgroup past memory.max.",
         PageErrorKind.NotOwner => "The page is charged to another API key's memory cgroup.",
         PageErrorKind.ImportDoesNotFit => "The imported free lists have more pages, pageblocks or blocks of a type than the zone can hold without merging.",
+        PageErrorKind.InjectedFailure => "fail_page_alloc (/sys/kernel/debug/fail_page_alloc) failed the allocation on purpose, before the allocator ran.",
         _ => throw new ArgumentOutOfRangeException(nameof(kind), kind, "every PageErrorKind needs a description"),
     };
 }

@@ -22,6 +22,7 @@ public sealed class DocumentShapeFilter : IDocumentFilter
         ("Proc", "/proc/buddyinfo, pagetypeinfo, zoneinfo and vmstat in the kernel's own text formats."),
         ("Tests", "The seed's in-kernel test, run on a private machine."),
         ("Events", "The kmem tracepoints as a live stream, as perf and ftrace show them."),
+        ("Fault injection", "fail_page_alloc: allocations failed on purpose, set at run time through its debugfs files."),
     ];
 
     public void Apply(OpenApiDocument swaggerDoc, DocumentFilterContext context)

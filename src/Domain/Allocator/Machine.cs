@@ -77,6 +77,9 @@ public sealed class Machine
     /// <summary>The memory cgroups allocations can be charged to.</summary>
     public IEnumerable<Memcg> Memcgs => _memcgs.Skip(1).Select(m => m!);
 
+    /// <summary>fail_page_alloc's attributes and count of injected failures (/sys/kernel/debug/fail_page_alloc/).</summary>
+    public FaultInjection.FailPageAlloc FailPageAlloc { get; } = new();
+
     /// <summary>Finds a memcg by name.</summary>
     public Memcg? FindMemcg(string name) => _memcgByName.GetValueOrDefault(name);
 
@@ -200,6 +203,13 @@ public sealed class Machine
             // another order); PageAlloc refuses the mask instead of reproducing the misuse.
             return new PageError(PageErrorKind.InvalidGfp,
                 $"gfp {Gfp.Format(gfp)} sets both __GFP_MOVABLE and __GFP_RECLAIMABLE: the kernel warns and reads MIGRATE_HIGHATOMIC as the migratetype; PageAlloc refuses the mask.");
+        }
+        // prepare_alloc_pages(): should_fail_alloc_page() fails the call before the allocator runs,
+        // so no tracepoint fires and no charge is taken.
+        if (FailPageAlloc.ShouldFail(gfp, order))
+        {
+            return new PageError(PageErrorKind.InjectedFailure,
+                $"alloc_pages: fail_page_alloc injected a failure (order {order}, gfp {Gfp.Format(gfp)}); {FailPageAlloc.Injected} injected since boot.");
         }
         var tracing = Tracepoints.Enabled;
         if (tracing)

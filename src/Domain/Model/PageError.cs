@@ -56,6 +56,9 @@ public enum PageErrorKind
 
     /// <summary>Imported free lists do not fit the zone (too many pages, pageblocks, or blocks of a type to place without merging).</summary>
     ImportDoesNotFit,
+
+    /// <summary>fail_page_alloc failed the allocation on purpose (fault injection), before the allocator ran.</summary>
+    InjectedFailure,
 }
 
 /// <summary>A refused operation: the kind, and a sentence that says what was wrong.</summary>

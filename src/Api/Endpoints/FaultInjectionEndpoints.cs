@@ -1,0 +1,106 @@
+using Microsoft.AspNetCore.Http.HttpResults;
+using PageAlloc.Api.Contracts;
+using PageAlloc.Api.Infrastructure;
+using PageAlloc.Api.OpenApi;
+using PageAlloc.Api.Security;
+using PageAlloc.Domain.FaultInjection;
+
+namespace PageAlloc.Api.Endpoints;
+
+/// <summary>
+/// /sys/kernel/debug/fail_page_alloc: the kernel's page allocation fault injection
+/// (Documentation/fault-injection/fault-injection.rst), read as its debugfs files and set at run time.
+/// </summary>
+public static class FaultInjectionEndpoints
+{
+    /// <summary>The debugfs files, by name, as the kernel prints them.</summary>
+    private static readonly Dictionary<string, Func<FailPageAlloc, string>> Files = new(StringComparer.Ordinal)
+    {
+        ["probability"] = f => $"{f.Probability}\n",
+        ["interval"] = f => $"{f.Interval}\n",
+        ["times"] = f => $"{f.Times}\n",
+        ["space"] = f => $"{f.Space}\n",
+        ["verbose"] = f => $"{f.Verbose}\n",
+        ["min-order"] = f => $"{f.MinOrder}\n",
+        ["ignore-gfp-wait"] = f => f.IgnoreGfpWait ? "Y\n" : "N\n",
+        ["ignore-gfp-highmem"] = f => f.IgnoreGfpHighmem ? "Y\n" : "N\n",
+    };
+
+    public static IEndpointRouteBuilder MapFaultInjection(this IEndpointRouteBuilder app)
+    {
+        const string noKey = "API keys are configured and the request has none, or an unknown one.";
+        var group = app.MapGroup("/sys/kernel/debug/fail_page_alloc").WithTags("Fault injection").Refuses(noKey, ProblemCatalog.Unauthenticated);
+        group.MapGet("/", Get).WithName("GetFailPageAlloc")
+            .WithSummary("fail_page_alloc: every attribute, and the failures injected since boot")
+            .WithDescription("The attributes of the kernel's page allocation fault injection (mm/fail_page_alloc.c), one per debugfs file, "
+                + "and how many allocations it has failed since the machine booted (counted apart from real failures). A reset boots "
+                + "with the kernel's defaults: probability 0 (off), interval 1, times 1, space 0, verbose 2, min-order 1, ignore-gfp-wait "
+                + "and ignore-gfp-highmem Y.")
+            .Answers(200, "The attributes and the count.");
+        group.MapPatch("/", Set).WithName("SetFailPageAlloc")
+            .WithSummary("Write fail_page_alloc's debugfs files: probability, interval, times, space, verbose, min-order, ignore-gfp-*")
+            .WithDescription("As echo N > /sys/kernel/debug/fail_page_alloc/<file>, for the members given (minOrder is min-order, "
+                + "ignoreGfpWait ignore-gfp-wait, ignoreGfpHighmem ignore-gfp-highmem). should_fail_alloc_page() then fails an allocation "
+                + "of at least min-order that is not __GFP_NOFAIL (nor may sleep, nor __GFP_HIGHMEM, unless those are let in), once the "
+                + "space budget is spent, every interval-th time, with the probability, at most times times. A failed call answers "
+                + "507 injected-failure and changes nothing. With API keys, only an administrator may write.")
+            .RequireAdministrator()
+            .Answers(200, "The attributes after the write.")
+            .Refuses("A value is out of range (probability 0..100, interval >= 1, times >= -1, space >= 0, verbose 0..2, min-order 0..10); nothing changed.",
+                ProblemCatalog.Validation, ProblemCatalog.MalformedRequest)
+            .Refuses("The key is not an administrator's.", ProblemCatalog.Forbidden);
+        group.MapGet("/{file}", ReadFile).WithName("ReadFailPageAllocFile")
+            .WithSummary("One of fail_page_alloc's debugfs files, as cat prints it")
+            .WithDescription("probability, interval, times, space, verbose, min-order, ignore-gfp-wait or ignore-gfp-highmem: the value and a newline "
+                + "(Y or N for the ignore-gfp files), as the kernel's debugfs prints them.")
+            .Produces<string>(200, "text/plain").Answers(200, "The file's text.")
+            .Refuses("No such file.", ProblemCatalog.NotFound);
+        return app;
+    }
+
+    public static Ok<FailPageAllocResponse> Get(MachineHost host) => TypedResults.Ok(FailPageAllocResponse.From(host.Machine.FailPageAlloc));
+
+    public static Ok<FailPageAllocResponse> Set(MachineHost host, FailPageAllocRequest request)
+    {
+        var f = host.Machine.FailPageAlloc;
+        // Every value was checked before this runs, so the writes cannot fail halfway.
+        if (request.Probability is { } probability)
+        {
+            f.Probability = probability;
+        }
+        if (request.Interval is { } interval)
+        {
+            f.Interval = interval;
+        }
+        if (request.Times is { } times)
+        {
+            f.Times = times;
+        }
+        if (request.Space is { } space)
+        {
+            f.Space = space;
+        }
+        if (request.Verbose is { } verbose)
+        {
+            f.Verbose = verbose;
+        }
+        if (request.MinOrder is { } minOrder)
+        {
+            f.MinOrder = minOrder;
+        }
+        if (request.IgnoreGfpWait is { } ignoreWait)
+        {
+            f.IgnoreGfpWait = ignoreWait;
+        }
+        if (request.IgnoreGfpHighmem is { } ignoreHighmem)
+        {
+            f.IgnoreGfpHighmem = ignoreHighmem;
+        }
+        return TypedResults.Ok(FailPageAllocResponse.From(f));
+    }
+
+    public static Results<ContentHttpResult, ProblemHttpResult> ReadFile(MachineHost host, string file) =>
+        Files.TryGetValue(file, out var print)
+            ? TypedResults.Text(print(host.Machine.FailPageAlloc), "text/plain; charset=utf-8")
+            : Problems.Of(ProblemCatalog.NotFound, $"/sys/kernel/debug/fail_page_alloc has no file '{file}'. Files: {string.Join(", ", Files.Keys)}.");
+}
