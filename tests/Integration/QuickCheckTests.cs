@@ -16,7 +16,7 @@ public class QuickCheckTests
 {
     public static TheoryData<Type> PageCallRequests() =>
         [typeof(AllocPagesRequest), typeof(BlockRequest), typeof(FreeContigRangeRequest), typeof(FreePagesBulkRequest),
-         typeof(PageRequest), typeof(DrainPagesRequest)];
+         typeof(PageRequest), typeof(DrainPagesRequest), typeof(AllocContigRangeRequest), typeof(AllocContigPagesRequest)];
 
     [Theory]
     [MemberData(nameof(PageCallRequests))]

@@ -68,3 +68,14 @@ public sealed record FailPageAllocRequest(
     [property: Range(0, PageAllocConstants.MaxPageOrder), Description("min-order: allocations below this order are never failed.")] int? MinOrder = null,
     [property: Description("ignore-gfp-wait: leave allocations that may sleep (__GFP_DIRECT_RECLAIM) alone.")] bool? IgnoreGfpWait = null,
     [property: Description("ignore-gfp-highmem: leave __GFP_HIGHMEM allocations alone.")] bool? IgnoreGfpHighmem = null);
+
+/// <summary>alloc_contig_range(pfn, pfn + nr_pages, gfp): a given range of pages, as order-0 pages.</summary>
+public sealed record AllocContigRangeRequest(
+    [property: Required, Range(0, long.MaxValue), Description("First pfn of the range.")] long? Pfn,
+    [property: Required, Range(1, (double)int.MaxValue), Description("Number of pages.")] long? NrPages,
+    [property: Description("GFP mask in the kernel's spelling; default GFP_KERNEL. __GFP_COMP is refused.")] string? Gfp = null);
+
+/// <summary>alloc_contig_pages(nr_pages, gfp): any free range of nr_pages at a multiple of nr_pages.</summary>
+public sealed record AllocContigPagesRequest(
+    [property: Required, Range(1, (double)int.MaxValue), Description("Number of pages.")] long? NrPages,
+    [property: Description("GFP mask in the kernel's spelling; default GFP_KERNEL. __GFP_COMP is refused.")] string? Gfp = null);

@@ -147,3 +147,6 @@ public sealed record FailPageAllocResponse(
     public static FailPageAllocResponse From(PageAlloc.Domain.FaultInjection.FailPageAlloc f) =>
         new(f.Probability, f.Interval, f.Times, f.Space, f.Verbose, f.MinOrder, f.IgnoreGfpWait, f.IgnoreGfpHighmem, f.Injected);
 }
+
+/// <summary>A contiguous range taken by alloc_contig_range() or alloc_contig_pages(): order-0 pages with one reference each.</summary>
+public sealed record ContigRangeResponse(long Pfn, long NrPages, string Zone);

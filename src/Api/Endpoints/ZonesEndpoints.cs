@@ -133,6 +133,29 @@ public static class ZonesEndpoints
                 ProblemCatalog.Of(PageErrorKind.OutOfZone), ProblemCatalog.Of(PageErrorKind.InvalidLength), ProblemCatalog.Of(PageErrorKind.InvalidCpu))
             .Refuses("A page is not an allocated order-0 page: free, HWPoison, part of an unsplit block or of a compound page; nothing changed.",
                 [.. NotLive, ProblemCatalog.Of(PageErrorKind.CompoundPage), ProblemCatalog.Of(PageErrorKind.NotSplit)]);
+        pages.MapPost("/alloc_contig_range", AllocContigRange).WithName("AllocContigRange")
+            .WithSummary("alloc_contig_range(pfn, pfn + nr_pages, gfp): take a given range of pages (CMA, gigantic pages)")
+            .WithDescription("Models alloc_contig_range(): the range's pageblocks are isolated (MIGRATE_ISOLATE), every cpu's pcp lists drained, "
+                + "and when every page of the range is free it is taken out of the buddy as order-0 pages with refcount 1, which "
+                + "free_contig_range frees again. A page in use makes it -EBUSY: the kernel would migrate it, PageAlloc cannot. The isolation "
+                + "is undone before the answer. With API keys, only an administrator may call it (the pages are charged to no memcg).")
+            .RequireAdministrator()
+            .Answers(201, "The range: its first pfn (the Location header names it), its length and zone.")
+            .Refuses("The range or its pageblocks leave the zone, nr_pages is out of range, or the gfp mask is invalid or has __GFP_COMP; nothing changed.",
+                ProblemCatalog.Of(PageErrorKind.OutOfZone), ProblemCatalog.Of(PageErrorKind.InvalidLength), ProblemCatalog.Of(PageErrorKind.InvalidGfp))
+            .Refuses("A page of the range is in use, or another call has its pageblocks isolated (-EBUSY); nothing changed.", ProblemCatalog.Of(PageErrorKind.Busy))
+            .Refuses("The key is not an administrator's.", ProblemCatalog.Forbidden);
+        pages.MapPost("/alloc_contig_pages", AllocContigPages).WithName("AllocContigPages")
+            .WithSummary("alloc_contig_pages(nr_pages, gfp): find and take any free range of nr_pages")
+            .WithDescription("Models alloc_contig_pages(): over the zonelist of gfp_zone(gfp) from this zone, tries alloc_contig_range() on each "
+                + "range at ALIGN(zone_start_pfn, nr_pages) and every nr_pages after it, and answers the first that succeeds. "
+                + "With API keys, only an administrator may call it.")
+            .RequireAdministrator()
+            .Answers(201, "The range: its first pfn (the Location header names it), its length and zone.")
+            .Refuses("nr_pages is out of range, or the gfp mask is invalid or has __GFP_COMP; nothing changed.",
+                ProblemCatalog.Of(PageErrorKind.InvalidLength), ProblemCatalog.Of(PageErrorKind.InvalidGfp))
+            .Refuses("No candidate range is free in any zone of the zonelist (pages in use are not migrated); nothing changed.", ProblemCatalog.Of(PageErrorKind.OutOfMemory))
+            .Refuses("The key is not an administrator's.", ProblemCatalog.Forbidden);
         pages.MapPost("/get_page", GetPage).WithName("GetPage")
             .WithSummary("get_page(page): take a reference")
             .WithDescription("Models get_page(): one more reference on an allocated page (the head's, for a tail of a compound page), so a later put_page or free does not free it.")
@@ -274,11 +297,9 @@ public static class ZonesEndpoints
         var machine = host.Machine; // one machine for the zone, the memcg and the zonelist, even across a reset
         var z = machine.FindZone(zone)!;
         var caller = Caller.Of(http, machine);
-        var gfpText = request.Gfp ?? "GFP_KERNEL";
-        if (!Gfp.TryParse(gfpText, out var gfp, out var unknown))
+        if (!TryParseGfp(request.Gfp, out var gfp, out var invalid))
         {
-            return Problems.From(new PageError(PageErrorKind.InvalidGfp,
-                $"'{unknown}' is not a GFP flag. Use the kernel's names, e.g. GFP_KERNEL|__GFP_COMP."));
+            return invalid;
         }
         if (caller.Charge is not null)
         {
@@ -293,6 +314,48 @@ public static class ZonesEndpoints
         var b = result.Value;
         return KnownLengthJson.Created($"/zones/{b.Zone.Key}/pages/{b.Pfn}",
             new AllocPagesResponse(b.Pfn, b.Order, b.Zone.Key, b.MigrateType, b.Compound, b.FromPcp, Gfp.Format(gfp)));
+    }
+
+    public static Results<CreatedJson<ContigRangeResponse>, ProblemHttpResult> AllocContigRange(MachineHost host, string zone, AllocContigRangeRequest request)
+    {
+        var z = ZoneOf(host, zone);
+        if (!TryParseGfp(request.Gfp, out var gfp, out var invalid))
+        {
+            return invalid;
+        }
+        var result = z.AllocContigRange(request.Pfn!.Value, request.NrPages!.Value, gfp);
+        return result.Error is { } error
+            ? Problems.From(error)
+            : ContigCreated(z, result.Value, request.NrPages.Value);
+    }
+
+    public static Results<CreatedJson<ContigRangeResponse>, ProblemHttpResult> AllocContigPages(MachineHost host, string zone, AllocContigPagesRequest request)
+    {
+        var machine = host.Machine;
+        if (!TryParseGfp(request.Gfp, out var gfp, out var invalid))
+        {
+            return invalid;
+        }
+        var result = machine.AllocContigPages(machine.FindZone(zone)!, request.NrPages!.Value, gfp);
+        return result.Error is { } error
+            ? Problems.From(error)
+            : ContigCreated(result.Value.Zone, result.Value.Pfn, request.NrPages.Value);
+    }
+
+    private static CreatedJson<ContigRangeResponse> ContigCreated(Zone zone, long pfn, long nrPages) =>
+        KnownLengthJson.Created($"/zones/{zone.Key}/pages/{pfn}", new ContigRangeResponse(pfn, nrPages, zone.Key));
+
+    /// <summary>A request's gfp mask (GFP_KERNEL when left out); false with the 400 when a name is not the kernel's.</summary>
+    private static bool TryParseGfp(string? text, out GfpFlags gfp, [System.Diagnostics.CodeAnalysis.NotNullWhen(false)] out ProblemHttpResult? problem)
+    {
+        if (Gfp.TryParse(text ?? "GFP_KERNEL", out gfp, out var unknown))
+        {
+            problem = null;
+            return true;
+        }
+        problem = Problems.From(new PageError(PageErrorKind.InvalidGfp,
+            $"'{unknown}' is not a GFP flag. Use the kernel's names, e.g. GFP_KERNEL|__GFP_COMP."));
+        return false;
     }
 
     public static Results<OkJson<SplitPageResponse>, ProblemHttpResult> SplitPage(MachineHost host, HttpContext http, string zone, BlockRequest request)

@@ -95,7 +95,7 @@ public static class ProblemCatalog
         PageErrorKind.NotOwner => StatusCodes.Status403Forbidden,
         PageErrorKind.PageFree or PageErrorKind.NotHead or PageErrorKind.WrongOrder or PageErrorKind.CompoundPage
             or PageErrorKind.NotSplit or PageErrorKind.NonCompoundPut or PageErrorKind.HwPoisoned
-            or PageErrorKind.ImportDoesNotFit => StatusCodes.Status409Conflict,
+            or PageErrorKind.ImportDoesNotFit or PageErrorKind.Busy => StatusCodes.Status409Conflict,
         _ => throw new ArgumentOutOfRangeException(nameof(kind), kind, "every PageErrorKind needs a status"),
     };
 
@@ -119,6 +119,7 @@ public static class ProblemCatalog
         PageErrorKind.NotOwner => "Page belongs to another client",
         PageErrorKind.ImportDoesNotFit => "Import does not fit the zone",
         PageErrorKind.InjectedFailure => "Failure injected",
+        PageErrorKind.Busy => "Range busy",
         _ => throw new ArgumentOutOfRangeException(nameof(kind), kind, "every PageErrorKind needs a title"),
     };
 
@@ -142,6 +143,7 @@ public static class ProblemCatalog
         PageErrorKind.NotOwner => "The page is charged to another API key's memory cgroup.",
         PageErrorKind.ImportDoesNotFit => "The imported free lists have more pages, pageblocks or blocks of a type than the zone can hold without merging.",
         PageErrorKind.InjectedFailure => "fail_page_alloc (/sys/kernel/debug/fail_page_alloc) failed the allocation on purpose, before the allocator ran.",
+        PageErrorKind.Busy => "-EBUSY: a page of the range is in use (PageAlloc does not migrate pages), or another call has its pageblocks isolated.",
         _ => throw new ArgumentOutOfRangeException(nameof(kind), kind, "every PageErrorKind needs a description"),
     };
 }

@@ -281,6 +281,44 @@ public sealed class Machine
             $"alloc_pages: no order-{order} {MigrateTypes.Name(mt)} block above the watermarks in zone {zone.Key} or below it.");
     }
 
+    /// <summary>
+    /// alloc_contig_pages(nr_pages, gfp, nid): over the zonelist of gfp_zone(gfp) from the preferred
+    /// zone, each candidate range at ALIGN(zone_start_pfn, nr_pages) and every nr_pages after it that
+    /// the zone spans is tried with alloc_contig_range(); the first that succeeds is the answer.
+    /// (pfn_range_valid_contig() has nothing to refuse here: no holes, reserved or hugetlb pages.)
+    /// </summary>
+    public PageResult<(Zone Zone, long Pfn)> AllocContigPages(Zone zone, long nrPages, GfpFlags gfp)
+    {
+        if (nrPages < 1)
+        {
+            return new PageError(PageErrorKind.InvalidLength, $"alloc_contig_pages: nr_pages must be at least 1, not {nrPages}.");
+        }
+        if (!Gfp.TryGetZone(gfp, out var gfpZone))
+        {
+            return new PageError(PageErrorKind.InvalidGfp, $"gfp {Gfp.Format(gfp)} names two zone modifiers (GFP_ZONE_BAD).");
+        }
+        if ((gfp & GfpFlags.Comp) != 0)
+        {
+            return new PageError(PageErrorKind.InvalidGfp, "alloc_contig_pages: __GFP_COMP is refused (-EINVAL); the range comes back as order-0 pages.");
+        }
+        var highest = (ZoneType)Math.Min((int)zone.Type, (int)gfpZone);
+        foreach (var z in _zonelists[zone.Index][((int)highest * 2) + ((gfp & GfpFlags.ThisNode) != 0 ? 1 : 0)])
+        {
+            // ALIGN(): the kernel's macro rounds up with a mask, which is exact for powers of two only.
+            var pfn = (z.StartPfn + nrPages - 1) & ~(nrPages - 1);
+            while (pfn >= z.StartPfn && pfn + nrPages <= z.EndPfn)
+            {
+                if (z.AllocContigRange(pfn, nrPages, gfp).IsSuccess)
+                {
+                    return (z, pfn);
+                }
+                pfn += nrPages;
+            }
+        }
+        return new PageError(PageErrorKind.OutOfMemory,
+            $"alloc_contig_pages: no range of {nrPages} pages at a multiple of {nrPages} in zone {zone.Key} or below it is free (pages in use are not migrated).");
+    }
+
     /// <summary>trace_mm_page_alloc() at the end of __alloc_pages(): the block, or a NULL page when the allocation failed.</summary>
     private void TraceAlloc(Zone preferred, AllocatedBlock? block, int order, GfpFlags gfp)
     {

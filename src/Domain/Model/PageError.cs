@@ -59,6 +59,9 @@ public enum PageErrorKind
 
     /// <summary>fail_page_alloc failed the allocation on purpose (fault injection), before the allocator ran.</summary>
     InjectedFailure,
+
+    /// <summary>-EBUSY: a page of a contiguous range is in use (and cannot be migrated here), or its pageblocks are isolated already.</summary>
+    Busy,
 }
 
 /// <summary>A refused operation: the kind, and a sentence that says what was wrong.</summary>
