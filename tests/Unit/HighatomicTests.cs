@@ -13,8 +13,8 @@ public class HighatomicTests
 {
     /// <summary>
     /// One 65536-page Normal zone (1% is 655 pages: the reserve may grow to two pageblocks), filled
-    /// by GFP_NOWAIT|__GFP_MEMALLOC allocations (which never touch the reserve) until its free pages
-    /// are just under the low watermark, so GFP_ATOMIC is served by the slow path only.
+    /// by blocking __GFP_MEMALLOC allocations (which neither reserve nor touch the reserve) until its
+    /// free pages are just under the low watermark, so GFP_ATOMIC is served by the slow path only.
     /// min_free_kbytes 16384 gives min 4096 and low 5120; 512 gives min 128 and low 193.
     /// </summary>
     private static Machine BelowLow(long minFreeKbytes = 16384)
@@ -28,13 +28,13 @@ public class HighatomicTests
         }
         while (zone.NrFreePages > target)
         {
-            m.Alloc("Normal", 0, Filler);
+            m.Alloc("Normal", 4, Filler); // the buddy's own steps of 16 pages (pcp refills would overshoot)
         }
         Assert.InRange(zone.NrFreePages, zone.Watermarks.Min + 32, zone.Watermarks.Low - 1);
         return m;
     }
 
-    private const string Filler = "GFP_NOWAIT|__GFP_MEMALLOC";
+    private const string Filler = "GFP_KERNEL|__GFP_MEMALLOC|__GFP_NORETRY";
 
     /// <summary>
     /// Allocates until nothing but the reserve is free. GFP_KERNEL|__GFP_MEMALLOC|__GFP_NORETRY goes

@@ -397,8 +397,7 @@ public sealed class Machine
                 // caller retries the whole zonelist without ALLOC_NOFRAGMENT (the kernel's goto retry).
                 return null;
             }
-            if ((alloc & AllocFlags.NoWatermarks) == 0
-                && !z.ZoneWatermarkOk(order, z.Watermarks.Get(alloc), highestZoneIdx, alloc))
+            if (!WatermarksAllow(z, order, alloc, highestZoneIdx))
             {
                 continue;
             }
@@ -420,6 +419,45 @@ public sealed class Machine
             return new AllocatedBlock(z, z.PfnOf(idx), order, mt, compound, fromPcp);
         }
         return null;
+    }
+
+    /// <summary>
+    /// The watermark step of get_page_from_freelist(): a zone not yet flagged ZONE_BELOW_HIGH is
+    /// checked against its high watermark first (passing it is enough); failing it sets the flag,
+    /// which makes the pcp lists shrink on free. Then the request's own watermark, unless
+    /// ALLOC_NO_WATERMARKS.
+    /// </summary>
+    private static bool WatermarksAllow(Zone z, int order, AllocFlags alloc, ZoneType highestZoneIdx)
+    {
+        if (!z.BelowHigh)
+        {
+            if (z.ZoneWatermarkOk(order, z.Watermarks.High, highestZoneIdx, alloc))
+            {
+                return true;
+            }
+            z.BelowHigh = true;
+        }
+        return (alloc & AllocFlags.NoWatermarks) != 0 || z.ZoneWatermarkOk(order, z.Watermarks.Get(alloc), highestZoneIdx, alloc);
+    }
+
+    /// <summary>
+    /// One vmstat interval (sysctl_stat_interval, a second) on every cpu: refresh_cpu_vm_stats()
+    /// decays each pcp's high (decay_pcp_high()). PageAlloc's time stands still between these:
+    /// POST /vmstat_update runs them, and a trace replay runs one per second of the trace's clock.
+    /// (The NUMA expiry of remote pagesets, drain_zone_pages(), is not modelled.) Returns the pages
+    /// drained.
+    /// </summary>
+    public long VmstatUpdate()
+    {
+        long drained = 0;
+        foreach (var zone in _zones)
+        {
+            for (var cpu = 0; cpu < Cpus; cpu++)
+            {
+                drained += zone.DecayPcpHigh(cpu);
+            }
+        }
+        return drained;
     }
 
     /// <summary>The zonelist: the preferred node's zones from highest down, then the other nodes'.</summary>

@@ -37,8 +37,19 @@ internal sealed class PerCpuPages
     /// <summary>pcp->count: pages (not blocks) on all lists.</summary>
     public int Count;
 
-    /// <summary>pcp->high: fixed at high_min (no decay_pcp_high auto-tuning; see docs/model.md).</summary>
-    public int High { get; }
+    /// <summary>
+    /// pcp->high: starts at high_min and is tuned between high_min and high_max as the kernel does
+    /// since v6.7: raised by nr_pcp_alloc() when a refill finds the zone above its high watermark,
+    /// raised by nr_pcp_high() when frees fill the list and lowered when the zone is below high or a
+    /// run of high-order frees is drained, and decayed by an eighth per vmstat interval (decay_pcp_high()).
+    /// </summary>
+    public int High;
+
+    /// <summary>pcp->alloc_factor: doubles the order-0 refill per refill without a free in between, up to CONFIG_PCP_BATCH_SCALE_MAX.</summary>
+    public int AllocFactor;
+
+    /// <summary>PCPF_PREV_FREE_HIGH_ORDER: the last free to this pcp was of order 1..3.</summary>
+    public bool PrevFreeHighOrder;
 
     public int HighMin { get; }
 
@@ -99,14 +110,34 @@ internal sealed class PerCpuPages
     public static int PindexToOrder(int pindex) =>
         pindex < NrLowOrderPcpLists ? pindex / MigrateTypes.PcpTypes : PageAllocConstants.HpagePmdOrder;
 
-    /// <summary>nr_pcp_alloc() without alloc_factor scaling: blocks to take from the buddy on refill.</summary>
-    public int NrPcpAlloc(int order)
+    /// <summary>
+    /// nr_pcp_alloc(): blocks to take from the buddy on a refill. high first grows by the refill
+    /// while the zone is above its high watermark; an order-0 refill is batch &lt;&lt; alloc_factor pages,
+    /// at most what keeps the list under high, and alloc_factor grows while refills come back to
+    /// back; higher orders take batch &gt;&gt; order blocks (at least 2).
+    /// </summary>
+    public int NrPcpAlloc(int order, bool zoneBelowHigh)
     {
-        if (High < Batch)
+        var baseBatch = Batch;
+        var high = High = ClampT(High, HighMin, HighMax);
+        if (high < baseBatch)
         {
-            return 1;
+            return 1; // pcp disabled, or the boot pageset
         }
-        var batch = Batch;
+        var batch = order != 0 ? baseBatch : baseBatch << AllocFactor;
+        if (HighMin != HighMax && !zoneBelowHigh)
+        {
+            high = High = Math.Min(high + batch, HighMax);
+        }
+        if (order == 0)
+        {
+            var maxNrAlloc = Math.Max(high - Count - baseBatch, baseBatch);
+            if (batch <= maxNrAlloc && AllocFactor < PageAllocConstants.PcpBatchScaleMax)
+            {
+                AllocFactor++; // the next refill without a free in between takes twice as much
+            }
+            batch = Math.Min(batch, maxNrAlloc);
+        }
         if (batch > 1)
         {
             batch = Math.Max(batch >> order, 2);
@@ -114,13 +145,62 @@ internal sealed class PerCpuPages
         return batch;
     }
 
-    /// <summary>nr_pcp_free(): pages to return on a drain; keeps at least batch, frees at most high - batch.</summary>
-    public int NrPcpFree()
+    /// <summary>
+    /// nr_pcp_high(): the count at which a free drains. A run of high-order frees (free_high) drains
+    /// now and lowers high; below the zone's high watermark high shrinks by the recent frees;
+    /// otherwise a full list raises high enough to hold the recent frees. (ZONE_RECLAIM_ACTIVE,
+    /// set by reclaim, never is here.)
+    /// </summary>
+    public int NrPcpHigh(bool zoneBelowHigh, bool freeHigh)
     {
-        if (High < Batch)
+        var batch = Batch;
+        var high = High = ClampT(High, HighMin, HighMax);
+        if (high == 0)
+        {
+            return 0;
+        }
+        if (freeHigh)
+        {
+            High = Math.Max(high - (batch << PageAllocConstants.PcpBatchScaleMax), HighMin);
+            return 0;
+        }
+        if (HighMin == HighMax)
+        {
+            return high;
+        }
+        if (zoneBelowHigh)
+        {
+            High = Math.Max(high - Math.Max(FreeCount, batch), HighMin);
+            high = Math.Max(Count, HighMin);
+        }
+        else if (Count >= high)
+        {
+            var needHigh = FreeCount + batch;
+            if (High < needHigh)
+            {
+                High = ClampT(needHigh, HighMin, HighMax);
+            }
+        }
+        return high;
+    }
+
+    /// <summary>
+    /// nr_pcp_free(): pages to return on a drain. A run of high-order frees returns up to
+    /// batch &lt;&lt; CONFIG_PCP_BATCH_SCALE_MAX; otherwise the recent frees, at least batch, leaving at least batch.
+    /// </summary>
+    public int NrPcpFree(int high, bool freeHigh)
+    {
+        if (freeHigh)
+        {
+            return Math.Min(Count, Batch << PageAllocConstants.PcpBatchScaleMax);
+        }
+        if (high < Batch)
         {
             return 1;
         }
-        return Math.Clamp(FreeCount, Batch, High - Batch);
+        return ClampT(FreeCount, Batch, high - Batch);
     }
+
+    /// <summary>The kernel's clamp(): min(max(value, lo), hi), which never throws when lo &gt; hi.</summary>
+    private static int ClampT(int value, int lo, int hi) => Math.Min(Math.Max(value, lo), hi);
 }

@@ -25,7 +25,7 @@ public sealed partial class Zone
             var list = PerCpuPages.OrderToPindex(mt, order);
             if (pcp.Lists.IsEmpty(list))
             {
-                var alloced = RmqueueBulk(order, pcp.NrPcpAlloc(order), pcp, list, mt, alloc);
+                var alloced = RmqueueBulk(order, pcp.NrPcpAlloc(order, BelowHigh), pcp, list, mt, alloc);
                 if (alloced == 0)
                 {
                     return IntrusiveLists.Nil;
@@ -106,39 +106,84 @@ public sealed partial class Zone
     }
 
     /// <summary>
-    /// free_frozen_page_commit(): add at the head of the pcp list; when pcp->count reaches high,
-    /// return nr_pcp_free() pages to the buddy in batch-sized free_pcppages_bulk() calls (the
-    /// current kernel's batched freeing), each starting its round-robin again at the list just
-    /// freed to, until that many are freed or the pcp is empty. The kernel drops and retakes the pcp
-    /// lock between calls, and gives up when the task has moved to another cpu meanwhile; a
-    /// simulated call stays on its cpu, so the lock is kept. The free_high heuristic for
-    /// back-to-back order 1..3 frees is not modelled.
+    /// free_frozen_page_commit(): add at the head of the pcp list; alloc_factor halves; a run of
+    /// order 1..3 frees (free_high: free_count past batch + high_min / 2 with the previous free
+    /// also high-order) drains now; otherwise when pcp->count reaches nr_pcp_high(), nr_pcp_free()
+    /// pages go back to the buddy in batch-sized free_pcppages_bulk() calls (the current kernel's
+    /// batched freeing), each starting its round-robin again at the list just freed to, until that
+    /// many are freed or the pcp is empty; a zone back above its high watermark clears
+    /// ZONE_BELOW_HIGH. The kernel drops and retakes the pcp lock between calls, and gives up when
+    /// the task has moved to another cpu meanwhile; a simulated call stays on its cpu, so the lock
+    /// is kept. PCPF_FREE_HIGH_BATCH (set from the cpu's cache size) is never set here.
     /// </summary>
     private void FreeFrozenPageCommit(PerCpuPages pcp, int idx, MigrateType mt, int order)
     {
+        pcp.AllocFactor >>= 1;
         pcp.FreesByOrder[order]++; // pgfree is derived from it
         var pindex = PerCpuPages.OrderToPindex(mt, order);
         Flags[idx] = (byte)PageFlags.Pcp;
         Order[idx] = (byte)order;
         pcp.AddHead(pindex, idx);
-        if (pcp.FreeCount < (pcp.Batch << PcpBatchScaleMax))
+        var batch = pcp.Batch;
+        var freeHigh = false;
+        if (order is > 0 and <= PageAllocCostlyOrder)
+        {
+            freeHigh = pcp.FreeCount >= batch + (pcp.HighMin / 2) && pcp.PrevFreeHighOrder;
+            pcp.PrevFreeHighOrder = true;
+        }
+        else
+        {
+            pcp.PrevFreeHighOrder = false;
+        }
+        if (pcp.FreeCount < (batch << PcpBatchScaleMax))
         {
             pcp.FreeCount += 1 << order;
         }
-        if (pcp.Count >= pcp.High)
+        var high = pcp.NrPcpHigh(BelowHigh, freeHigh);
+        if (pcp.Count < high)
         {
-            var toFree = pcp.NrPcpFree();
-            while (true)
+            return;
+        }
+        var toFree = pcp.NrPcpFree(high, freeHigh);
+        while (true)
+        {
+            var batched = Math.Min(toFree, batch);
+            FreePcppagesBulk(pcp, batched, pindex);
+            toFree -= batched;
+            if (toFree <= 0 || pcp.Count == 0)
             {
-                var batched = Math.Min(toFree, pcp.Batch);
-                FreePcppagesBulk(pcp, batched, pindex);
-                toFree -= batched;
-                if (toFree == 0 || pcp.Count == 0)
-                {
-                    break;
-                }
+                break;
             }
         }
+        if (BelowHigh && ZoneWatermarkOk(0, Watermarks.High, ZoneType.Movable, AllocFlags.WmarkMin))
+        {
+            BelowHigh = false;
+        }
+    }
+
+    /// <summary>
+    /// decay_pcp_high(), run by the vmstat worker once per interval for each cpu: high falls by an
+    /// eighth (never below high_min, nor below count - (batch &lt;&lt; CONFIG_PCP_BATCH_SCALE_MAX)), and
+    /// what the list holds above high goes back to the buddy in batch-sized calls. Returns the
+    /// pages drained.
+    /// </summary>
+    internal int DecayPcpHigh(int cpu)
+    {
+        var pcp = _pcp[cpu];
+        using var _ = pcp.Lock.Enter();
+        if (pcp.High > pcp.HighMin)
+        {
+            pcp.High = Math.Max(Math.Max(pcp.Count - (pcp.Batch << PcpBatchScaleMax), pcp.High - (pcp.High >> 3)), pcp.HighMin);
+        }
+        var drained = 0;
+        var toDrain = pcp.Count - pcp.High;
+        while (toDrain > 0)
+        {
+            var batched = Math.Min(toDrain, pcp.Batch);
+            drained += FreePcppagesBulk(pcp, batched, 0);
+            toDrain -= batched;
+        }
+        return drained;
     }
 
     /// <summary>

@@ -46,6 +46,19 @@ public sealed partial class Zone
     private long _freeHighatomicPages;
     private long _reservedHighatomic;
 
+    /// <summary>
+    /// ZONE_BELOW_HIGH: set by get_page_from_freelist() when the zone fails its high watermark,
+    /// cleared by a pcp drain that brings it back above; while set, the pcp lists shrink instead of
+    /// growing. Read and written without a lock, as the kernel's zone->flags bit is.
+    /// </summary>
+    internal bool BelowHigh
+    {
+        get => Volatile.Read(ref _belowHigh);
+        set => Volatile.Write(ref _belowHigh, value);
+    }
+
+    private bool _belowHigh;
+
     // Blocks allocated from and freed to the buddy by order (under zone->lock); the pcps keep their own.
     private readonly long[] _allocsByOrder = new long[NrPageOrders];
     private readonly long[] _freesByOrder = new long[NrPageOrders];
