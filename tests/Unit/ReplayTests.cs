@@ -40,6 +40,27 @@ public class ReplayTests
     private static string Line(int cpu, string evt, long pfn, int order, string? gfp = null) =>
         $"            test 1 [{cpu:D3}]  1.000000: kmem:{evt}: page=0x{pfn:x} pfn=0x{pfn:x} order={order}" + (gfp is null ? "" : $" migratetype=0 gfp_flags={gfp}");
 
+    [Fact]
+    public void TheTracesClock_RunsTheVmstatWorker_OncePerSecond()
+    {
+        // Three seconds of trace: two vmstat intervals, each decaying the pcp's high (decay_pcp_high()).
+        var machine = TestMachines.Small(cpus: 1);
+        var zone = machine.Normal();
+        var replayer = new TraceReplayer(machine, zone);
+        var pfn = 0x5000L;
+        for (var i = 0; i < 400; i++, pfn++)
+        {
+            replayer.Read(Line(0, "mm_page_alloc", pfn, 0, "GFP_KERNEL").Replace(" 1.000000:", " 7.250000:", StringComparison.Ordinal));
+        }
+        var raised = zone.Stats().Pcp[0].High;
+
+        replayer.Read(Line(0, "mm_page_free", 0x5000, 0).Replace(" 1.000000:", " 9.010000:", StringComparison.Ordinal));
+
+        Assert.Equal(2, replayer.Result().Simulated.VmstatIntervals);
+        Assert.True(zone.Stats().Pcp[0].High < raised, $"high {zone.Stats().Pcp[0].High} did not decay from {raised}");
+        machine.AssertConsistent();
+    }
+
     private static ReplayResult Replay(params string[] lines)
     {
         var machine = TestMachines.Small(cpus: 2);

@@ -79,6 +79,7 @@ root.SetAction(async (parse, ct) =>
     {
         Console.WriteLine(string.Create(c, $"  {kind,-34}{k.FallbacksByMigratetype.GetValueOrDefault(kind),14} {s.FallbacksByMigratetype.GetValueOrDefault(kind),14}"));
     }
+    Console.WriteLine(string.Create(c, $"vmstat intervals (pcp high decays) run by the trace's clock: {s.VmstatIntervals}"));
     Console.WriteLine($"zone {result.Zone} at the end: buddyinfo {string.Join(" ", result.Final.Buddyinfo)}");
     Console.WriteLine("unusable_index by order: " + string.Join(" ", result.Final.UnusableIndex.Select(v => v.ToString("0.000", c))));
     return 0;

@@ -150,3 +150,6 @@ public sealed record FailPageAllocResponse(
 
 /// <summary>A contiguous range taken by alloc_contig_range() or alloc_contig_pages(): order-0 pages with one reference each.</summary>
 public sealed record ContigRangeResponse(long Pfn, long NrPages, string Zone);
+
+/// <summary>What POST /vmstat_update did: the intervals run and the pcp pages decay_pcp_high() returned to the buddy.</summary>
+public sealed record VmstatUpdateResponse(int Intervals, long DrainedPages);

@@ -26,6 +26,16 @@ public static class MachineEndpoints
             .RequireAdministrator()
             .Refuses("The key is not an administrator's.", ProblemCatalog.Forbidden);
 
+        machine.MapPost("/vmstat_update", VmstatUpdate).WithName("VmstatUpdate")
+            .WithSummary("Let simulated time pass: run the vmstat worker for some intervals (pcp high decay)")
+            .WithDescription("PageAlloc's time stands still between calls. Each interval is one sysctl_stat_interval (a second) of the kernel's "
+                + "vmstat worker on every cpu: refresh_cpu_vm_stats() runs decay_pcp_high(), which lowers each pcp's high by an eighth "
+                + "towards high_min and returns what the list holds above it to the buddy. With API keys, only an administrator may call it.")
+            .RequireAdministrator()
+            .Answers(200, "The intervals run and the pages the decays returned to the buddy.")
+            .Refuses("intervals is outside 1..3600.", ProblemCatalog.Validation)
+            .Refuses("The key is not an administrator's.", ProblemCatalog.Forbidden);
+
         var proc = app.MapGroup("/proc").WithTags("Proc").Refuses(noKey, ProblemCatalog.Unauthenticated);
         proc.MapGet("/buddyinfo", (MachineHost h) => Text(ProcFs.BuddyInfo(h.Machine.Stats())))
             .WithName("ProcBuddyinfo").WithSummary("/proc/buddyinfo")
@@ -66,6 +76,25 @@ public static class MachineEndpoints
         var zones = machine.Stats();
         return TypedResults.Ok(new MachineStatsResponse(machine.Cpus, machine.MinFreeKbytes, MachineTotals.From(zones),
             zones.Select(ZoneStatsResponse.From).ToArray()));
+    }
+
+    /// <summary>The most intervals one call may run: an hour of simulated time (high has decayed to high_min long before).</summary>
+    public const int MaxVmstatIntervals = 3600;
+
+    public static Results<Ok<VmstatUpdateResponse>, ProblemHttpResult> VmstatUpdate(MachineHost host,
+        [System.ComponentModel.Description("Intervals (seconds) to run, 1..3600; 1 by default.")] int? intervals)
+    {
+        if (intervals is < 1 or > MaxVmstatIntervals)
+        {
+            return Problems.Of(ProblemCatalog.Validation, $"intervals must be 1..{MaxVmstatIntervals}, not {intervals}.");
+        }
+        var machine = host.Machine;
+        long drained = 0;
+        for (var i = 0; i < (intervals ?? 1); i++)
+        {
+            drained += machine.VmstatUpdate();
+        }
+        return TypedResults.Ok(new VmstatUpdateResponse(intervals ?? 1, drained));
     }
 
     /// <summary>Boots a fresh machine from the served configuration and returns its totals.</summary>

@@ -17,7 +17,8 @@ public enum KmemEvent
 /// <summary>One kmem event of a real trace: the cpu it ran on and the fields the replay uses.</summary>
 /// <param name="Flag">percpu_refill (zone_locked), change_ownership (extfrag).</param>
 /// <param name="FallbackMigrateType">extfrag: the migratetype of the block taken.</param>
-public readonly record struct KmemRecord(KmemEvent Event, int Cpu, long Pfn, int Order, string? Gfp, int MigrateType, bool Flag, int FallbackMigrateType = 0);
+/// <param name="Time">The event's timestamp in seconds, as the tool printed it.</param>
+public readonly record struct KmemRecord(KmemEvent Event, int Cpu, long Pfn, int Order, string? Gfp, int MigrateType, bool Flag, int FallbackMigrateType = 0, double Time = 0);
 
 /// <summary>
 /// Reads kmem tracepoint lines as tools print them: `perf script` ("comm pid [cpu] time: kmem:event:
@@ -27,7 +28,7 @@ public readonly record struct KmemRecord(KmemEvent Event, int Cpu, long Pfn, int
 /// </summary>
 public static partial class KmemTraceParser
 {
-    [GeneratedRegex(@"\[(?<cpu>\d+)\]\s+(?:[\w.]{4,6}\s+)?\d+\.\d+:\s+(?:kmem:)?(?<event>mm_page_\w+):\s+(?<fields>.*)$", RegexOptions.CultureInvariant)]
+    [GeneratedRegex(@"\[(?<cpu>\d+)\]\s+(?:[\w.]{4,6}\s+)?(?<time>\d+\.\d+):\s+(?:kmem:)?(?<event>mm_page_\w+):\s+(?<fields>.*)$", RegexOptions.CultureInvariant)]
     private static partial Regex Line();
 
     [GeneratedRegex(@"(?<key>\w+)=(?<value>\S+)", RegexOptions.CultureInvariant)]
@@ -83,7 +84,8 @@ public static partial class KmemTraceParser
         {
             return false;
         }
-        record = new KmemRecord(e, int.Parse(m.Groups["cpu"].Value, CultureInfo.InvariantCulture), pfn, order, gfp, mt, refill, fallbackMt);
+        record = new KmemRecord(e, int.Parse(m.Groups["cpu"].Value, CultureInfo.InvariantCulture), pfn, order, gfp, mt, refill, fallbackMt,
+            double.Parse(m.Groups["time"].Value, CultureInfo.InvariantCulture));
         return true;
     }
 }

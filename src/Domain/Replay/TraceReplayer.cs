@@ -70,6 +70,7 @@ public sealed class TraceReplayer
             return;
         }
         _counts.Events++;
+        AdvanceClock(record.Time);
         var cpu = record.Cpu % _machine.Cpus;
         switch (record.Event)
         {
@@ -108,6 +109,36 @@ public sealed class TraceReplayer
             OnSnapshot?.Invoke(snapshot);
         }
     }
+
+    /// <summary>
+    /// The vmstat worker as the trace's clock moves: one VmstatUpdate() (decay_pcp_high() on every
+    /// cpu) for each whole second passed since the first event. A gap of more than
+    /// <see cref="MaxIntervalsPerGap"/> seconds runs that many: by then every high has decayed to
+    /// high_min and the kernel's worker would have gone idle.
+    /// </summary>
+    private void AdvanceClock(double time)
+    {
+        var second = (long)Math.Floor(time);
+        if (_clockSecond is not { } clock)
+        {
+            _clockSecond = second;
+            return;
+        }
+        var intervals = Math.Min(second - clock, MaxIntervalsPerGap);
+        for (var i = 0; i < intervals; i++)
+        {
+            _machine.VmstatUpdate();
+            _counts.VmstatIntervals++;
+        }
+        if (second > clock)
+        {
+            _clockSecond = second;
+        }
+    }
+
+    private const int MaxIntervalsPerGap = 64;
+
+    private long? _clockSecond;
 
     private void Alloc(KmemRecord record, int cpu)
     {
@@ -245,7 +276,7 @@ public sealed class TraceReplayer
                 Delta(c => c.Event(VmEvent.PcpDrain)), Delta(c => c.Event(VmEvent.PcpDrainPages)),
                 Delta(c => c.Event(VmEvent.FallbackClaim)), Delta(c => c.Event(VmEvent.FallbackSteal)),
                 new SortedDictionary<string, long>(_counts.SimulatedFallbacks, StringComparer.Ordinal), _counts.SimulatedFallbacksLost,
-                Delta(c => c.ZoneLock.Acquisitions)),
+                Delta(c => c.ZoneLock.Acquisitions), _counts.VmstatIntervals),
             _preferred.Key, final, [.. _timeline, final]);
     }
 
@@ -260,6 +291,7 @@ public sealed class TraceReplayer
         public long Frees;
         public long Splits;
         public long StaleFreed;
+        public long VmstatIntervals;
         public readonly Dictionary<string, long> Skipped = [];
         public readonly long[] SimulatedFailuresByOrder = new long[NrPageOrders];
         public readonly long[] TraceZoneLockedRefill = new long[NrPageOrders];
@@ -296,11 +328,12 @@ public sealed record ReplayKernelSide(long[] ZoneLockedRefillBlocksByOrder, long
 /// <summary>
 /// What the simulator did for the same allocations: pcp refills and their mean size, buddy allocations
 /// by order, drains, fallbacks (in total, and by migratetype as its own extfrag tracepoint reports
-/// them, with any the listener lost), zone-lock acquisitions.
+/// them, with any the listener lost), zone-lock acquisitions, and the vmstat intervals (pcp high
+/// decays) the trace's clock ran.
 /// </summary>
 public sealed record ReplaySimulatedSide(long PcpRefills, long PcpRefillPages, double MeanRefillPages, long[] BuddyAllocationsByOrder,
     long PcpDrains, long PcpDrainPages, long FallbackClaims, long FallbackSteals, IReadOnlyDictionary<string, long> FallbacksByMigratetype,
-    long FallbacksLost, long ZoneLockAcquisitions);
+    long FallbacksLost, long ZoneLockAcquisitions, long VmstatIntervals);
 
 /// <summary>A replay's outcome.</summary>
 public sealed record ReplayResult(
