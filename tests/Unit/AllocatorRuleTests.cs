@@ -220,7 +220,7 @@ public class AllocatorRuleTests
     public void Zonelist_FallsBackToLowerZonesOfTheNodeFirst_ThenToOtherNodes()
     {
         // build_zonelists(): the preferred node's zones from the highest allowed down, then the
-        // other nodes' (PageAlloc takes them in node id order: it models no node distances).
+        // other nodes' in find_next_best_node() order.
         var m = TwoNodes();
         var zones = new List<string>();
         for (var i = 0; i < 3 * 1024 / 256; i++)
@@ -234,6 +234,56 @@ public class AllocatorRuleTests
         var order = zones.Distinct().ToList();
         Assert.Equal(["Normal", "DMA32", "Normal@1"], order);
         m.AssertConsistent();
+    }
+
+    /// <summary>Three one-zone nodes with 2 cpus each; distances from the SLIT rows given, or the default 10/20.</summary>
+    private static Machine ThreeNodes(List<int>[]? distances = null, long minFreeKbytes = 0) => new(new MachineConfig
+    {
+        Cpus = 6,
+        MinFreeKbytes = minFreeKbytes,
+        Nodes = [.. Enumerable.Range(0, 3).Select(n => new NodeConfig
+        {
+            Id = n,
+            Distances = distances?[n],
+            Zones = [new ZoneConfig { Name = "Normal", StartPfn = 0x10000 * (n + 1), Pages = 4096 }],
+        })],
+    });
+
+    private static string NodeOrder(Machine m, string zone) =>
+        string.Join(",", m.ZonelistOf(m.FindZone(zone)!, ZoneType.Normal).Select(z => z.NodeId));
+
+    [Fact]
+    public void Zonelists_OfEquallyDistantNodes_AreRotated_ByNodeLoad()
+    {
+        // find_next_best_node(): nodes below the local one get a +1 penalty and node_load[] (raised
+        // for the first node of each distance group, across the whole build) breaks ties, so no
+        // node is everyone's first fallback: 0 -> 1,2; 1 -> 2,0; 2 -> 0,1 (not 1 -> 0,2 by id).
+        var m = ThreeNodes();
+
+        Assert.Equal("0,1,2", NodeOrder(m, "Normal"));
+        Assert.Equal("1,2,0", NodeOrder(m, "Normal@1"));
+        Assert.Equal("2,0,1", NodeOrder(m, "Normal@2"));
+    }
+
+    [Fact]
+    public void Zonelists_FollowTheNodeDistances()
+    {
+        // node_distance() first: node 0 is nearer to node 2 (15) than to node 1 (30).
+        var m = ThreeNodes([[10, 30, 15], [30, 10, 30], [15, 30, 10]]);
+
+        Assert.Equal("0,2,1", NodeOrder(m, "Normal"));
+        Assert.Equal("2,0,1", NodeOrder(m, "Normal@2"));
+    }
+
+    [Fact]
+    public void ZoneHighsize_SplitsTheLowWatermark_AcrossTheCpusOfTheZonesNode()
+    {
+        // zone_highsize(): nr_split_cpus = cpumask_weight(cpumask_of_node(nid)): 2 of the 6 cpus here.
+        var zone = ThreeNodes(minFreeKbytes: 8192).FindZone("Normal@1")!;
+        var pcp = zone.Stats().Pcp[0];
+
+        Assert.Equal(852, zone.Watermarks.Low);
+        Assert.Equal(852 / 2, pcp.HighMin); // not 852 / 6
     }
 
     [Fact]

@@ -36,13 +36,14 @@ public sealed class Machine
             .OrderBy(z => z.Node).ThenBy(z => z.Type)
             .ToList();
 
+        _nodeCpus = NodeCpus(config);
         var lowmemPages = layout.Where(z => z.Type != ZoneType.Movable).Sum(z => (long)z.Pages);
         MinFreeKbytes = config.MinFreeKbytes ?? BootMinFreeKbytes(layout.Select(z => (z.Node, z.Type, (long)z.Pages)).ToList(), lowmemPages, config);
         _zones = layout.Select((z, index) =>
         {
             var key = z.Node == 0 ? ZoneTypes.Name(z.Type) : $"{ZoneTypes.Name(z.Type)}@{z.Node}";
             var nodeZones = layout.Where(u => u.Node == z.Node).Select(u => (u.Type, (long)u.Pages)).ToList();
-            var tuning = ComputeTuning(z.Type, z.Pages, lowmemPages, MinFreeKbytes, nodeZones, config.Cpus);
+            var tuning = ComputeTuning(z.Type, z.Pages, lowmemPages, MinFreeKbytes, nodeZones, SplitCpus(config, _nodeCpus, z.Node));
             return new Zone(index, z.Node, z.Type, key, z.StartPfn, z.Pages, tuning, config.Cpus, Tracepoints);
         }).ToArray();
         _byKey = _zones.ToDictionary(z => z.Key, StringComparer.OrdinalIgnoreCase);
@@ -55,6 +56,7 @@ public sealed class Machine
                 zone.UseMemcgs(_memcgs);
             }
         }
+        _nodeOrder = BuildNodeOrders(config, _nodeCpus);
         _zonelists = new Zone[_zones.Length][][];
         for (var i = 0; i < _zones.Length; i++)
         {
@@ -133,7 +135,7 @@ public sealed class Machine
         var freeBuffer = userZones.Sum(z =>
         {
             var nodeZones = zones.Where(u => u.Node == z.Node).Select(u => (u.Type, u.Pages)).ToList();
-            var high = ComputeTuning(z.Type, z.Pages, lowmemPages, minFreeKbytes, nodeZones, config.Cpus).Watermarks.High;
+            var high = ComputeTuning(z.Type, z.Pages, lowmemPages, minFreeKbytes, nodeZones, SplitCpus(config, NodeCpus(config), z.Node)).Watermarks.High;
             return Math.Max(z.Pages - high, 0);
         });
         recommended = Math.Min(recommended, freeBuffer / 20) << 2; // pages to kbytes (PAGE_SHIFT - 10)
@@ -142,7 +144,7 @@ public sealed class Machine
 
     /// <summary>
     /// __setup_per_zone_wmarks(), setup_per_zone_lowmem_reserve(), zone_batchsize() and
-    /// zone_highsize() for one zone. The node's CPUs are all the machine's CPUs.
+    /// zone_highsize() for one zone, split across the CPUs of its node.
     /// </summary>
     private static ZoneTuning ComputeTuning(
         ZoneType type, long managed, long lowmemPages, long minFreeKbytes, List<(ZoneType Type, long Managed)> nodeZones, int cpus)
@@ -460,13 +462,104 @@ public sealed class Machine
         return drained;
     }
 
-    /// <summary>The zonelist: the preferred node's zones from highest down, then the other nodes'.</summary>
-    private Zone[] BuildZonelist(Zone preferred, ZoneType highest, bool thisNode) =>
-        _zones.Where(z => z.Type <= highest && (!thisNode || z.NodeId == preferred.NodeId))
-            .OrderBy(z => z.NodeId == preferred.NodeId ? 0 : 1)
-            .ThenBy(z => z.NodeId)
+    /// <summary>
+    /// The zonelist (build_zonelists_in_node_order()): the nodes in the preferred node's
+    /// find_next_best_node() order, each node's zones from the highest down; with __GFP_THISNODE
+    /// the preferred node's alone.
+    /// </summary>
+    private Zone[] BuildZonelist(Zone preferred, ZoneType highest, bool thisNode)
+    {
+        var order = _nodeOrder[preferred.NodeId];
+        return _zones.Where(z => z.Type <= highest && (!thisNode || z.NodeId == preferred.NodeId))
+            .OrderBy(z => order.IndexOf(z.NodeId))
             .ThenByDescending(z => z.Type)
             .ToArray();
+    }
+
+    /// <summary>The zonelist an allocation preferring <paramref name="preferred"/> walks, for gfp_zone() <paramref name="highest"/>.</summary>
+    internal IReadOnlyList<Zone> ZonelistOf(Zone preferred, ZoneType highest) => _zonelists[preferred.Index][(int)highest * 2];
+
+    // Each node's CPU count, and each node's fallback order of nodes (by node id).
+    private readonly Dictionary<int, int> _nodeCpus;
+    private readonly Dictionary<int, List<int>> _nodeOrder;
+
+    /// <summary>cpumask_weight(cpumask_of_node()) per node: as configured, or the CPUs shared out in turn over the nodes as listed.</summary>
+    private static Dictionary<int, int> NodeCpus(MachineConfig config)
+    {
+        if (config.Nodes.All(n => n.Cpus is not null))
+        {
+            return config.Nodes.ToDictionary(n => n.Id, n => n.Cpus!.Value);
+        }
+        var counts = config.Nodes.ToDictionary(n => n.Id, _ => 0);
+        for (var cpu = 0; cpu < config.Cpus; cpu++)
+        {
+            counts[config.Nodes[cpu % config.Nodes.Count].Id]++;
+        }
+        return counts;
+    }
+
+    /// <summary>zone_highsize()'s nr_split_cpus: the CPUs of the zone's node, or every CPU for a node without any.</summary>
+    private static int SplitCpus(MachineConfig config, Dictionary<int, int> nodeCpus, int node) =>
+        nodeCpus.GetValueOrDefault(node) is var n and > 0 ? n : config.Cpus;
+
+    /// <summary>
+    /// build_all_zonelists(): each node's order of fallback nodes by find_next_best_node(): the node
+    /// itself, then the least node_distance(), penalised by one for a node below it and one for a
+    /// node with CPUs, times MAX_NUMNODES plus node_load[] (which spreads nodes of equal distance
+    /// round-robin across the nodes' zonelists, as it accumulates over the whole build).
+    /// </summary>
+    private static Dictionary<int, List<int>> BuildNodeOrders(MachineConfig config, Dictionary<int, int> nodeCpus)
+    {
+        const int maxNumNodes = 1024; // 1 << CONFIG_NODES_SHIFT of distribution kernels
+        var ids = config.Nodes.Select(n => n.Id).ToList();
+        int Distance(int from, int to)
+        {
+            var row = config.Nodes[ids.IndexOf(from)].Distances;
+            return row is not null ? row[ids.IndexOf(to)] : from == to ? 10 : 20;
+        }
+        var nodeLoad = ids.ToDictionary(id => id, _ => 0);
+        var orders = new Dictionary<int, List<int>>();
+        foreach (var local in ids.Order()) // for_each_node()
+        {
+            var order = new List<int>();
+            var prev = local;
+            while (order.Count < ids.Count)
+            {
+                int best;
+                if (!order.Contains(local))
+                {
+                    best = local;
+                }
+                else
+                {
+                    best = -1;
+                    var minVal = int.MaxValue;
+                    foreach (var n in ids.Order())
+                    {
+                        if (order.Contains(n))
+                        {
+                            continue;
+                        }
+                        var val = Distance(local, n) + (n < local ? 1 : 0) + (nodeCpus[n] > 0 ? 1 : 0);
+                        val = (val * maxNumNodes) + nodeLoad[n];
+                        if (val < minVal)
+                        {
+                            minVal = val;
+                            best = n;
+                        }
+                    }
+                }
+                if (Distance(local, best) != Distance(local, prev))
+                {
+                    nodeLoad[best]++;
+                }
+                order.Add(best);
+                prev = best;
+            }
+            orders[local] = order;
+        }
+        return orders;
+    }
 
     /// <summary>Every zone's statistics.</summary>
     public IReadOnlyList<ZoneStats> Stats() => _zones.Select(z => z.Stats()).ToList();

@@ -41,6 +41,8 @@ public sealed class MachineConfig
         Nodes = [.. Nodes.Select(n => new NodeConfig
         {
             Id = n.Id,
+            Cpus = n.Cpus,
+            Distances = n.Distances is null ? null : [.. n.Distances],
             Zones = [.. n.Zones.Select(z => new ZoneConfig
             {
                 Name = z.Name,
@@ -156,6 +158,20 @@ public sealed class MachineConfig
         {
             problems.Add("memcg names must be unique.");
         }
+        if (Nodes.Any(n => n.Cpus is not null))
+        {
+            if (Nodes.Any(n => n.Cpus is null or < 0) || Nodes.Sum(n => n.Cpus ?? 0) != Cpus)
+            {
+                problems.Add($"Node Cpus must be set on every node or none, each >= 0, summing to the machine's Cpus ({Cpus}).");
+            }
+        }
+        for (var i = 0; i < Nodes.Count; i++)
+        {
+            if (Nodes[i].Distances is { } row && (row.Count != Nodes.Count || row.Any(d => d < 10) || row[i] != 10))
+            {
+                problems.Add($"node {Nodes[i].Id}: Distances must have one entry per node (in the order listed), each >= 10, and 10 for the node itself.");
+            }
+        }
         ranges.Sort((a, b) => a.Start.CompareTo(b.Start));
         for (var i = 1; i < ranges.Count; i++)
         {
@@ -173,6 +189,20 @@ public sealed class NodeConfig
     public int Id { get; set; }
 
     public List<ZoneConfig> Zones { get; set; } = [];
+
+    /// <summary>
+    /// The machine's CPUs on this node (cpumask_of_node()). Left out on every node, the CPUs are
+    /// shared out in turn, node by node in the order listed; set on one node, it must be set on all,
+    /// summing to the machine's Cpus. A node may have none (a memory-only node).
+    /// </summary>
+    public int? Cpus { get; set; }
+
+    /// <summary>
+    /// This node's row of the SLIT (node_distance() to each node, in the order the nodes are
+    /// listed; 10 to itself). Left out: 10 to itself, 20 to every other node, as a firmware
+    /// without a SLIT reports.
+    /// </summary>
+    public List<int>? Distances { get; set; }
 }
 
 public sealed class ZoneConfig
