@@ -283,7 +283,13 @@ public sealed partial class Zone
         }
     }
 
-    /// <summary>The upstream run: split at memory-section boundaries, each part freed as aligned chunks.</summary>
+    /// <summary>
+    /// The upstream run: split at memory-section boundaries, each part freed as aligned chunks.
+    /// On x86-64 this split never changes a chunk: the kernel makes it only where struct pages may
+    /// not be contiguous across sections (without SPARSEMEM_VMEMMAP, where SECTIONS_WIDTH is not 0),
+    /// and an aligned chunk of at most 2^10 pages never crosses a 2^15-page section boundary anyway.
+    /// It is kept so that the strategy reads as the merged code does.
+    /// </summary>
     private void FreeRunBySection(int idx, int n, FreeStrategyInfo how, int cpu, ChunkTally? chunks)
     {
         while (n > 0)
