@@ -200,18 +200,15 @@ public sealed class Machine
         }
         if ((gfp & GfpFlags.Movable) != 0 && (gfp & GfpFlags.Reclaimable) != 0)
         {
-            // Departure: the kernel VM_WARNs on this mask and gfp_migratetype() reads it as
-            // MIGRATE_HIGHATOMIC, a type no caller may ask for (it would index the pcp lists of
-            // another order); PageAlloc refuses the mask instead of reproducing the misuse.
-            return new PageError(PageErrorKind.InvalidGfp,
-                $"gfp {Gfp.Format(gfp)} sets both __GFP_MOVABLE and __GFP_RECLAIMABLE: the kernel warns and reads MIGRATE_HIGHATOMIC as the migratetype; PageAlloc refuses the mask.");
+            return BothMobilityBits(gfp);
         }
         // prepare_alloc_pages(): should_fail_alloc_page() fails the call before the allocator runs,
         // so no tracepoint fires and no charge is taken.
-        if (FailPageAlloc.ShouldFail(gfp, order))
+        // (The probability is read here so that the disabled case costs one load, not a call: the
+        // failure's text is built out of line, which keeps this method small enough to optimise well.)
+        if (FailPageAlloc.Probability != 0 && FailPageAlloc.ShouldFail(gfp, order))
         {
-            return new PageError(PageErrorKind.InjectedFailure,
-                $"alloc_pages: fail_page_alloc injected a failure (order {order}, gfp {Gfp.Format(gfp)}); {FailPageAlloc.Injected} injected since boot.");
+            return InjectedFailure(order, gfp);
         }
         var tracing = Tracepoints.Enabled;
         if (tracing)
@@ -320,6 +317,19 @@ public sealed class Machine
         return new PageError(PageErrorKind.OutOfMemory,
             $"alloc_contig_pages: no range of {nrPages} pages at a multiple of {nrPages} in zone {zone.Key} or below it is free (pages in use are not migrated).");
     }
+
+    /// <summary>
+    /// Departure: the kernel VM_WARNs on __GFP_MOVABLE|__GFP_RECLAIMABLE and gfp_migratetype() reads
+    /// it as MIGRATE_HIGHATOMIC, a type no caller may ask for (it would index the pcp lists of
+    /// another order); PageAlloc refuses the mask instead of reproducing the misuse.
+    /// </summary>
+    [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.NoInlining)]
+    private static PageError BothMobilityBits(GfpFlags gfp) => new(PageErrorKind.InvalidGfp,
+        $"gfp {Gfp.Format(gfp)} sets both __GFP_MOVABLE and __GFP_RECLAIMABLE: the kernel warns and reads MIGRATE_HIGHATOMIC as the migratetype; PageAlloc refuses the mask.");
+
+    [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.NoInlining)]
+    private PageError InjectedFailure(int order, GfpFlags gfp) => new(PageErrorKind.InjectedFailure,
+        $"alloc_pages: fail_page_alloc injected a failure (order {order}, gfp {Gfp.Format(gfp)}); {FailPageAlloc.Injected} injected since boot.");
 
     /// <summary>trace_mm_page_alloc() at the end of __alloc_pages(): the block, or a NULL page when the allocation failed.</summary>
     private void TraceAlloc(Zone preferred, AllocatedBlock? block, int order, GfpFlags gfp)
