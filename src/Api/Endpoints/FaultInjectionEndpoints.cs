@@ -63,40 +63,27 @@ public static class FaultInjectionEndpoints
     public static Ok<FailPageAllocResponse> Set(MachineHost host, FailPageAllocRequest request)
     {
         var f = host.Machine.FailPageAlloc;
-        // Every value was checked before this runs, so the writes cannot fail halfway.
-        if (request.Probability is { } probability)
-        {
-            f.Probability = probability;
-        }
-        if (request.Interval is { } interval)
-        {
-            f.Interval = interval;
-        }
-        if (request.Times is { } times)
-        {
-            f.Times = times;
-        }
-        if (request.Space is { } space)
-        {
-            f.Space = space;
-        }
-        if (request.Verbose is { } verbose)
-        {
-            f.Verbose = verbose;
-        }
-        if (request.MinOrder is { } minOrder)
-        {
-            f.MinOrder = minOrder;
-        }
-        if (request.IgnoreGfpWait is { } ignoreWait)
-        {
-            f.IgnoreGfpWait = ignoreWait;
-        }
-        if (request.IgnoreGfpHighmem is { } ignoreHighmem)
-        {
-            f.IgnoreGfpHighmem = ignoreHighmem;
-        }
+        // Every value was checked before this runs, so the writes cannot fail halfway; each is one
+        // debugfs file's write.
+        Write(request.Probability, v => f.Probability = v);
+        Write(request.Interval, v => f.Interval = v);
+        Write(request.Times, v => f.Times = v);
+        Write(request.Space, v => f.Space = v);
+        Write(request.Verbose, v => f.Verbose = v);
+        Write(request.MinOrder, v => f.MinOrder = v);
+        Write(request.IgnoreGfpWait, v => f.IgnoreGfpWait = v);
+        Write(request.IgnoreGfpHighmem, v => f.IgnoreGfpHighmem = v);
         return TypedResults.Ok(FailPageAllocResponse.From(f));
+    }
+
+    /// <summary>Writes a member the request gave; one left out keeps its file's value.</summary>
+    private static void Write<T>(T? value, Action<T> write)
+        where T : struct
+    {
+        if (value is { } v)
+        {
+            write(v);
+        }
     }
 
     public static Results<ContentHttpResult, ProblemHttpResult> ReadFile(MachineHost host, string file) =>
