@@ -195,8 +195,7 @@ public sealed class Machine
         }
         if (!Gfp.TryGetZone(gfp, out var gfpZone))
         {
-            return new PageError(PageErrorKind.InvalidGfp,
-                $"gfp {Gfp.Format(gfp)} names two zone modifiers (GFP_ZONE_BAD).");
+            return GfpZoneBad(gfp);
         }
         if ((gfp & GfpFlags.Movable) != 0 && (gfp & GfpFlags.Reclaimable) != 0)
         {
@@ -224,8 +223,7 @@ public sealed class Machine
             if (!memcg.TryCharge(1L << order))
             {
                 TraceAlloc(zone, null, order, gfp);
-                return new PageError(PageErrorKind.MemcgMax,
-                    $"alloc_pages: charging {1L << order} pages to memcg {memcg.Name} would pass its memory.max of {memcg.MaxPages} pages ({memcg.UsagePages} in use).");
+                return MemcgMax(memcg, order);
             }
             charged = memcg;
         }
@@ -276,9 +274,20 @@ public sealed class Machine
         }
         charged?.Uncharge(1L << order);
         zone.CountAllocFailure();
-        return new PageError(PageErrorKind.OutOfMemory,
-            $"alloc_pages: no order-{order} {MigrateTypes.Name(mt)} block above the watermarks in zone {zone.Key} or below it.");
+        return OutOfMemory(zone, order, mt);
     }
+
+    // The refusals' texts, built out of line so that AllocPages stays small enough to optimise well.
+    [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.NoInlining)]
+    private static PageError MemcgMax(Memcg memcg, int order) => new(PageErrorKind.MemcgMax,
+        $"alloc_pages: charging {1L << order} pages to memcg {memcg.Name} would pass its memory.max of {memcg.MaxPages} pages ({memcg.UsagePages} in use).");
+
+    [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.NoInlining)]
+    private static PageError OutOfMemory(Zone zone, int order, MigrateType mt) => new(PageErrorKind.OutOfMemory,
+        $"alloc_pages: no order-{order} {MigrateTypes.Name(mt)} block above the watermarks in zone {zone.Key} or below it.");
+
+    [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.NoInlining)]
+    private static PageError GfpZoneBad(GfpFlags gfp) => new(PageErrorKind.InvalidGfp, $"gfp {Gfp.Format(gfp)} names two zone modifiers (GFP_ZONE_BAD).");
 
     /// <summary>
     /// alloc_contig_pages(nr_pages, gfp, nid): over the zonelist of gfp_zone(gfp) from the preferred
@@ -294,7 +303,7 @@ public sealed class Machine
         }
         if (!Gfp.TryGetZone(gfp, out var gfpZone))
         {
-            return new PageError(PageErrorKind.InvalidGfp, $"gfp {Gfp.Format(gfp)} names two zone modifiers (GFP_ZONE_BAD).");
+            return GfpZoneBad(gfp);
         }
         if ((gfp & GfpFlags.Comp) != 0)
         {
