@@ -1,4 +1,5 @@
 using System.Globalization;
+using System.Net.Http.Json;
 using System.Text.RegularExpressions;
 using PageAlloc.Client;
 
@@ -41,6 +42,9 @@ public partial class MetricsTests
         await api.SplitPageAsync("Normal", new BlockRequest { Pfn = block.Pfn, Order = 9 }, Ct);
         await api.FreeContigRangeAsync("Normal", null, new FreeContigRangeRequest { Pfn = block.Pfn, NrPages = 512, Strategy = FreeStrategy.PerPage, Cpu = 1 }, Ct);
         await api.AllocPagesAsync("DMA", new AllocPagesRequest { Order = 10, Gfp = "GFP_DMA" }, Ct);
+        var client = app.CreateClient();
+        await client.PatchAsJsonAsync("/sys/kernel/debug/fail_page_alloc", new { probability = 100, times = 1, minOrder = 0, ignoreGfpWait = false }, Ct);
+        Assert.Equal(507, (int)(await client.PostAsJsonAsync("/zones/Normal/alloc_pages", new { order = 0 }, Ct)).StatusCode);
 
         var stats = await api.GetStatsAsync(Ct);
         var metrics = await Scrape(app.CreateClient());
@@ -65,6 +69,7 @@ public partial class MetricsTests
             var pagesByOrder = Enumerable.Range(0, 11).Sum(o => metrics[$"pagealloc_allocations_total{{order=\"{o}\",{z}}}"] * (1L << o));
             Assert.Equal(zone.Vmstat["pgalloc"], pagesByOrder);
         }
+        Assert.Equal(1, metrics["pagealloc_allocation_injected_failures_total{}"]); // apart from the zones' real failures
         Assert.Equal(1, metrics["pagealloc_allocations_total{order=\"9\",zone=\"Normal\"}"]);
         Assert.Equal(512, metrics["pagealloc_frees_total{order=\"0\",zone=\"Normal\"}"]);
         Assert.True(metrics["pagealloc_lock_acquisitions_total{lock=\"zone\",zone=\"Normal\"}"] > 0);

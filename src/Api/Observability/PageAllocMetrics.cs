@@ -34,6 +34,8 @@ public sealed class PageAllocMetrics
             "Blocks freed to the pcp lists or the buddy, by order.");
         meter.CreateObservableCounter("pagealloc.allocation.failures", () => PerZone(c => c.Event(VmEvent.AllocFail)), "{allocation}",
             "alloc_pages() calls that failed with the zone as the preferred zone.");
+        meter.CreateObservableCounter("pagealloc.allocation.injected_failures", InjectedFailures, "{allocation}",
+            "alloc_pages() calls failed on purpose by fail_page_alloc (machine-wide, counted apart from real failures).");
         meter.CreateObservableGauge("pagealloc.free.blocks", FreeBlocks, "{block}",
             "Free blocks in the buddy, by order and migratetype (/proc/pagetypeinfo).");
         meter.CreateObservableGauge("pagealloc.free.pages", () => PerZone(c => c.FreePages), "{page}",
@@ -65,6 +67,9 @@ public sealed class PageAllocMetrics
 
     private IEnumerable<Measurement<long>> PerZoneAndOrder(Func<ZoneCounters, long[]> read) =>
         Zones().SelectMany(c => read(c).Select((n, order) => new Measurement<long>(n, Zone(c), new("order", order))));
+
+    private IEnumerable<Measurement<long>> InjectedFailures() =>
+        _host.IsBooted ? [new Measurement<long>(_host.Machine.FailPageAlloc.Injected)] : [];
 
     private IEnumerable<Measurement<long>> FreeBlocks() =>
         Zones().SelectMany(c => c.FreeBlocksByType.SelectMany((orders, mt) => orders.Select((n, order) =>
