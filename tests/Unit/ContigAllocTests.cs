@@ -87,7 +87,7 @@ public class ContigAllocTests
     {
         var m = Machine();
         Assert.Equal(PageErrorKind.InvalidGfp, m.Normal().AllocContigRange(Start, 512, Gfp.Kernel | GfpFlags.Comp).Error?.Kind);
-        Assert.Equal(PageErrorKind.InvalidGfp, m.AllocContigPages(m.Normal(), 512, Gfp.Kernel | GfpFlags.Comp).Error?.Kind);
+        Assert.Equal(PageErrorKind.InvalidGfp, m.AllocContigPages(m.Normal(), 512, Gfp.Kernel | GfpFlags.Comp, TestContext.Current.CancellationToken).Error?.Kind);
     }
 
     [Fact]
@@ -100,11 +100,27 @@ public class ContigAllocTests
         var inUse = m.Alloc("Normal", 0).Pfn;
         Assert.InRange(inUse, Start, Start + 2047);
 
-        var result = m.AllocContigPages(zone, 2048, Gfp.Kernel);
+        var result = m.AllocContigPages(zone, 2048, Gfp.Kernel, TestContext.Current.CancellationToken);
 
         Assert.True(result.IsSuccess, result.Error?.ToString());
         Assert.Equal(Start + 2048, result.Value.Pfn);
         m.AssertConsistent();
+    }
+
+    [Fact]
+    public void AllocContigPages_StopsItsScan_WhenCancelled()
+    {
+        // 8192 single-page candidates, every one in use: the scan checks its token every 1024.
+        var m = Machine();
+        while (m.AllocPages(m.Normal(), 10, Gfp.Kernel, 0).IsSuccess)
+        {
+        }
+        var before = m.Fingerprint();
+
+        Assert.Throws<OperationCanceledException>(() => m.AllocContigPages(m.Normal(), 1, Gfp.Kernel, new CancellationToken(canceled: true)));
+
+        Assert.Equal(before, m.Fingerprint());
+        AssertNoPageblockIsolated(m.Normal());
     }
 
     [Fact]

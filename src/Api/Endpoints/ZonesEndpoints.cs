@@ -149,8 +149,10 @@ public static class ZonesEndpoints
             .WithSummary("alloc_contig_pages(nr_pages, gfp): find and take any free range of nr_pages")
             .WithDescription("Models alloc_contig_pages(): over the zonelist of gfp_zone(gfp) from this zone, tries alloc_contig_range() on each "
                 + "range at ALIGN(zone_start_pfn, nr_pages) and every nr_pages after it, and answers the first that succeeds. "
-                + "With API keys, only an administrator may call it.")
+                + "The scan stops after Limits:TestTimeoutSeconds (504). With API keys, only an administrator may call it.")
             .RequireAdministrator()
+            .WithRequestTimeout(TestsEndpoints.TestTimeout)
+            .Refuses("The scan took longer than Limits:TestTimeoutSeconds and was stopped; nothing changed.", ProblemCatalog.Timeout)
             .Answers(201, "The range: its first pfn (the Location header names it), its length and zone.")
             .Refuses("nr_pages is out of range, or the gfp mask is invalid or has __GFP_COMP; nothing changed.",
                 ProblemCatalog.Of(PageErrorKind.InvalidLength), ProblemCatalog.Of(PageErrorKind.InvalidGfp))
@@ -329,14 +331,15 @@ public static class ZonesEndpoints
             : ContigCreated(z, result.Value, request.NrPages.Value);
     }
 
-    public static Results<CreatedJson<ContigRangeResponse>, ProblemHttpResult> AllocContigPages(MachineHost host, string zone, AllocContigPagesRequest request)
+    public static Results<CreatedJson<ContigRangeResponse>, ProblemHttpResult> AllocContigPages(
+        MachineHost host, string zone, AllocContigPagesRequest request, CancellationToken cancellationToken)
     {
         var machine = host.Machine;
         if (!TryParseGfp(request.Gfp, out var gfp, out var invalid))
         {
             return invalid;
         }
-        var result = machine.AllocContigPages(machine.FindZone(zone)!, request.NrPages!.Value, gfp);
+        var result = machine.AllocContigPages(machine.FindZone(zone)!, request.NrPages!.Value, gfp, cancellationToken);
         return result.Error is { } error
             ? Problems.From(error)
             : ContigCreated(result.Value.Zone, result.Value.Pfn, request.NrPages.Value);

@@ -294,8 +294,9 @@ public sealed class Machine
     /// zone, each candidate range at ALIGN(zone_start_pfn, nr_pages) and every nr_pages after it that
     /// the zone spans is tried with alloc_contig_range(); the first that succeeds is the answer.
     /// (pfn_range_valid_contig() has nothing to refuse here: no holes, reserved or hugetlb pages.)
+    /// A cancelled <paramref name="cancellationToken"/> stops the scan within 1024 candidates.
     /// </summary>
-    public PageResult<(Zone Zone, long Pfn)> AllocContigPages(Zone zone, long nrPages, GfpFlags gfp)
+    public PageResult<(Zone Zone, long Pfn)> AllocContigPages(Zone zone, long nrPages, GfpFlags gfp, CancellationToken cancellationToken = default)
     {
         if (nrPages < 1)
         {
@@ -314,13 +315,19 @@ public sealed class Machine
         {
             // ALIGN(): the kernel's macro rounds up with a mask, which is exact for powers of two only.
             var pfn = (z.StartPfn + nrPages - 1) & ~(nrPages - 1);
-            while (pfn >= z.StartPfn && pfn + nrPages <= z.EndPfn)
+            for (var tried = 1; pfn >= z.StartPfn && pfn + nrPages <= z.EndPfn; tried++)
             {
                 if (z.AllocContigRange(pfn, nrPages, gfp).IsSuccess)
                 {
                     return (z, pfn);
                 }
                 pfn += nrPages;
+                if ((tried & 1023) == 0)
+                {
+                    // A small nr_pages on a big, busy zone is millions of candidates: a caller that
+                    // has gone (or timed out) stops the scan.
+                    cancellationToken.ThrowIfCancellationRequested();
+                }
             }
         }
         return new PageError(PageErrorKind.OutOfMemory,
