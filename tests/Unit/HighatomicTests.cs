@@ -128,9 +128,9 @@ public class HighatomicTests
     [Fact]
     public void ABlockingAllocationAboutToFail_GetsTheReserveBack()
     {
-        // __alloc_pages_direct_reclaim() drains the pcp lists and keeps one reserved pageblock
-        // (unreserve_highatomic_pageblock(ac, false)); should_reclaim_retry() then gives that one back
-        // too (force) before the OOM killer would run, and the retry succeeds on its free pages.
+        // Direct reclaim frees nothing here, so __alloc_pages_direct_reclaim() returns without
+        // draining; should_reclaim_retry() then gives the reserve back (unreserve_highatomic_pageblock(ac,
+        // true)) before the OOM killer would run, and the retry succeeds on its free pages.
         var m = BelowLow(minFreeKbytes: 512);
         var zone = m.Normal();
         var atomic = m.Alloc("Normal", 2, "GFP_ATOMIC");

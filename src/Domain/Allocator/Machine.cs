@@ -258,7 +258,7 @@ public sealed class Machine
         }
         if (block is null && (gfp & GfpFlags.DirectReclaim) != 0)
         {
-            block = AfterReclaimFails(zonelist, order, mt, slowpath, gfpZone, gfp, cpu, charged);
+            block = ShouldReclaimRetry(zonelist, order, mt, slowpath, gfpZone, gfp, cpu, charged);
         }
         if (block is null && (gfp & GfpFlags.NoFail) != 0)
         {
@@ -378,35 +378,34 @@ public sealed class Machine
 
     /// <summary>
     /// What a blocking allocation does when direct reclaim frees nothing (nothing is reclaimable
-    /// here): __alloc_pages_direct_reclaim() gives back one highatomic pageblock beyond the first
-    /// (unreserve_highatomic_pageblock(ac, false)), drains every cpu's pcp lists (drain_all_pages())
-    /// and tries again; then, unless __GFP_NORETRY or a costly order without __GFP_RETRY_MAYFAIL
-    /// stops it, should_reclaim_retry() exhausts the reserve before the OOM killer would run
-    /// (unreserve_highatomic_pageblock(ac, true)), trying again after each block.
+    /// here): __alloc_pages_direct_reclaim() returns at once without draining the pcp lists (it
+    /// drains and gives back a highatomic block only after a reclaim that made progress); then,
+    /// unless __GFP_NORETRY or a costly order without __GFP_RETRY_MAYFAIL stops it,
+    /// should_reclaim_retry() finds no reclaimable memory and, before the OOM killer would run,
+    /// gives the highatomic reserve back block by block (unreserve_highatomic_pageblock(ac, true)),
+    /// the allocation trying again after each block.
     /// </summary>
-    private AllocatedBlock? AfterReclaimFails(
+    private static AllocatedBlock? ShouldReclaimRetry(
         Zone[] zonelist, int order, MigrateType mt, AllocFlags alloc, ZoneType highestZoneIdx, GfpFlags gfp, int cpu, Memcg? charged)
     {
-        UnreserveHighatomicPageblock(zonelist, highestZoneIdx, mt, force: false);
-        foreach (var zone in _zones)
+        if ((gfp & GfpFlags.NoRetry) != 0 || (order > PageAllocConstants.PageAllocCostlyOrder && (gfp & GfpFlags.RetryMayFail) == 0))
         {
-            zone.DrainPages(null);
+            return null;
         }
-        var block = GetPageFromFreelist(zonelist, order, mt, alloc, highestZoneIdx, gfp, cpu, charged);
-        var mayRetry = (gfp & GfpFlags.NoRetry) == 0 && (order <= PageAllocConstants.PageAllocCostlyOrder || (gfp & GfpFlags.RetryMayFail) != 0);
-        while (block is null && mayRetry && UnreserveHighatomicPageblock(zonelist, highestZoneIdx, mt, force: true))
+        AllocatedBlock? block = null;
+        while (block is null && UnreserveHighatomicPageblock(zonelist, highestZoneIdx, mt))
         {
             block = GetPageFromFreelist(zonelist, order, mt, alloc, highestZoneIdx, gfp, cpu, charged);
         }
         return block;
     }
 
-    /// <summary>unreserve_highatomic_pageblock(): the first zone of the zonelist (up to highest_zoneidx) that can give a block back.</summary>
-    private static bool UnreserveHighatomicPageblock(Zone[] zonelist, ZoneType highestZoneIdx, MigrateType mt, bool force)
+    /// <summary>unreserve_highatomic_pageblock(ac, true): the first zone of the zonelist (up to highest_zoneidx) that can give a block back.</summary>
+    private static bool UnreserveHighatomicPageblock(Zone[] zonelist, ZoneType highestZoneIdx, MigrateType mt)
     {
         foreach (var zone in zonelist)
         {
-            if (zone.Type <= highestZoneIdx && zone.UnreserveHighatomicPageblock(mt, force))
+            if (zone.Type <= highestZoneIdx && zone.UnreserveHighatomicPageblock(mt))
             {
                 return true;
             }

@@ -56,16 +56,13 @@ public sealed partial class Zone
     }
 
     /// <summary>
-    /// unreserve_highatomic_pageblock() for this zone: give the first reserved pageblock that has a
-    /// free page back to <paramref name="mt"/>, moving its free pages with it. Unless
-    /// <paramref name="force"/>, one pageblock stays reserved. Returns whether a block was given back.
+    /// unreserve_highatomic_pageblock(ac, force: true) for this zone: give the first reserved
+    /// pageblock that has a free page back to <paramref name="mt"/>, moving its free pages with it.
+    /// (The unforced call, which keeps one pageblock, follows a reclaim that made progress, which
+    /// never happens here.) Returns whether a block was given back.
     /// </summary>
-    internal bool UnreserveHighatomicPageblock(MigrateType mt, bool force)
+    internal bool UnreserveHighatomicPageblock(MigrateType mt)
     {
-        if (!force && Volatile.Read(ref _reservedHighatomic) <= PageblockNrPages)
-        {
-            return false;
-        }
         using var _ = ZoneLock.Enter();
         for (var order = 0; order <= MaxPageOrder; order++)
         {
