@@ -49,7 +49,7 @@ public sealed partial class Zone
             // the isolation before anything changes, the pcp drain included. (Every page in use is
             // unmovable here; the kernel lets the refcount-0 tails of a non-compound block through
             // to fail later, after the drain.)
-            if (FirstPageInUse(idx, end) is var inUse and >= 0)
+            if (FirstPageNotFree(idx, end, pcpCountsAsFree: true) is var inUse and >= 0)
             {
                 return Ebusy(pfn, nrPages, inUse);
             }
@@ -63,7 +63,7 @@ public sealed partial class Zone
         DrainPages(null); // drain_all_pages(zone): pcp pages of the isolated blocks go to their Isolate lists
         using (ZoneLock.Enter())
         {
-            var busy = TestPagesIsolated(idx, end);
+            var busy = FirstPageNotFree(idx, end, pcpCountsAsFree: false); // test_pages_isolated()
             if (busy < 0)
             {
                 TakeFreeRange(idx, end);
@@ -80,12 +80,17 @@ public sealed partial class Zone
     private PageError Ebusy(long pfn, long nrPages, int inUse) => new(PageErrorKind.Busy,
         $"alloc_contig_range: pfn {Hex(PfnOf(inUse))} of {Hex(pfn)}..{Hex(pfn + nrPages - 1)} is in use (-EBUSY; PageAlloc does not migrate pages).");
 
-    /// <summary>The first page of [idx, end) that is neither free in the buddy nor on a pcp list, or -1.</summary>
-    private int FirstPageInUse(int idx, int end)
+    /// <summary>
+    /// The first page of [idx, end) that is not in a free block (in the buddy, or with
+    /// <paramref name="pcpCountsAsFree"/> on a pcp list too), or -1: has_unmovable_pages() before
+    /// the isolation, test_pages_isolated() after the drain. Blocks are found by LocateBlock().
+    /// </summary>
+    private int FirstPageNotFree(int idx, int end, bool pcpCountsAsFree)
     {
         for (var i = idx; i < end;)
         {
-            if ((FindBlockContaining(i, PageFlags.Buddy) ?? FindBlockContaining(i, PageFlags.Pcp)) is not var (head, order))
+            var (head, order, kind) = LocateBlock(i);
+            if (kind != PageLocation.Buddy && !(pcpCountsAsFree && kind == PageLocation.Pcp))
             {
                 return i;
             }
@@ -118,7 +123,7 @@ public sealed partial class Zone
             {
                 continue; // isolated with the large block that held it
             }
-            if (FindFreeBlockContaining(start) is var (head, order) && order > PageblockOrder)
+            if (LocateBlock(start) is (var head, var order, PageLocation.Buddy) && order > PageblockOrder)
             {
                 IsolateLargeFreeBlock(head, order, first, end);
             }
@@ -154,43 +159,6 @@ public sealed partial class Zone
         }
     }
 
-    /// <summary>The free block that holds the page at idx (find_large_buddy()), or null when the page is not free in the buddy.</summary>
-    private (int Head, int Order)? FindFreeBlockContaining(int idx) => FindBlockContaining(idx, PageFlags.Buddy);
-
-    /// <summary>The block whose head carries <paramref name="kind"/> (Buddy or Pcp) and holds the page at idx, or null.</summary>
-    private (int Head, int Order)? FindBlockContaining(int idx, PageFlags kind)
-    {
-        var pfn = PfnOf(idx);
-        for (var order = 0; order <= MaxPageOrder; order++)
-        {
-            var headPfn = pfn & ~((1L << order) - 1);
-            var head = idx - (int)(pfn - headPfn);
-            if (head < 0)
-            {
-                return null;
-            }
-            if ((Flags[head] & (byte)kind) != 0 && Order[head] >= order)
-            {
-                return head + (1 << Order[head]) > idx ? (head, Order[head]) : null;
-            }
-        }
-        return null;
-    }
-
-    /// <summary>test_pages_isolated(): -1 when every page of [idx, end) is free in the buddy, else the first page that is not.</summary>
-    private int TestPagesIsolated(int idx, int end)
-    {
-        for (var i = idx; i < end;)
-        {
-            if (FindFreeBlockContaining(i) is not var (head, order))
-            {
-                return i;
-            }
-            i = head + (1 << order);
-        }
-        return -1;
-    }
-
     /// <summary>
     /// isolate_freepages_range() from find_large_buddy(start): the free blocks covering [idx, end)
     /// leave the free lists; the parts of the first and last blocks outside the range are freed back
@@ -201,7 +169,7 @@ public sealed partial class Zone
     {
         for (var i = idx; i < end;)
         {
-            var (head, order) = FindFreeBlockContaining(i)!.Value;
+            var (head, order, _) = LocateBlock(i); // find_large_buddy(): a free block, as checked
             var blockEnd = head + (1 << order);
             DelFromFreeList(head, order, PageblockMigrateType(head));
             Order[head] = 0;
