@@ -242,28 +242,7 @@ public sealed class Machine
         {
             block = GetPageFromFreelist(zonelist, order, mt, alloc & ~AllocFlags.NoFragment, gfpZone, gfp, cpu, charged);
         }
-        // __alloc_pages_slowpath(), without reclaim, compaction or OOM: a pass with gfp_to_alloc_flags(),
-        // then __GFP_MEMALLOC below every watermark (__gfp_pfmemalloc_flags()), then __GFP_NOFAIL's
-        // last resort with ALLOC_MIN_RESERVE (__alloc_pages_cpuset_fallback()). The kernel would go on
-        // retrying a __GFP_NOFAIL allocation for ever; with nothing to reclaim here it fails instead.
-        var slowpath = SlowpathAllocFlags(gfp, order);
-        if (block is null)
-        {
-            block = GetPageFromFreelist(zonelist, order, mt, slowpath, gfpZone, gfp, cpu, charged);
-        }
-        if ((gfp & GfpFlags.MemAlloc) != 0 && (gfp & GfpFlags.NoMemAlloc) == 0)
-        {
-            slowpath = AllocFlags.NoWatermarks; // reserve_flags: every later attempt of the slow path ignores the watermarks
-            block ??= GetPageFromFreelist(zonelist, order, mt, slowpath, gfpZone, gfp, cpu, charged);
-        }
-        if (block is null && (gfp & GfpFlags.DirectReclaim) != 0)
-        {
-            block = ShouldReclaimRetry(zonelist, order, mt, slowpath, gfpZone, gfp, cpu, charged);
-        }
-        if (block is null && (gfp & GfpFlags.NoFail) != 0)
-        {
-            block = GetPageFromFreelist(zonelist, order, mt, AllocFlags.WmarkMin | AllocFlags.MinReserve, gfpZone, gfp, cpu, charged);
-        }
+        block ??= AllocPagesSlowpath(zonelist, order, mt, gfpZone, gfp, cpu, charged);
         if (tracing)
         {
             TraceAlloc(zone, block, order, gfp);
@@ -346,6 +325,35 @@ public sealed class Machine
     [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.NoInlining)]
     private PageError InjectedFailure(int order, GfpFlags gfp) => new(PageErrorKind.InjectedFailure,
         $"alloc_pages: fail_page_alloc injected a failure (order {order}, gfp {Gfp.Format(gfp)}); {FailPageAlloc.Injected} injected since boot.");
+
+    /// <summary>
+    /// __alloc_pages_slowpath(), without reclaim, compaction or OOM: a pass with gfp_to_alloc_flags(),
+    /// then __GFP_MEMALLOC below every watermark (__gfp_pfmemalloc_flags()), then the highatomic
+    /// reserve given back (<see cref="ShouldReclaimRetry"/>), then __GFP_NOFAIL's last resort with
+    /// ALLOC_MIN_RESERVE (__alloc_pages_cpuset_fallback()). The kernel would go on retrying a
+    /// __GFP_NOFAIL allocation for ever; with nothing to reclaim here it fails instead. Its own
+    /// method, so the fast path pays nothing for it.
+    /// </summary>
+    private static AllocatedBlock? AllocPagesSlowpath(
+        Zone[] zonelist, int order, MigrateType mt, ZoneType gfpZone, GfpFlags gfp, int cpu, Memcg? charged)
+    {
+        var slowpath = SlowpathAllocFlags(gfp, order);
+        var block = GetPageFromFreelist(zonelist, order, mt, slowpath, gfpZone, gfp, cpu, charged);
+        if ((gfp & GfpFlags.MemAlloc) != 0 && (gfp & GfpFlags.NoMemAlloc) == 0)
+        {
+            slowpath = AllocFlags.NoWatermarks; // reserve_flags: every later attempt of the slow path ignores the watermarks
+            block ??= GetPageFromFreelist(zonelist, order, mt, slowpath, gfpZone, gfp, cpu, charged);
+        }
+        if (block is null && (gfp & GfpFlags.DirectReclaim) != 0)
+        {
+            block = ShouldReclaimRetry(zonelist, order, mt, slowpath, gfpZone, gfp, cpu, charged);
+        }
+        if (block is null && (gfp & GfpFlags.NoFail) != 0)
+        {
+            block = GetPageFromFreelist(zonelist, order, mt, AllocFlags.WmarkMin | AllocFlags.MinReserve, gfpZone, gfp, cpu, charged);
+        }
+        return block;
+    }
 
     /// <summary>trace_mm_page_alloc() at the end of __alloc_pages(): the block, or a NULL page when the allocation failed.</summary>
     private void TraceAlloc(Zone preferred, AllocatedBlock? block, int order, GfpFlags gfp)
