@@ -39,4 +39,20 @@ public class GfpTests
         Assert.True(Gfp.TryParse(gfp, out var flags, out _));
         Assert.Equal(expected, Gfp.MigrateTypeOf(flags));
     }
+
+    [Fact]
+    public void Format_KeepsAtMostItsLimitOfMasks_UnderRacingCallers()
+    {
+        // 4096 distinct masks from 4 threads: every answer is right, and the cache stays bounded.
+        var masks = Enumerable.Range(0, 4096).Select(i => (GfpFlags)((uint)i << 4)).ToArray();
+        var first = new string[masks.Length];
+
+        Parallel.For(0, masks.Length, new ParallelOptions { MaxDegreeOfParallelism = 4 }, i => first[i] = Gfp.Format(masks[i]));
+
+        Assert.InRange(Gfp.FormattedCount, 1, Gfp.FormattedLimit);
+        for (var i = 0; i < masks.Length; i++)
+        {
+            Assert.Equal(first[i], Gfp.Format(masks[i]));
+        }
+    }
 }

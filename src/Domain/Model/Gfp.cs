@@ -146,20 +146,35 @@ public static class Gfp
     public static string Format(GfpFlags flags)
     {
         // Every allocation's answer prints its mask, and a workload uses a handful of masks: each is
-        // formatted once. The cache stops growing at FormattedLimit masks, so no client can fill it.
+        // formatted once. The cache holds at most FormattedLimit masks, so no client can fill it: a
+        // slot is claimed before a mask is added (racing callers cannot overshoot, as checking the
+        // dictionary's Count would let them, and Count would take every one of its locks).
         if (Formatted.TryGetValue(flags, out var text))
         {
             return text;
         }
         text = FormatUncached(flags);
-        if (Formatted.Count < FormattedLimit)
+        if (Interlocked.Increment(ref _formattedSlots) <= FormattedLimit)
         {
-            Formatted.TryAdd(flags, text);
+            if (!Formatted.TryAdd(flags, text))
+            {
+                Interlocked.Decrement(ref _formattedSlots); // another caller added this mask first
+            }
+        }
+        else
+        {
+            Interlocked.Decrement(ref _formattedSlots);
         }
         return text;
     }
 
-    private const int FormattedLimit = 256;
+    /// <summary>The most masks <see cref="Format"/> keeps.</summary>
+    internal const int FormattedLimit = 256;
+
+    private static int _formattedSlots;
+
+    /// <summary>How many masks <see cref="Format"/> keeps now (for tests).</summary>
+    internal static int FormattedCount => Formatted.Count;
 
     private static readonly System.Collections.Concurrent.ConcurrentDictionary<GfpFlags, string> Formatted = new();
 
