@@ -36,14 +36,14 @@ public sealed class Machine
             .OrderBy(z => z.Node).ThenBy(z => z.Type)
             .ToList();
 
-        _nodeCpus = NodeCpus(config);
+        var nodeCpus = NodeCpus(config);
         var lowmemPages = layout.Where(z => z.Type != ZoneType.Movable).Sum(z => (long)z.Pages);
-        MinFreeKbytes = config.MinFreeKbytes ?? BootMinFreeKbytes(layout.Select(z => (z.Node, z.Type, (long)z.Pages)).ToList(), lowmemPages, config);
+        MinFreeKbytes = config.MinFreeKbytes ?? BootMinFreeKbytes(layout.Select(z => (z.Node, z.Type, (long)z.Pages)).ToList(), lowmemPages, config, nodeCpus);
         _zones = layout.Select((z, index) =>
         {
             var key = z.Node == 0 ? ZoneTypes.Name(z.Type) : $"{ZoneTypes.Name(z.Type)}@{z.Node}";
             var nodeZones = layout.Where(u => u.Node == z.Node).Select(u => (u.Type, (long)u.Pages)).ToList();
-            var tuning = ComputeTuning(z.Type, z.Pages, lowmemPages, MinFreeKbytes, nodeZones, SplitCpus(config, _nodeCpus, z.Node));
+            var tuning = ComputeTuning(z.Type, z.Pages, lowmemPages, MinFreeKbytes, nodeZones, SplitCpus(config, nodeCpus, z.Node));
             return new Zone(index, z.Node, z.Type, key, z.StartPfn, z.Pages, tuning, config.Cpus, Tracepoints);
         }).ToArray();
         _byKey = _zones.ToDictionary(z => z.Key, StringComparer.OrdinalIgnoreCase);
@@ -56,15 +56,15 @@ public sealed class Machine
                 zone.UseMemcgs(_memcgs);
             }
         }
-        _nodeOrder = BuildNodeOrders(config, _nodeCpus);
+        var nodeOrder = BuildNodeOrders(config, nodeCpus);
         _zonelists = new Zone[_zones.Length][][];
         for (var i = 0; i < _zones.Length; i++)
         {
             _zonelists[i] = new Zone[ZoneTypes.Count * 2][];
             for (var highest = 0; highest < ZoneTypes.Count; highest++)
             {
-                _zonelists[i][highest * 2] = BuildZonelist(_zones[i], (ZoneType)highest, thisNode: false);
-                _zonelists[i][(highest * 2) + 1] = BuildZonelist(_zones[i], (ZoneType)highest, thisNode: true);
+                _zonelists[i][highest * 2] = BuildZonelist(_zones[i], (ZoneType)highest, thisNode: false, nodeOrder[_zones[i].NodeId]);
+                _zonelists[i][(highest * 2) + 1] = BuildZonelist(_zones[i], (ZoneType)highest, thisNode: true, nodeOrder[_zones[i].NodeId]);
             }
         }
     }
@@ -122,7 +122,7 @@ public sealed class Machine
     /// nr_free_buffer_pages() (managed pages above the high watermark of those zones, as the first
     /// value set them), when that is larger.
     /// </summary>
-    private static long BootMinFreeKbytes(List<(int Node, ZoneType Type, long Pages)> zones, long lowmemPages, MachineConfig config)
+    private static long BootMinFreeKbytes(List<(int Node, ZoneType Type, long Pages)> zones, long lowmemPages, MachineConfig config, Dictionary<int, int> nodeCpus)
     {
         var minFreeKbytes = CalculateMinFreeKbytes(lowmemPages);
         if (!config.TransparentHugepages)
@@ -135,7 +135,7 @@ public sealed class Machine
         var freeBuffer = userZones.Sum(z =>
         {
             var nodeZones = zones.Where(u => u.Node == z.Node).Select(u => (u.Type, u.Pages)).ToList();
-            var high = ComputeTuning(z.Type, z.Pages, lowmemPages, minFreeKbytes, nodeZones, SplitCpus(config, NodeCpus(config), z.Node)).Watermarks.High;
+            var high = ComputeTuning(z.Type, z.Pages, lowmemPages, minFreeKbytes, nodeZones, SplitCpus(config, nodeCpus, z.Node)).Watermarks.High;
             return Math.Max(z.Pages - high, 0);
         });
         recommended = Math.Min(recommended, freeBuffer / 20) << 2; // pages to kbytes (PAGE_SHIFT - 10)
@@ -500,21 +500,14 @@ public sealed class Machine
     /// find_next_best_node() order, each node's zones from the highest down; with __GFP_THISNODE
     /// the preferred node's alone.
     /// </summary>
-    private Zone[] BuildZonelist(Zone preferred, ZoneType highest, bool thisNode)
-    {
-        var order = _nodeOrder[preferred.NodeId];
-        return _zones.Where(z => z.Type <= highest && (!thisNode || z.NodeId == preferred.NodeId))
+    private Zone[] BuildZonelist(Zone preferred, ZoneType highest, bool thisNode, List<int> order) =>
+        _zones.Where(z => z.Type <= highest && (!thisNode || z.NodeId == preferred.NodeId))
             .OrderBy(z => order.IndexOf(z.NodeId))
             .ThenByDescending(z => z.Type)
             .ToArray();
-    }
 
     /// <summary>The zonelist an allocation preferring <paramref name="preferred"/> walks, for gfp_zone() <paramref name="highest"/>.</summary>
     internal IReadOnlyList<Zone> ZonelistOf(Zone preferred, ZoneType highest) => _zonelists[preferred.Index][(int)highest * 2];
-
-    // Each node's CPU count, and each node's fallback order of nodes (by node id).
-    private readonly Dictionary<int, int> _nodeCpus;
-    private readonly Dictionary<int, List<int>> _nodeOrder;
 
     /// <summary>cpumask_weight(cpumask_of_node()) per node: as configured, or the CPUs shared out in turn over the nodes as listed.</summary>
     private static Dictionary<int, int> NodeCpus(MachineConfig config)
