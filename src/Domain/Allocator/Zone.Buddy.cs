@@ -340,12 +340,11 @@ public sealed partial class Zone
             return idx;
         }
 
-        var blockStartPfn = (StartPfn + idx) & ~((long)PageblockNrPages - 1);
-        if (blockStartPfn < StartPfn || blockStartPfn + PageblockNrPages > EndPfn)
+        var start = PageblockStartInZone(idx);
+        if (start < 0)
         {
             return IntrusiveLists.Nil; // the pageblock crosses the zone's ends
         }
-        var start = IndexOf(blockStartPfn);
         var freePages = 0;
         for (var i = start; i < start + PageblockNrPages;)
         {

@@ -92,12 +92,11 @@ public sealed partial class Zone
     /// </summary>
     private int MoveFreepagesBlock(int idx, MigrateType from, MigrateType to)
     {
-        var blockStartPfn = (StartPfn + idx) & ~((long)PageblockNrPages - 1);
-        if (blockStartPfn < StartPfn || blockStartPfn + PageblockNrPages > EndPfn)
+        var start = PageblockStartInZone(idx);
+        if (start < 0)
         {
             return -1;
         }
-        var start = IndexOf(blockStartPfn);
         var moved = 0;
         for (var i = start; i < start + PageblockNrPages;)
         {
@@ -115,6 +114,13 @@ public sealed partial class Zone
         }
         ChangePageblockRange(start, 0, to);
         return moved;
+    }
+
+    /// <summary>prep_move_freepages_block()'s bounds: the index where the pageblock holding idx starts, or -1 when it crosses the zone's ends.</summary>
+    private int PageblockStartInZone(int idx)
+    {
+        var blockStartPfn = (StartPfn + idx) & ~((long)PageblockNrPages - 1);
+        return blockStartPfn < StartPfn || blockStartPfn + PageblockNrPages > EndPfn ? -1 : IndexOf(blockStartPfn);
     }
 
     private static long AlignUp(long value, long alignment) => (value + alignment - 1) / alignment * alignment;
