@@ -285,9 +285,9 @@ public sealed class Machine
         {
             return GfpZoneBad(gfp);
         }
-        if ((gfp & GfpFlags.Comp) != 0)
+        if (Zone.CheckContigGfp(gfp, "alloc_contig_pages") is { } compError)
         {
-            return new PageError(PageErrorKind.InvalidGfp, "alloc_contig_pages: __GFP_COMP is refused (-EINVAL); the range comes back as order-0 pages.");
+            return compError;
         }
         var highest = (ZoneType)Math.Min((int)zone.Type, (int)gfpZone);
         foreach (var z in _zonelists[zone.Index][((int)highest * 2) + ((gfp & GfpFlags.ThisNode) != 0 ? 1 : 0)])

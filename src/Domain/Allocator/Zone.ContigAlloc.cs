@@ -26,9 +26,9 @@ public sealed partial class Zone
         {
             return error;
         }
-        if ((gfp & GfpFlags.Comp) != 0)
+        if (CheckContigGfp(gfp, "alloc_contig_range") is { } gfpError)
         {
-            return new PageError(PageErrorKind.InvalidGfp, "alloc_contig_range: __GFP_COMP is refused (-EINVAL); the range comes back as order-0 pages.");
+            return gfpError;
         }
         var firstBlockPfn = pfn & ~((long)PageblockNrPages - 1);
         var endBlockPfn = (pfn + nrPages + PageblockNrPages - 1) & ~((long)PageblockNrPages - 1);
@@ -76,6 +76,10 @@ public sealed partial class Zone
         }
         return pfn;
     }
+
+    /// <summary>alloc_contig_range() and alloc_contig_pages() hand back order-0 pages: __GFP_COMP is -EINVAL.</summary>
+    internal static PageError? CheckContigGfp(GfpFlags gfp, string operation) => (gfp & GfpFlags.Comp) == 0 ? null
+        : new PageError(PageErrorKind.InvalidGfp, $"{operation}: __GFP_COMP is refused (-EINVAL); the range comes back as order-0 pages.");
 
     private PageError Ebusy(long pfn, long nrPages, int inUse) => new(PageErrorKind.Busy,
         $"alloc_contig_range: pfn {Hex(PfnOf(inUse))} of {Hex(pfn)}..{Hex(pfn + nrPages - 1)} is in use (-EBUSY; PageAlloc does not migrate pages).");
