@@ -40,6 +40,11 @@ public class BadRequestTests
         { "/zones/Normal/put_page", """{"pfn":1048600}""", 409, "inside an order-10 buddy block at 0x100000" },
         { "/zones/Normal/hwpoison", """{"pfn":1048576}""", 409, "" },
         { "/zones/Normal/drain_pages", """{"cpu":99}""", 400, "cpu 99" },
+        { "/zones/Normal/alloc_contig_range", """{"pfn":1048576,"nrPages":512,"gfp":"GFP_KERNEL|__GFP_COMP"}""", 400, "invalid-gfp" },
+        { "/zones/Normal/alloc_contig_range", """{"pfn":1048576,"nrPages":0}""", 400, "validation" },
+        { "/zones/Normal/alloc_contig_range", """{"pfn":5,"nrPages":512}""", 400, "out-of-zone" },
+        { "/zones/Normal/alloc_contig_pages", """{"nrPages":99999999999}""", 400, "validation" },
+        { "/zones/Normal/alloc_contig_pages", """{"nrPages":512,"gfp":"GFP_KERNAL"}""", 400, "invalid-gfp" },
         // Strict input: only what the OpenAPI document describes.
         { "/zones/Normal/alloc_pages", """{"order":0,"colour":"red"}""", 400, "'colour' at $.colour is not a member" },
         { "/zones/Normal/alloc_pages", """{"Order":0}""", 400, "'Order'" },
