@@ -1,5 +1,9 @@
 using System.ComponentModel.DataAnnotations;
 using System.Reflection;
+using Microsoft.AspNetCore.Http;
+using Microsoft.AspNetCore.Http.Metadata;
+using Microsoft.AspNetCore.Routing;
+using Microsoft.Extensions.DependencyInjection;
 using PageAlloc.Api.Contracts;
 using PageAlloc.Api.Infrastructure;
 using PageAlloc.Domain.Model;
@@ -46,6 +50,53 @@ public class QuickCheckTests
         Assert.Null(QuickCheck.For(typeof(WithExclusiveRange)));
         Assert.Null(QuickCheck.For(typeof(WithANestedRequest)));
         Assert.False(QuickCheck.For(typeof(PageRequest))!(null));
+    }
+
+    [Fact]
+    public void QuickCheck_LeavesATypeLevelAttribute_ToTheFramework()
+    {
+        Assert.Null(QuickCheck.For(typeof(WithATypeLevelRule)));
+    }
+
+    [Fact]
+    public void QuickCheck_VouchesForAPfnFromTheRoute_AndNotForAnotherType()
+    {
+        var quick = QuickCheck.For(typeof(Pfn));
+
+        Assert.NotNull(quick);
+        Assert.True(quick(new Pfn(0x100000)));
+        Assert.False(quick(0x100000L));
+        Assert.False(quick(null));
+    }
+
+    /// <summary>
+    /// Every parameter a page call validates has a predicate: a parameter without one sends every
+    /// request through the framework's validator. (An HttpContext parameter once did: the runtime
+    /// resolver calls it validatable, and each page call paid the whole validator walking it.)
+    /// </summary>
+    [Fact]
+    public async Task FastValidation_HasAPredicate_ForEveryParameterAPageCallValidates()
+    {
+        await using var app = new PageAllocApp();
+        var endpoints = app.Services.GetRequiredService<EndpointDataSource>().Endpoints
+            .Where(e => e.Metadata.GetMetadata<ITagsMetadata>()?.Tags.Contains("Pages") == true)
+            .ToArray();
+        Assert.NotEmpty(endpoints);
+
+        foreach (var endpoint in endpoints)
+        {
+            var handler = endpoint.Metadata.GetMetadata<MethodInfo>()!;
+            var plan = FastValidation.Plan(app.Services, handler);
+
+            Assert.All(plan, p => Assert.True(p.Quick is not null, $"{handler.Name}({p.Type.Name} {p.Name}) has no predicate"));
+            Assert.DoesNotContain(plan, p => p.Type == typeof(HttpContext));
+        }
+    }
+
+    [CustomValidation(typeof(WithATypeLevelRule), nameof(Never))]
+    private sealed record WithATypeLevelRule(int? Value)
+    {
+        public static ValidationResult Never(object value) => new("never valid");
     }
 
     private sealed record WithAnEmailAddress([property: EmailAddress] string? Address);

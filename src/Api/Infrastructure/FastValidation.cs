@@ -25,22 +25,37 @@ public static class FastValidation
         where TBuilder : IEndpointConventionBuilder =>
         builder.DisableValidation().AddEndpointFilterFactory(Create);
 
-    private sealed record Checked(int Index, string Name, Type Type, IValidatableInfo Info, Func<object?, bool>? Quick);
+    /// <summary>
+    /// What is checked for a handler's parameters: each parameter the client sends that the framework
+    /// would validate, with its predicate (null: the framework validates it on every request).
+    /// </summary>
+    public sealed record Checked(int Index, string Name, Type Type, IValidatableInfo Info, Func<object?, bool>? Quick);
 
-    private static EndpointFilterDelegate Create(EndpointFilterFactoryContext factory, EndpointFilterDelegate next)
+    /// <summary>
+    /// Types the framework binds from the request's own context, not from anything the client sent.
+    /// The runtime resolver calls an HttpContext validatable (it walks its properties), so without
+    /// this every call taking one ran the framework's whole validator on it, for nothing.
+    /// </summary>
+    private static readonly Type[] BoundFromContext =
+        [typeof(HttpContext), typeof(HttpRequest), typeof(HttpResponse), typeof(CancellationToken), typeof(System.Security.Claims.ClaimsPrincipal),
+         typeof(Stream), typeof(System.IO.Pipelines.PipeReader), typeof(IFormFile), typeof(IFormFileCollection), typeof(IFormCollection)];
+
+    /// <summary>The parameters of <paramref name="handler"/> that are validated, and how; empty when none is.</summary>
+    public static Checked[] Plan(IServiceProvider services, MethodInfo handler)
     {
-        var options = factory.ApplicationServices.GetService<IOptions<ValidationOptions>>()?.Value;
+        var options = services.GetService<IOptions<ValidationOptions>>()?.Value;
         if (options is null || options.Resolvers.Count == 0)
         {
-            return next;
+            return [];
         }
-        var isService = factory.ApplicationServices.GetService<IServiceProviderIsService>();
-        var parameters = factory.MethodInfo.GetParameters();
+        var isService = services.GetService<IServiceProviderIsService>();
+        var parameters = handler.GetParameters();
         var checkedParameters = new List<Checked>();
         for (var i = 0; i < parameters.Length; i++)
         {
             var parameter = parameters[i];
-            if (isService?.IsService(parameter.ParameterType) == true || parameter.GetCustomAttributes().OfType<IFromServiceMetadata>().Any())
+            if (isService?.IsService(parameter.ParameterType) == true || parameter.GetCustomAttributes().OfType<IFromServiceMetadata>().Any()
+                || BoundFromContext.Contains(parameter.ParameterType))
             {
                 continue; // the framework's filter skips services too
             }
@@ -49,11 +64,17 @@ public static class FastValidation
                 checkedParameters.Add(new Checked(i, parameter.Name!, parameter.ParameterType, info, QuickCheck.For(parameter.ParameterType)));
             }
         }
-        if (checkedParameters.Count == 0)
+        return [.. checkedParameters];
+    }
+
+    private static EndpointFilterDelegate Create(EndpointFilterFactoryContext factory, EndpointFilterDelegate next)
+    {
+        var all = Plan(factory.ApplicationServices, factory.MethodInfo);
+        if (all.Length == 0)
         {
             return next;
         }
-        var all = checkedParameters.ToArray();
+        var options = factory.ApplicationServices.GetRequiredService<IOptions<ValidationOptions>>().Value;
         return context => AllVouchedFor(all, context) ? next(context) : ValidateAsync(all, options, context, next);
     }
 

@@ -5,7 +5,7 @@ using System.Reflection;
 namespace PageAlloc.Api.Infrastructure;
 
 /// <summary>
-/// One compiled predicate per request type that is true only when every DataAnnotations attribute
+/// One compiled predicate per request type (a record, or a struct bound from the route) that is true only when every DataAnnotations attribute
 /// on its properties would pass: [Required], [Range] with int or double bounds on a number, and
 /// [MinLength]/[MaxLength] on an array or string. A type with any other attribute, with
 /// IValidatableObject, or with a property the framework would validate member by member gets no
@@ -18,9 +18,10 @@ public static class QuickCheck
     /// <summary>The predicate for <paramref name="type"/>, or null when only the framework can decide.</summary>
     public static Func<object?, bool>? For(Type type)
     {
-        if (!type.IsClass || type == typeof(string) || typeof(IValidatableObject).IsAssignableFrom(type))
+        if (type == typeof(string) || type.IsPrimitive || type.IsEnum || Nullable.GetUnderlyingType(type) is not null
+            || typeof(IValidatableObject).IsAssignableFrom(type) || type.GetCustomAttributes<ValidationAttribute>(inherit: true).Any())
         {
-            return null;
+            return null; // a type-level attribute or IValidatableObject: only the framework knows
         }
         var boxed = Expression.Parameter(typeof(object), "request");
         var request = Expression.Variable(type, "typed");
@@ -40,10 +41,15 @@ public static class QuickCheck
                 all = Expression.AndAlso(all, condition);
             }
         }
-        // A null request is left to the framework (it has its own rules for a missing body).
-        var body = Expression.Block(typeof(bool), [request],
-            Expression.Assign(request, Expression.TypeAs(boxed, type)),
-            Expression.AndAlso(Expression.NotEqual(request, Expression.Constant(null, type)), all));
+        // A null request is left to the framework (it has its own rules for a missing body); a
+        // value type (a route value such as a pfn) is checked on its unboxed copy.
+        var body = type.IsValueType
+            ? Expression.Block(typeof(bool), [request],
+                Expression.AndAlso(Expression.TypeIs(boxed, type),
+                    Expression.Block(Expression.Assign(request, Expression.Unbox(boxed, type)), all)))
+            : Expression.Block(typeof(bool), [request],
+                Expression.Assign(request, Expression.TypeAs(boxed, type)),
+                Expression.AndAlso(Expression.NotEqual(request, Expression.Constant(null, type)), all));
         return Expression.Lambda<Func<object?, bool>>(body, boxed).Compile();
     }
 
