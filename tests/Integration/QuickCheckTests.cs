@@ -89,6 +89,10 @@ public class QuickCheckTests
             var plan = FastValidation.Plan(app.Services, handler);
 
             Assert.All(plan, p => Assert.True(p.Quick is not null, $"{handler.Name}({p.Type.Name} {p.Name}) has no predicate"));
+            if (handler.GetParameters().Any(p => p.Name == "request"))
+            {
+                Assert.Contains(plan, p => p.Name == "request"); // however the body is bound, it is validated
+            }
             Assert.DoesNotContain(plan, p => p.Type == typeof(HttpContext));
         }
     }
