@@ -1,3 +1,4 @@
+using System.Buffers;
 using System.Reflection;
 using System.Text.Json;
 using System.Text.Json.Serialization.Metadata;
@@ -19,7 +20,7 @@ public static class KnownLengthJson
 
     public static CreatedJson<T> Created<T>(string location, T value) => new(location, value);
 
-    internal static async Task WriteAsync<T>(HttpContext context, int status, T value)
+    internal static Task WriteAsync<T>(HttpContext context, int status, T value)
     {
         var options = context.RequestServices.GetRequiredService<IOptions<JsonOptions>>().Value.SerializerOptions;
         var typeInfo = (JsonTypeInfo<T>)options.GetTypeInfo(typeof(T));
@@ -29,7 +30,10 @@ public static class KnownLengthJson
         response.StatusCode = status;
         response.ContentType = "application/json; charset=utf-8";
         response.ContentLength = body.Length;
-        await response.Body.WriteAsync(body, context.RequestAborted);
+        // Into the response pipe without a flush of its own: the server flushes headers and body
+        // together when the request completes, as it would after this write's flush.
+        response.BodyWriter.Write(body);
+        return Task.CompletedTask;
     }
 
     internal static void Declare(EndpointBuilder builder, int status, Type type) =>
