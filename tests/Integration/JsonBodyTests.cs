@@ -1,5 +1,10 @@
 using System.Net;
+using System.Reflection;
 using System.Text;
+using Microsoft.AspNetCore.Http.Metadata;
+using Microsoft.AspNetCore.Routing;
+using Microsoft.Extensions.DependencyInjection;
+using PageAlloc.Api.Contracts;
 using System.Text.Json.Nodes;
 using PageAlloc.Api.Infrastructure;
 
@@ -42,6 +47,27 @@ public class JsonBodyTests
 
         Assert.Equal(whole, split);
         Assert.Equal(whole, chunked);
+    }
+
+    /// <summary>
+    /// Every page call's JSON body goes through <see cref="JsonBody"/>: a request type that drops
+    /// IJsonBody still works (the framework binds it), only slower, so nothing else would notice.
+    /// </summary>
+    [Fact]
+    public async Task PageCallBodies_AreBoundByJsonBody()
+    {
+        await using var app = new PageAllocApp();
+        var bodies = app.Services.GetRequiredService<EndpointDataSource>().Endpoints
+            .Where(e => e.Metadata.GetMetadata<ITagsMetadata>()?.Tags.Contains("Pages") == true)
+            .SelectMany(e => e.Metadata.GetMetadata<MethodInfo>()!.GetParameters())
+            .Where(p => p.Name == "request" && !p.ParameterType.IsValueType && Nullable.GetUnderlyingType(p.ParameterType) is null)
+            .Select(p => p.ParameterType)
+            .Where(t => t != typeof(DrainPagesRequest)) // an optional body: the framework's binding says "no body" as null
+            .Distinct()
+            .ToArray();
+
+        Assert.True(bodies.Length >= 7, $"only {bodies.Length} page-call bodies found");
+        Assert.All(bodies, t => Assert.True(typeof(IJsonBody<>).MakeGenericType(t).IsAssignableFrom(t), $"{t.Name} is bound by the framework's reader"));
     }
 
     /// <summary>The status and what the answer says, without what differs call to call (the pfn, the trace id).</summary>

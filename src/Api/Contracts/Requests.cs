@@ -1,7 +1,5 @@
 using System.ComponentModel;
 using System.ComponentModel.DataAnnotations;
-using System.Reflection;
-using Microsoft.AspNetCore.Http.Metadata;
 using PageAlloc.Api.Infrastructure;
 using PageAlloc.Domain.Model;
 
@@ -11,56 +9,31 @@ namespace PageAlloc.Api.Contracts;
 public sealed record AllocPagesRequest(
     [property: Required, Range(0, PageAllocConstants.MaxPageOrder), Description("Block order, 0..10 (MAX_PAGE_ORDER).")] int? Order,
     [property: Description("GFP mask in the kernel's spelling, e.g. \"GFP_KERNEL|__GFP_COMP\". Default GFP_KERNEL.")] string? Gfp = null,
-    [property: Range(0, MachineConfig.MaxCpus - 1), Description("Simulated cpu whose pcp is used.")] int? Cpu = null) : IBindableFromHttpContext<AllocPagesRequest>, IEndpointParameterMetadataProvider
-{
-    public static ValueTask<AllocPagesRequest?> BindAsync(HttpContext context, ParameterInfo parameter) => JsonBody.ReadAsync<AllocPagesRequest>(context, parameter);
-
-    public static void PopulateMetadata(ParameterInfo parameter, EndpointBuilder builder) => JsonBody.Declare<AllocPagesRequest>(builder);
-}
+    [property: Range(0, MachineConfig.MaxCpus - 1), Description("Simulated cpu whose pcp is used.")] int? Cpu = null) : IJsonBody<AllocPagesRequest>;
 
 /// <summary>A pfn and the order of the block that starts there.</summary>
 public sealed record BlockRequest(
     [property: Required, Range(0, long.MaxValue), Description("Page frame number (machine-wide).")] long? Pfn,
     [property: Required, Range(0, PageAllocConstants.MaxPageOrder), Description("Block order.")] int? Order,
-    [property: Range(0, MachineConfig.MaxCpus - 1)] int? Cpu = null) : IBindableFromHttpContext<BlockRequest>, IEndpointParameterMetadataProvider
-{
-    public static ValueTask<BlockRequest?> BindAsync(HttpContext context, ParameterInfo parameter) => JsonBody.ReadAsync<BlockRequest>(context, parameter);
-
-    public static void PopulateMetadata(ParameterInfo parameter, EndpointBuilder builder) => JsonBody.Declare<BlockRequest>(builder);
-}
+    [property: Range(0, MachineConfig.MaxCpus - 1)] int? Cpu = null) : IJsonBody<BlockRequest>;
 
 /// <summary>free_contig_range(pfn, nr_pages) with a strategy (default chunked).</summary>
 public sealed record FreeContigRangeRequest(
     [property: Required, Range(0, long.MaxValue)] long? Pfn,
     [property: Required, Range(1, int.MaxValue), Description("Number of order-0 pages.")] long? NrPages,
     FreeStrategy? Strategy = null,
-    [property: Range(0, MachineConfig.MaxCpus - 1)] int? Cpu = null) : IBindableFromHttpContext<FreeContigRangeRequest>, IEndpointParameterMetadataProvider
-{
-    public static ValueTask<FreeContigRangeRequest?> BindAsync(HttpContext context, ParameterInfo parameter) => JsonBody.ReadAsync<FreeContigRangeRequest>(context, parameter);
-
-    public static void PopulateMetadata(ParameterInfo parameter, EndpointBuilder builder) => JsonBody.Declare<FreeContigRangeRequest>(builder);
-}
+    [property: Range(0, MachineConfig.MaxCpus - 1)] int? Cpu = null) : IJsonBody<FreeContigRangeRequest>;
 
 /// <summary>free_pages_bulk(pfns): order-0 pages, contiguous runs freed together as vfree does.</summary>
 public sealed record FreePagesBulkRequest(
     [property: Required, MinLength(1), MaxLength(1 << 20)] long[]? Pfns,
     FreeStrategy? Strategy = null,
-    [property: Range(0, MachineConfig.MaxCpus - 1)] int? Cpu = null) : IBindableFromHttpContext<FreePagesBulkRequest>, IEndpointParameterMetadataProvider
-{
-    public static ValueTask<FreePagesBulkRequest?> BindAsync(HttpContext context, ParameterInfo parameter) => JsonBody.ReadAsync<FreePagesBulkRequest>(context, parameter);
-
-    public static void PopulateMetadata(ParameterInfo parameter, EndpointBuilder builder) => JsonBody.Declare<FreePagesBulkRequest>(builder);
-}
+    [property: Range(0, MachineConfig.MaxCpus - 1)] int? Cpu = null) : IJsonBody<FreePagesBulkRequest>;
 
 /// <summary>One page (get_page, put_page, hwpoison).</summary>
 public sealed record PageRequest(
     [property: Required, Range(0, long.MaxValue)] long? Pfn,
-    [property: Range(0, MachineConfig.MaxCpus - 1)] int? Cpu = null) : IBindableFromHttpContext<PageRequest>, IEndpointParameterMetadataProvider
-{
-    public static ValueTask<PageRequest?> BindAsync(HttpContext context, ParameterInfo parameter) => JsonBody.ReadAsync<PageRequest>(context, parameter);
-
-    public static void PopulateMetadata(ParameterInfo parameter, EndpointBuilder builder) => JsonBody.Declare<PageRequest>(builder);
-}
+    [property: Range(0, MachineConfig.MaxCpus - 1)] int? Cpu = null) : IJsonBody<PageRequest>;
 
 /// <summary>drain_pages for one cpu, or every cpu when cpu is left out.</summary>
 public sealed record DrainPagesRequest([property: Range(0, MachineConfig.MaxCpus - 1)] int? Cpu = null);
@@ -101,19 +74,9 @@ public sealed record FailPageAllocRequest(
 public sealed record AllocContigRangeRequest(
     [property: Required, Range(0, long.MaxValue), Description("First pfn of the range.")] long? Pfn,
     [property: Required, Range(1, (double)int.MaxValue), Description("Number of pages.")] long? NrPages,
-    [property: Description("GFP mask in the kernel's spelling; default GFP_KERNEL. __GFP_COMP is refused.")] string? Gfp = null) : IBindableFromHttpContext<AllocContigRangeRequest>, IEndpointParameterMetadataProvider
-{
-    public static ValueTask<AllocContigRangeRequest?> BindAsync(HttpContext context, ParameterInfo parameter) => JsonBody.ReadAsync<AllocContigRangeRequest>(context, parameter);
-
-    public static void PopulateMetadata(ParameterInfo parameter, EndpointBuilder builder) => JsonBody.Declare<AllocContigRangeRequest>(builder);
-}
+    [property: Description("GFP mask in the kernel's spelling; default GFP_KERNEL. __GFP_COMP is refused.")] string? Gfp = null) : IJsonBody<AllocContigRangeRequest>;
 
 /// <summary>alloc_contig_pages(nr_pages, gfp): any free range of nr_pages at a multiple of nr_pages.</summary>
 public sealed record AllocContigPagesRequest(
     [property: Required, Range(1, (double)int.MaxValue), Description("Number of pages.")] long? NrPages,
-    [property: Description("GFP mask in the kernel's spelling; default GFP_KERNEL. __GFP_COMP is refused.")] string? Gfp = null) : IBindableFromHttpContext<AllocContigPagesRequest>, IEndpointParameterMetadataProvider
-{
-    public static ValueTask<AllocContigPagesRequest?> BindAsync(HttpContext context, ParameterInfo parameter) => JsonBody.ReadAsync<AllocContigPagesRequest>(context, parameter);
-
-    public static void PopulateMetadata(ParameterInfo parameter, EndpointBuilder builder) => JsonBody.Declare<AllocContigPagesRequest>(builder);
-}
+    [property: Description("GFP mask in the kernel's spelling; default GFP_KERNEL. __GFP_COMP is refused.")] string? Gfp = null) : IJsonBody<AllocContigPagesRequest>;

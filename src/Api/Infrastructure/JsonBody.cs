@@ -17,8 +17,7 @@ namespace PageAlloc.Api.Infrastructure;
 /// there in one synchronous call; otherwise (a body still arriving, chunked, or split across
 /// buffers) the framework's own ReadFromJsonAsync reads it.
 ///
-/// A request type opts in by implementing <see cref="IBindableFromHttpContext{TSelf}"/> and
-/// <see cref="IEndpointParameterMetadataProvider"/> through this class. What a client sees does
+/// A request type opts in by declaring <see cref="IJsonBody{TSelf}"/>. What a client sees does
 /// not change: the same failures (BadHttpRequestException around the JsonException, or "no body"),
 /// which <see cref="ProblemExceptionHandler"/> words; the same accepted media type
 /// (<see cref="Declare{T}"/> declares what the framework declares for a JSON body), so routing's
@@ -92,4 +91,18 @@ public static class JsonBody
 
     private static JsonTypeInfo<T> TypeInfo<T>(HttpContext context) =>
         (JsonTypeInfo<T>)context.RequestServices.GetRequiredService<IOptions<JsonOptions>>().Value.SerializerOptions.GetTypeInfo(typeof(T));
+}
+
+/// <summary>
+/// A request record bound by <see cref="JsonBody"/>: the framework finds BindAsync and the body's
+/// metadata through these two interfaces, implemented once here for every request type.
+/// </summary>
+public interface IJsonBody<TSelf> : IBindableFromHttpContext<TSelf>, IEndpointParameterMetadataProvider
+    where TSelf : class, IJsonBody<TSelf>
+{
+    static ValueTask<TSelf?> IBindableFromHttpContext<TSelf>.BindAsync(HttpContext context, ParameterInfo parameter) =>
+        JsonBody.ReadAsync<TSelf>(context, parameter);
+
+    static void IEndpointParameterMetadataProvider.PopulateMetadata(ParameterInfo parameter, EndpointBuilder builder) =>
+        JsonBody.Declare<TSelf>(builder);
 }
