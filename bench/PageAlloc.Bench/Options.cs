@@ -4,11 +4,11 @@ using PageAlloc.Domain.Model;
 
 namespace PageAlloc.Bench;
 
-/// <summary>What a benchmark command runs: iterations, the block order, the vmalloc size, one strategy or all, JSON output.</summary>
-internal sealed record Options(int Iterations, int Order, int Pages, FreeStrategy? Strategy, bool Json);
+/// <summary>What a benchmark command runs: iterations, the block order, the vmalloc size, one strategy or all, JSON output, the seed's rounds.</summary>
+internal sealed record Options(int Iterations, int Order, int Pages, FreeStrategy? Strategy, bool Json, int Rounds = 5);
 
 /// <summary>
-/// The command line (System.CommandLine): seed, vmalloc, zonesize, trace and micro, each with the
+/// The command line (System.CommandLine): seed, parts, vmalloc, zonesize, trace and micro, each with the
 /// options it reads; `--help` on any of them lists them, a bad value is refused by name.
 /// </summary>
 internal static class BenchCommand
@@ -21,6 +21,8 @@ internal static class BenchCommand
         DefaultValueFactory = _ => 9,
         Validators = { r => Range(r, 1, PageAllocConstants.MaxPageOrder) },
     };
+
+    private static readonly Option<int> Rounds = Positive("--rounds", "seed: rounds, each timing the floor and every strategy; medians are reported.", 5);
 
     private static readonly Option<int> Pages = Positive("--pages", "vmalloc: pages per vmalloc.", 4096);
 
@@ -36,7 +38,9 @@ internal static class BenchCommand
     {
         var root = new RootCommand("PageAlloc's benchmarks. Ratios within one run are what to compare: the machines are noisy.");
         root.Add(Command("seed", "page_alloc_high_order_test for each strategy against the run's own floor.", SeedCommand.Run,
-            Iterations, Order, Strategy, Json));
+            Iterations, Order, Strategy, Json, Rounds));
+        root.Add(Command("parts", "The seed loop taken apart: each of its calls timed alone, at the loop's order and at its smallest, beside the loop and the floor.",
+            PartsCommand.Run, Iterations, Order));
         root.Add(Command("vmalloc", "The vmalloc/vfree workload of patch 2/3: free_pages_bulk with each strategy.", VmallocCommand.Run,
             Pages, Iterations, Strategy));
         root.Add(Command("zonesize", "Boots a 1 TiB zone (about 3 GB of memory) and compares the seed loop on it with a 1 GiB zone.", ZoneSizeCommand.Run,
@@ -69,7 +73,7 @@ internal static class BenchCommand
             return run(new Options(
                 parse.GetValue(Iterations), parse.GetValue(Order), parse.GetValue(Pages),
                 strategy is null or "all" ? null : FreeStrategies.All.Single(s => s.Name == strategy).Strategy,
-                parse.GetValue(Json)));
+                parse.GetValue(Json), parse.GetValue(Rounds)));
         });
         return command;
     }
