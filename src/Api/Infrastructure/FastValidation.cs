@@ -57,7 +57,7 @@ public static class FastValidation
             if (isService?.IsService(parameter.ParameterType) == true || parameter.GetCustomAttributes().OfType<IFromServiceMetadata>().Any()
                 || BoundFromContext.Contains(parameter.ParameterType))
             {
-                continue; // the framework's filter skips services too
+                continue; // services and what the request itself binds carry nothing the client sent
             }
             if (options.TryGetValidatableParameterInfo(parameter, out var info))
             {

@@ -5,9 +5,10 @@ using System.Reflection;
 namespace PageAlloc.Api.Infrastructure;
 
 /// <summary>
-/// One compiled predicate per request type (a record, or a struct bound from the route) that is true only when every DataAnnotations attribute
-/// on its properties would pass: [Required], [Range] with int or double bounds on a number, and
-/// [MinLength]/[MaxLength] on an array or string. A type with any other attribute, with
+/// One compiled predicate per request type (a record, or a struct bound from the route) that is
+/// true only when every DataAnnotations attribute on its properties would pass: [Required], [Range]
+/// with int or double bounds on a number, and [MinLength]/[MaxLength] on an array or string. A
+/// type with any other attribute (on a property or on the type itself), with
 /// IValidatableObject, or with a property the framework would validate member by member gets no
 /// predicate, and is always validated by the framework. The predicate may say "not sure" for a
 /// valid request (the framework then decides); it never vouches for an invalid one, which
