@@ -2,9 +2,7 @@ using System.Reflection;
 using System.Text.Json;
 using System.Text.Json.Serialization.Metadata;
 using Microsoft.AspNetCore.Http.Features;
-using Microsoft.AspNetCore.Http.Json;
 using Microsoft.AspNetCore.Http.Metadata;
-using Microsoft.Extensions.Options;
 
 namespace PageAlloc.Api.Infrastructure;
 
@@ -29,12 +27,12 @@ public static class JsonBody
     public static ValueTask<T?> ReadAsync<T>(HttpContext context, ParameterInfo parameter)
         where T : class
     {
-        var request = context.Request;
-        var typeInfo = TypeInfo<T>(context);
         if (context.Features.Get<IHttpRequestBodyDetectionFeature>() is { CanHaveBody: false })
         {
             return ValueTask.FromResult<T?>(null); // as the framework: no body at all is "not provided", not bad JSON
         }
+        var request = context.Request;
+        var typeInfo = HttpJson.TypeInfo<T>(context);
         if (request.ContentLength is not > 0)
         {
             return SlowAsync(context, parameter, typeInfo); // chunked
@@ -88,9 +86,6 @@ public static class JsonBody
     /// <summary>As RequestDelegateFactory reports a body that is not JSON of the type (ThrowOnBadRequest): 400 with the JsonException inside.</summary>
     private static BadHttpRequestException Unreadable(ParameterInfo parameter, JsonException failure) =>
         new($"Failed to read parameter \"{parameter.ParameterType.Name} {parameter.Name}\" from the request body as JSON.", failure);
-
-    private static JsonTypeInfo<T> TypeInfo<T>(HttpContext context) =>
-        (JsonTypeInfo<T>)context.RequestServices.GetRequiredService<IOptions<JsonOptions>>().Value.SerializerOptions.GetTypeInfo(typeof(T));
 }
 
 /// <summary>

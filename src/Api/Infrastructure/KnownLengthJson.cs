@@ -1,10 +1,7 @@
 using System.Buffers;
 using System.Reflection;
 using System.Text.Json;
-using System.Text.Json.Serialization.Metadata;
-using Microsoft.AspNetCore.Http.Json;
 using Microsoft.AspNetCore.Http.Metadata;
-using Microsoft.Extensions.Options;
 
 namespace PageAlloc.Api.Infrastructure;
 
@@ -22,8 +19,7 @@ public static class KnownLengthJson
 
     internal static Task WriteAsync<T>(HttpContext context, int status, T value)
     {
-        var options = context.RequestServices.GetRequiredService<IOptions<JsonOptions>>().Value.SerializerOptions;
-        var typeInfo = (JsonTypeInfo<T>)options.GetTypeInfo(typeof(T));
+        var typeInfo = HttpJson.TypeInfo<T>(context);
         // One array of exactly the body's size: the serializer writes through its own pooled buffer and writer.
         var body = JsonSerializer.SerializeToUtf8Bytes(value, typeInfo);
         var response = context.Response;
