@@ -5,7 +5,7 @@ using PageAlloc.Domain.Model;
 namespace PageAlloc.Bench;
 
 /// <summary>What a benchmark command runs: iterations, the block order, the vmalloc size, one strategy or all, JSON output, the seed's rounds.</summary>
-internal sealed record Options(int Iterations, int Order, int Pages, FreeStrategy? Strategy, bool Json, int Rounds = 5);
+internal sealed record Options(int Iterations, int Order, int Pages, FreeStrategy? Strategy, bool Json, int Rounds);
 
 /// <summary>
 /// The command line (System.CommandLine): seed, parts, vmalloc, zonesize, trace and micro, each with the

@@ -22,9 +22,9 @@ internal static class PartsCommand
     public static int Run(Options options)
     {
         var order = options.Order;
-        var machine = new Machine(MachineConfig.Default());
-        var zone = machine.FindZone("Normal")!;
         var config = MachineConfig.Default();
+        var machine = new Machine(config);
+        var zone = machine.FindZone("Normal")!;
         var batches = Math.Max(1, options.Iterations / Batch);
 
         var parts = new (string Name, Func<double> Measure)[]
