@@ -12,7 +12,17 @@ using PageAlloc.Api.OpenApi;
 using PageAlloc.Api.Security;
 using PageAlloc.Domain.Model;
 
-var builder = WebApplication.CreateBuilder(args);
+var builder = WebApplication.CreateBuilder(new WebApplicationOptions { Args = args, ContentRootPath = ServiceHostDefaults.ContentRoot(args) });
+builder.ListenOnDefaultUrlUnlessConfigured();
+// Until the host has started, its "Hosting failed to start" error (a stack trace of 40 lines) is
+// left to the one line the catch at the end prints; after that, the host logs as usual.
+var hostStarted = false;
+builder.Logging.AddFilter(StartupFailure.HostLogCategory, level => level >= LogLevel.Information && (hostStarted || level < LogLevel.Error));
+// The page's files as the build describes them (wwwroot and its precompressed copies), in every
+// environment: the framework enables this only in Development, and without it a build run with
+// dotnet run offered gzip and br variants whose files it did not have, so browsers got empty answers.
+// The published output has no such manifest, and this does nothing there.
+builder.WebHost.UseStaticWebAssets();
 
 // The simulated machine comes from the "Machine" section (appsettings.json holds design.md's
 // default). Every value is validated when the host starts: a bad one stops the process, named,
@@ -85,6 +95,7 @@ builder.Services.AddPageAllocOpenApi();
 builder.Services.AddPageAllocObservability(builder.Configuration);
 
 var app = builder.Build();
+app.Lifetime.ApplicationStarted.Register(() => hostStarted = true);
 
 app.UseExceptionHandler();
 app.UseStatusCodePages();
@@ -139,4 +150,11 @@ catch (Exception failure) when (StartupFailure.ConfigurationProblems(failure) is
         Console.Error.WriteLine("  " + problem);
     }
     return 2;
+}
+catch (Exception failure) when (!hostStarted)
+{
+    // Any other start failure (a busy port, an address it may not bind): one line, and the host's
+    // own stack trace was held back (the filter above).
+    Console.Error.WriteLine("PageAlloc cannot start: " + StartupFailure.Describe(failure));
+    return 1;
 }

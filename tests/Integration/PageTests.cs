@@ -4,26 +4,10 @@ using PageAlloc.Client;
 
 namespace PageAlloc.Tests.Integration;
 
-/// <summary>
-/// The page at / in a real browser: Playwright driving Debian's chromium (Playwright's own browser
-/// download cannot work on our machines). .ci/run installs chromium, so CI always runs these; a
-/// `dotnet test` on a machine without it skips them and says why.
-/// </summary>
+/// <summary>The page at / in a real browser (<see cref="Chromium"/>), against a test host.</summary>
 public class PageTests
 {
-    private const string Chromium = "/usr/bin/chromium";
-
     private static CancellationToken Ct => TestContext.Current.CancellationToken;
-
-    private static async Task<IBrowser> LaunchChromium(IPlaywright playwright) =>
-        await playwright.Chromium.LaunchAsync(new BrowserTypeLaunchOptions
-        {
-            ExecutablePath = Chromium,
-            Headless = true,
-            // No background connections: the machine's network is closed, and their refusals are noise.
-            Args = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
-                "--disable-component-update", "--disable-sync"],
-        });
 
     /// <summary>/proc/buddyinfo as zone → free blocks per order.</summary>
     private static async Task<Dictionary<string, string>> BuddyInfo(HttpClient http)
@@ -36,22 +20,14 @@ public class PageTests
     [Fact]
     public async Task ThePage_ShowsEveryZone_AndItsBuddyinfoFollowsTheAllocator_WithoutConsoleErrors()
     {
-        Assert.SkipUnless(File.Exists(Chromium), $"{Chromium} is not installed (apt-get install chromium; .ci/run installs it)");
+        Chromium.SkipUnlessInstalled();
         await using var app = PageAllocApp.OnKestrel();
         using var http = new HttpClient { BaseAddress = app.Address };
         var api = new PageAllocClient(http);
         using var playwright = await Playwright.CreateAsync();
-        await using var browser = await LaunchChromium(playwright);
+        await using var browser = await Chromium.Launch(playwright);
         var page = await browser.NewPageAsync(new BrowserNewPageOptions { ViewportSize = new ViewportSize { Width = 1100, Height = 1400 } });
-        var errors = new List<string>();
-        page.Console += (_, message) =>
-        {
-            if (message.Type == "error")
-            {
-                errors.Add(message.Text);
-            }
-        };
-        page.PageError += (_, error) => errors.Add(error);
+        var errors = Chromium.Errors(page);
 
         await page.GotoAsync(app.Address.ToString());
         var zones = (await api.ListZonesAsync(Ct)).Select(z => z.Name).ToList();
@@ -93,10 +69,10 @@ public class PageTests
     [Fact]
     public async Task TheSeedTestButton_ChartsEachStrategysTime()
     {
-        Assert.SkipUnless(File.Exists(Chromium), $"{Chromium} is not installed (apt-get install chromium; .ci/run installs it)");
+        Chromium.SkipUnlessInstalled();
         await using var app = PageAllocApp.OnKestrel();
         using var playwright = await Playwright.CreateAsync();
-        await using var browser = await LaunchChromium(playwright);
+        await using var browser = await Chromium.Launch(playwright);
         var page = await browser.NewPageAsync();
         await page.GotoAsync(app.Address.ToString());
 

@@ -29,4 +29,26 @@ public static class StartupFailure
         }
         return messages.Count == 0 ? null : messages;
     }
+
+    /// <summary>The category of the host's own log, whose start failure is a stack trace.</summary>
+    public const string HostLogCategory = "Microsoft.Extensions.Hosting.Internal.Host";
+
+    /// <summary>
+    /// One line for a start failure that is not about configuration: what failed, and for a port
+    /// another process holds, how to pick another.
+    /// </summary>
+    public static string Describe(Exception exception)
+    {
+        for (var e = exception; e is not null; e = e.InnerException)
+        {
+            if (e is IOException && e.InnerException is Microsoft.AspNetCore.Connections.AddressInUseException)
+            {
+                return $"{e.Message} Another process is listening there: stop it, or pick another address with "
+                    + "--urls http://localhost:PORT or ASPNETCORE_URLS.";
+            }
+        }
+        var innermost = exception.GetBaseException();
+        return innermost == exception ? $"{exception.GetType().Name}: {exception.Message}"
+            : $"{exception.Message} ({innermost.GetType().Name}: {innermost.Message})";
+    }
 }
