@@ -22,6 +22,23 @@ public class HighOrderTestEndpointTests
     }
 
     [Fact]
+    public async Task PageAllocHighOrder_WarmsEachStrategyUp_ThenReportsTheMedianOfItsRounds()
+    {
+        await using var app = new PageAllocApp();
+
+        var response = await app.Api().PageAllocHighOrderTestAsync(new HighOrderTestRequest { Iterations = 100, Rounds = 3 }, TestContext.Current.CancellationToken);
+
+        Assert.All(response.Results, r =>
+        {
+            Assert.Equal(3, r.NsPerIterationByRound.Count);
+            Assert.Equal(r.NsPerIterationByRound.Order().ElementAt(1), r.NsPerIteration); // the median round stands for the strategy
+            Assert.True(r.WarmUpIterations >= 48, $"{r.Strategy}: {r.WarmUpIterations} untimed iterations before the rounds");
+        });
+        var byDefault = await app.Api().PageAllocHighOrderTestAsync(new HighOrderTestRequest { Iterations = 10, Strategy = FreeStrategy.Chunked }, TestContext.Current.CancellationToken);
+        Assert.Equal(5, Assert.Single(byDefault.Results).NsPerIterationByRound.Count);
+    }
+
+    [Fact]
     public async Task PageAllocHighOrder_LeavesTheServedZonesUntouched()
     {
         await using var app = new PageAllocApp();
@@ -39,6 +56,8 @@ public class HighOrderTestEndpointTests
     [InlineData("""{"iterations":10,"order":0}""")]
     [InlineData("""{"iterations":10,"zone":"Highmem"}""")]
     [InlineData("""{"order":9}""")]
+    [InlineData("""{"iterations":10,"rounds":0}""")]
+    [InlineData("""{"iterations":10,"rounds":10}""")]
     public async Task PageAllocHighOrder_OutOfBounds_Is400(string body)
     {
         await using var app = new PageAllocApp();

@@ -71,6 +71,23 @@ public class StartupTests
     }
 
     [Fact]
+    public async Task TheServiceProcess_OnABusyPort_SaysSoInOneLine_AndExitsNonZero()
+    {
+        using var holder = new System.Net.Sockets.TcpListener(IPAddress.Loopback, 0);
+        holder.Start();
+        var busy = $"http://127.0.0.1:{((IPEndPoint)holder.LocalEndpoint).Port}";
+        await using var service = AsUsers.ServiceProcess.Start($"dotnet {Path.Combine(AppContext.BaseDirectory, "PageAlloc.Api.dll")}",
+            AppContext.BaseDirectory, urls: busy);
+
+        Assert.Equal(1, await service.Exited(TimeSpan.FromSeconds(30)));
+        var lines = service.Output.Split('\n', StringSplitOptions.RemoveEmptyEntries);
+        var failure = Assert.Single(lines, l => l.StartsWith("PageAlloc cannot start", StringComparison.Ordinal));
+        Assert.Contains($"{busy}: address already in use", failure, StringComparison.Ordinal);
+        Assert.Contains("--urls", failure, StringComparison.Ordinal);
+        Assert.DoesNotContain(lines, l => l.TrimStart().StartsWith("at ", StringComparison.Ordinal)); // no stack trace
+    }
+
+    [Fact]
     public async Task Readiness_WaitsForTheFirstBoot()
     {
         var host = new MachineHost(Options.Create(MachineConfig.Default()), NullLogger<MachineHost>.Instance);

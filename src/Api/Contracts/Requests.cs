@@ -43,10 +43,16 @@ public sealed record HighOrderTestRequest(
     [property: Required, Range(1, HighOrderTestRequest.MaxIterations), Description("Loop iterations (the seed ran 100000).")] int? Iterations,
     [property: Range(1, PageAllocConstants.MaxPageOrder), Description("Block order; 9 (HPAGE_PMD_ORDER) by default.")] int? Order = null,
     [property: Description("One strategy, or all three when left out.")] FreeStrategy? Strategy = null,
-    [property: Description("Zone of the private machine; Normal by default.")] string? Zone = null)
+    [property: Description("Zone of the private machine; Normal by default.")] string? Zone = null,
+    [property: Range(1, HighOrderTestRequest.MaxRounds), Description("Timed rounds per strategy, after a warm-up; the median round is reported, with every round's time (5 by default).")] int? Rounds = null)
 {
     /// <summary>The bound: 100000 per-page iterations take a few seconds.</summary>
     public const int MaxIterations = 100_000;
+
+    /// <summary>Rounds per strategy: with <see cref="MaxIterations"/>, a maximal run stays within Limits:TestTimeoutSeconds' default.</summary>
+    public const int MaxRounds = 9;
+
+    public const int DefaultRounds = 5;
 }
 
 /// <summary>The synthetic fragmenter's target for a zone: its free pages, and the unusable_index at one order.</summary>

@@ -23,9 +23,11 @@ public static class TestsEndpoints
             .MapPost("/page_alloc_high_order", PageAllocHighOrder)
             .WithName("PageAllocHighOrderTest")
             .WithSummary("The seed's page_alloc_high_order_test (alloc, split_page, free_contig_range) on a private machine")
-            .WithDescription("Boots a private machine from the served configuration, so it measures the algorithm rather than "
+            .WithDescription("Boots private machines from the served configuration, so it measures the algorithm rather than "
                 + "other clients' traffic and leaves the served zones untouched. Runs each strategy asked for (all three when "
-                + $"strategy is left out), at most {HighOrderTestRequest.MaxIterations} iterations. One run at a time; others get 429. A run stops when its client goes away or its time runs out (504).")
+                + $"strategy is left out), at most {HighOrderTestRequest.MaxIterations} iterations: first untimed, until the code is "
+                + "warm (about a second for a strategy's first run in the process), then `rounds` timed runs, each on a fresh machine; "
+                + "a strategy's result is its median round, with every round's time in `nsPerIterationByRound`. One run at a time; others get 429. A run stops when its client goes away or its time runs out (504).")
             .Answers(200, "Each strategy's run: its time per iteration, the state left behind, and whether every block came back.")
             .Refuses("The request is invalid (iterations, order, zone, strategy); nothing ran.", ProblemCatalog.Validation, ProblemCatalog.MalformedRequest,
                 ProblemCatalog.Of(PageErrorKind.InvalidOrder), ProblemCatalog.Of(PageErrorKind.OutOfZone), ProblemCatalog.Of(PageErrorKind.InvalidLength))
@@ -46,7 +48,8 @@ public static class TestsEndpoints
         var results = new List<HighOrderTestResult>();
         foreach (var strategy in strategies)
         {
-            var result = PageAllocHighOrderTest.Run(host.Config, zone, strategy, request.Iterations!.Value, request.Order ?? 9, cancellationToken: cancellationToken);
+            var result = PageAllocHighOrderTest.RunRounds(host.Config, zone, strategy, request.Iterations!.Value, request.Order ?? 9,
+                request.Rounds ?? HighOrderTestRequest.DefaultRounds, cancellationToken);
             if (result.Error is { } error)
             {
                 return Problems.From(error);

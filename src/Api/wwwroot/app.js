@@ -165,12 +165,17 @@ document.getElementById("run-seed").addEventListener("click", async event => {
     });
     const table = document.createElement("table");
     table.className = "seed-times";
-    table.innerHTML = "<caption>Time per iteration (log-scale bars above)</caption><thead><tr><th scope=\"col\">strategy</th><th scope=\"col\">ns/iteration</th></tr></thead>";
+    table.innerHTML = "<caption>Time per iteration: the median of the timed rounds, after a warm-up (log-scale bars above)</caption>"
+      + "<thead><tr><th scope=\"col\">strategy</th><th scope=\"col\">ns/iteration</th><th scope=\"col\">spread (min–max)</th>"
+      + "<th scope=\"col\">rounds</th></tr></thead>";
     const body = table.createTBody();
     for (const r of run.results) {
+      const rounds = r.nsPerIterationByRound;
       const tr = body.insertRow();
       tr.append(Object.assign(document.createElement("th"), { scope: "row", textContent: r.strategy }),
-        Object.assign(document.createElement("td"), { textContent: r.nsPerIteration.toFixed(1) }));
+        Object.assign(document.createElement("td"), { className: "median", textContent: r.nsPerIteration.toFixed(1) }),
+        Object.assign(document.createElement("td"), { className: "spread", textContent: `${Math.min(...rounds).toFixed(1)}–${Math.max(...rounds).toFixed(1)}` }),
+        Object.assign(document.createElement("td"), { className: "rounds", textContent: String(rounds.length) }));
     }
     result.replaceChildren(chart, table);
   } catch (error) {

@@ -12,30 +12,120 @@ namespace PageAlloc.Domain.Testing;
 public static class PageAllocHighOrderTest
 {
     /// <summary>
-    /// Runs the loop; a cancelled <paramref name="cancellationToken"/> stops it within 256 iterations
-    /// (OperationCanceledException). The private machine emits to <paramref name="tracepoints"/> when given.
+    /// Runs the loop once, timed, on a machine booted for it; a cancelled <paramref name="cancellationToken"/>
+    /// stops it within 256 iterations (OperationCanceledException). The private machine emits to
+    /// <paramref name="tracepoints"/> when given. The code it runs may still be cold: see <see cref="RunRounds"/>.
     /// </summary>
     public static PageResult<HighOrderTestResult> Run(
         MachineConfig config, string zoneName, FreeStrategy strategy, int iterations, int order,
         Tracing.Tracepoints? tracepoints = null, CancellationToken cancellationToken = default)
     {
-        if (iterations < 1)
+        if (Check(iterations, order) is { } invalid)
         {
-            return new PageError(PageErrorKind.InvalidLength, $"iterations must be at least 1, not {iterations}.");
-        }
-        if (order is < 1 or > PageAllocConstants.MaxPageOrder)
-        {
-            return new PageError(PageErrorKind.InvalidOrder, $"order must be 1..{PageAllocConstants.MaxPageOrder} (a block to split), not {order}.");
+            return invalid;
         }
         var machine = new Machine(config, tracepoints);
         if (machine.FindZone(zoneName) is not { } zone)
         {
-            return new PageError(PageErrorKind.OutOfZone, $"there is no zone '{zoneName}'.");
+            return NoSuchZone(zoneName);
         }
-        const int cpu = 0;
-        var pages = 1L << order;
+        return TimedRun(machine, zone, strategy, iterations, order, cancellationToken);
+    }
+
+    /// <summary>
+    /// The loop as a user wants it timed: warmed up first, then <paramref name="rounds"/> timed runs,
+    /// each on its own freshly booted machine; the median round stands for the strategy, and every
+    /// round's time is kept for the spread. Tiered compilation runs new code unoptimised, then
+    /// on-stack-replaced, and optimises it only after call counting and a background compile: a
+    /// process's first run timed that (chunked at 7-20 µs per iteration instead of 0.15, and
+    /// "faster" than upstream). The first warm-up of a strategy in a process runs untimed batches
+    /// on a machine of its own for <see cref="FirstWarmUp"/> (as bench/'s WarmUp does); later ones a
+    /// few batches.
+    /// </summary>
+    public static PageResult<HighOrderTestResult> RunRounds(
+        MachineConfig config, string zoneName, FreeStrategy strategy, int iterations, int order, int rounds,
+        CancellationToken cancellationToken = default)
+    {
+        if (Check(iterations, order) is { } invalid)
+        {
+            return invalid;
+        }
+        if (rounds < 1)
+        {
+            return new PageError(PageErrorKind.InvalidLength, $"rounds must be at least 1, not {rounds}.");
+        }
+        var warmUp = new Machine(config);
+        if (warmUp.FindZone(zoneName) is not { } warmZone)
+        {
+            return NoSuchZone(zoneName);
+        }
+        var warmUpIterations = WarmUp(warmUp, warmZone, strategy, order, cancellationToken);
+        var runs = new List<HighOrderTestResult>(rounds);
+        for (var round = 0; round < rounds; round++)
+        {
+            var result = Run(config, zoneName, strategy, iterations, order, cancellationToken: cancellationToken);
+            if (result.Error is { } error)
+            {
+                return error;
+            }
+            runs.Add(result.Value);
+        }
+        var median = runs.OrderBy(r => r.NsPerIteration).ElementAt(rounds / 2);
+        return median with { NsPerIterationByRound = [.. runs.Select(r => r.NsPerIteration)], WarmUpIterations = warmUpIterations };
+    }
+
+    /// <summary>How long the first warm-up of a strategy in this process lasts.</summary>
+    public static readonly TimeSpan FirstWarmUp = TimeSpan.FromSeconds(1);
+
+    private const int WarmUpBatch = 16; // small, so that the loop's own method is entered often enough to be promoted (30 calls) even for per-page
+
+    private static readonly bool[] WarmedUp = new bool[Enum.GetValues<FreeStrategy>().Length];
+
+    /// <summary>Untimed batches of the loop on <paramref name="machine"/>; returns the iterations run.</summary>
+    private static long WarmUp(Machine machine, Zone zone, FreeStrategy strategy, int order, CancellationToken cancellationToken)
+    {
+        var first = !Volatile.Read(ref WarmedUp[(int)strategy]);
+        var watch = Stopwatch.StartNew();
+        long iterations = 0;
+        for (var batch = 0; batch < 3 || (first && watch.Elapsed < FirstWarmUp); batch++)
+        {
+            if (Loop(machine, zone, strategy, WarmUpBatch, order, cancellationToken) is not null)
+            {
+                break; // the warm-up machine ran out of memory: the timed rounds will say so on their own machines
+            }
+            iterations += WarmUpBatch;
+        }
+        Volatile.Write(ref WarmedUp[(int)strategy], true);
+        return iterations;
+    }
+
+    private static PageResult<HighOrderTestResult> TimedRun(
+        Machine machine, Zone zone, FreeStrategy strategy, int iterations, int order, CancellationToken cancellationToken)
+    {
         var before = zone.Stats();
         var watch = Stopwatch.StartNew();
+        var failure = Loop(machine, zone, strategy, iterations, order, cancellationToken);
+        watch.Stop();
+        if (failure is not null)
+        {
+            return failure; // the kernel test returns -1 when alloc_pages fails
+        }
+        var after = zone.Stats();
+        var ns = watch.Elapsed.TotalNanoseconds / iterations;
+        return new HighOrderTestResult(
+            strategy, iterations, order, zone.Key,
+            (long)watch.Elapsed.TotalMicroseconds, ns,
+            PostRunState.From(after, before, order))
+        {
+            NsPerIterationByRound = [ns],
+        };
+    }
+
+    /// <summary>The seed's loop itself, on cpu 0: null, or the allocation failure that ended it.</summary>
+    private static PageError? Loop(Machine machine, Zone zone, FreeStrategy strategy, int iterations, int order, CancellationToken cancellationToken)
+    {
+        const int cpu = 0;
+        var pages = 1L << order;
         for (var i = 0; i < iterations; i++)
         {
             if ((i & 255) == 0)
@@ -45,24 +135,44 @@ public static class PageAllocHighOrderTest
             var block = machine.AllocPages(zone, order, Gfp.Kernel, cpu);
             if (block.Error is { } error)
             {
-                return error; // the kernel test returns -1 when alloc_pages fails
+                return error;
             }
             zone.SplitPage(block.Value.Pfn, order);
             zone.FreeContigRange(block.Value.Pfn, pages, strategy, cpu);
         }
-        watch.Stop();
-        var after = zone.Stats();
-        return new HighOrderTestResult(
-            strategy, iterations, order, zone.Key,
-            (long)watch.Elapsed.TotalMicroseconds,
-            watch.Elapsed.TotalNanoseconds / iterations,
-            PostRunState.From(after, before, order));
+        return null;
     }
+
+    private static PageError? Check(int iterations, int order)
+    {
+        if (iterations < 1)
+        {
+            return new PageError(PageErrorKind.InvalidLength, $"iterations must be at least 1, not {iterations}.");
+        }
+        if (order is < 1 or > PageAllocConstants.MaxPageOrder)
+        {
+            return new PageError(PageErrorKind.InvalidOrder, $"order must be 1..{PageAllocConstants.MaxPageOrder} (a block to split), not {order}.");
+        }
+        return null;
+    }
+
+    private static PageError NoSuchZone(string zoneName) => new(PageErrorKind.OutOfZone, $"there is no zone '{zoneName}'.");
 }
 
-/// <summary>One strategy's run: total time, time per iteration, and the state afterwards.</summary>
+/// <summary>
+/// One strategy's run: total time, time per iteration, and the state afterwards. From
+/// <see cref="PageAllocHighOrderTest.RunRounds"/>, the median round, with every round's time and
+/// the untimed iterations run first.
+/// </summary>
 public sealed record HighOrderTestResult(
-    FreeStrategy Strategy, int Iterations, int Order, string Zone, long TotalMicroseconds, double NsPerIteration, PostRunState State);
+    FreeStrategy Strategy, int Iterations, int Order, string Zone, long TotalMicroseconds, double NsPerIteration, PostRunState State)
+{
+    /// <summary>Each timed round's ns per iteration, in the order they ran.</summary>
+    public required double[] NsPerIterationByRound { get; init; }
+
+    /// <summary>Iterations run untimed before the rounds (0 for a single run).</summary>
+    public long WarmUpIterations { get; init; }
+}
 
 /// <summary>
 /// What the loop left behind: free blocks of the test's order in the buddy and on pcp lists,
