@@ -6,7 +6,8 @@ namespace PageAlloc.Tests.Unit;
 
 /// <summary>
 /// The highatomic reserve (mm/page_alloc.c): reserve_highatomic_pageblock() after a high-order
-/// atomic allocation of the slow path, rmqueue_buddy() taking from it first, the watermark check
+/// atomic allocation of the slow path served by the buddy (v7.1+: an empty pcp list is not
+/// refilled for it, a block already on one grows nothing), rmqueue_buddy() taking from it first, the watermark check
 /// leaving it out for everyone else, and unreserve_highatomic_pageblock() before an allocation fails.
 /// </summary>
 public class HighatomicTests
@@ -57,7 +58,7 @@ public class HighatomicTests
     [Fact]
     public void AnOrderTwoGfpAtomicServedByTheSlowPath_ReservesItsPageblock()
     {
-        // gfp_to_alloc_flags(): no __GFP_DIRECT_RECLAIM and order > 0 give ALLOC_HIGHATOMIC; get_page_from_freelist()
+        // gfp_to_alloc_flags(): no __GFP_DIRECT_RECLAIM and order > 0 give ALLOC_HIGHATOMIC; rmqueue_buddy()
         // then calls reserve_highatomic_pageblock(), which moves the block's free pages to MIGRATE_HIGHATOMIC.
         var m = BelowLow();
         var zone = m.Normal();
@@ -71,6 +72,54 @@ public class HighatomicTests
         Assert.True(zone.FreeHighatomicPages > 0);
         Assert.Contains($"reserved_highatomic: {PageAllocConstants.PageblockNrPages}\n  free_highatomic:     {zone.FreeHighatomicPages}",
             PageAlloc.Domain.Proc.ProcFs.ZoneInfo(m.Stats(), m.Cpus), StringComparison.Ordinal);
+        m.AssertConsistent();
+    }
+
+    [Theory]
+    [InlineData(1)]
+    [InlineData(2)]
+    [InlineData(3)]
+    public void AnAtomicPcpOrderRequest_WithAnEmptyPcpList_DoesNotRefillIt_AndIsServedAndReservedByTheBuddy(int order)
+    {
+        // v7.1+ (b480cbb07102): __rmqueue_pcplist() returns NULL on an empty list for ALLOC_HIGHATOMIC
+        // instead of calling rmqueue_bulk(); rmqueue() falls back to rmqueue_buddy(), which then
+        // calls reserve_highatomic_pageblock(). BelowLow() filled the zone through the buddy only
+        // (orders 10 and 4), so every pcp list is empty.
+        var m = BelowLow();
+        var zone = m.Normal();
+        Assert.Equal(0, zone.Stats().PcpPages);
+
+        var block = m.Alloc("Normal", order, "GFP_ATOMIC");
+
+        Assert.False(block.FromPcp);
+        var stats = zone.Stats();
+        Assert.Equal(0, stats.PcpPages);
+        Assert.Equal(0, stats.Event(VmEvent.PcpRefill));
+        Assert.Equal(PageAllocConstants.PageblockNrPages, zone.ReservedHighatomicPages);
+        Assert.Equal(MigrateType.HighAtomic, zone.GetPageState(block.Pfn).Value.PageblockMigrateType);
+        m.AssertConsistent();
+    }
+
+    [Fact]
+    public void AnAtomicRequest_ServedFromAPcpListThatHasABlock_DoesNotGrowTheReserve()
+    {
+        // v7.1+ (b480cbb07102): __rmqueue_pcplist() still takes a block already on the list for
+        // ALLOC_HIGHATOMIC (only an empty list is not refilled), and reserve_highatomic_pageblock()
+        // is called from rmqueue_buddy() only, no longer from get_page_from_freelist() after any
+        // success. A blocking order-2 request at the min watermark (no ALLOC_HIGHATOMIC) refills
+        // cpu 0's Unmovable order-2 list and leaves the rest of its batch there.
+        var m = BelowLow();
+        var zone = m.Normal();
+        Assert.True(m.Alloc("Normal", 2, Filler).FromPcp);
+        Assert.True(zone.Stats().PcpPages > 0);
+        Assert.True(zone.NrFreePages < zone.Watermarks.Low, "the fast path would serve it");
+
+        var block = m.Alloc("Normal", 2, "GFP_ATOMIC");
+
+        Assert.True(block.FromPcp);
+        Assert.Equal(0, zone.ReservedHighatomicPages);
+        Assert.NotEqual(MigrateType.HighAtomic, zone.GetPageState(block.Pfn).Value.PageblockMigrateType);
+        Assert.Equal(0, zone.Stats().PageblocksByType[(int)MigrateType.HighAtomic]);
         m.AssertConsistent();
     }
 

@@ -23,7 +23,8 @@ internal enum AllocFlags
 
     /// <summary>
     /// ALLOC_HIGHATOMIC: a non-blocking order &gt; 0 request of the slow path; may use the
-    /// MIGRATE_HIGHATOMIC reserve, and reserves the pageblock it was served from.
+    /// MIGRATE_HIGHATOMIC reserve, does not refill an empty pcp list, and reserves the pageblock
+    /// it was served from when the buddy served it (rmqueue_buddy(), v7.1+).
     /// </summary>
     HighAtomic = 1 << 6,
 

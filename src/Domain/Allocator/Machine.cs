@@ -446,11 +446,7 @@ public sealed class Machine
                 z.SetMemcg(idx, charged); // before the block is referenced, so no free can see it uncharged
             }
             var compound = (gfp & GfpFlags.Comp) != 0 && order > 0;
-            z.PrepNewPage(idx, order, compound);
-            if ((alloc & AllocFlags.HighAtomic) != 0)
-            {
-                z.ReserveHighatomicPageblock(idx, order); // keep the pageblock for the next high-order atomic request
-            }
+            z.PrepNewPage(idx, order, compound); // (the highatomic reserve grows in rmqueue_buddy(), not here, since v7.1)
             return new AllocatedBlock(z, z.PfnOf(idx), order, mt, compound, fromPcp);
         }
         return null;

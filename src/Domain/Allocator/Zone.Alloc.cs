@@ -83,22 +83,37 @@ public sealed partial class Zone
     /// rmqueue_buddy(): under zone->lock, the highatomic reserve first for an ALLOC_HIGHATOMIC
     /// request, then __rmqueue(); when that fails, a non-blocking request may still take from the
     /// reserve ("failing now is worse than failing a high-order atomic allocation in the future").
+    /// After the lock is dropped, an ALLOC_HIGHATOMIC success reserves its pageblock
+    /// (reserve_highatomic_pageblock(), which takes zone->lock itself). Since v7.1 (b480cbb07102)
+    /// this is the only place that grows the reserve: get_page_from_freelist() no longer does it
+    /// after every highatomic success, so a block taken from a pcp list grows nothing. v7.2 tests
+    /// ALLOC_HIGHATOMIC alone; the later "use existing highatomic reserves on the buddy fastpath"
+    /// adds ALLOC_WMARK_MIN to the test when it lets the fast path set ALLOC_HIGHATOMIC, and is
+    /// not modelled (in v7.2 only gfp_to_alloc_flags() sets the flag, always with ALLOC_WMARK_MIN).
     /// </summary>
     private int RmqueueBuddy(int order, MigrateType mt, AllocFlags alloc)
     {
-        using var _ = ZoneLock.Enter();
-        var idx = (alloc & AllocFlags.HighAtomic) != 0 ? RmqueueSmallest(order, MigrateType.HighAtomic) : IntrusiveLists.Nil;
-        if (idx < 0)
+        int idx;
+        using (ZoneLock.Enter())
         {
-            idx = RmqueueCore(order, mt, alloc);
-        }
-        if (idx < 0 && (alloc & AllocFlags.NonBlock) != 0)
-        {
-            idx = RmqueueSmallest(order, MigrateType.HighAtomic);
-        }
-        if (idx >= 0)
-        {
+            idx = (alloc & AllocFlags.HighAtomic) != 0 ? RmqueueSmallest(order, MigrateType.HighAtomic) : IntrusiveLists.Nil;
+            if (idx < 0)
+            {
+                idx = RmqueueCore(order, mt, alloc);
+            }
+            if (idx < 0 && (alloc & AllocFlags.NonBlock) != 0)
+            {
+                idx = RmqueueSmallest(order, MigrateType.HighAtomic);
+            }
+            if (idx < 0)
+            {
+                return idx;
+            }
             _allocsByOrder[order]++; // pgalloc and alloc_from_buddy are derived from it
+        }
+        if ((alloc & AllocFlags.HighAtomic) != 0)
+        {
+            ReserveHighatomicPageblock(idx, order); // keep the pageblock for the next high-order atomic request
         }
         return idx;
     }

@@ -15,8 +15,8 @@ public sealed partial class Zone
     public long FreeHighatomicPages => Volatile.Read(ref _freeHighatomicPages);
 
     /// <summary>
-    /// reserve_highatomic_pageblock(): after an ALLOC_HIGHATOMIC allocation, retype the pageblock(s)
-    /// holding it MIGRATE_HIGHATOMIC, up to about 1% of the zone (none when 1% is below a
+    /// reserve_highatomic_pageblock(): after an ALLOC_HIGHATOMIC allocation from the buddy
+    /// (rmqueue_buddy()), retype the pageblock(s) holding it MIGRATE_HIGHATOMIC, up to about 1% of the zone (none when 1% is below a
     /// pageblock). Only blocks of a mergeable type are taken.
     /// </summary>
     internal void ReserveHighatomicPageblock(int idx, int order)

@@ -11,7 +11,10 @@ public sealed partial class Zone
 {
     /// <summary>
     /// rmqueue_pcplist() + __rmqueue_pcplist(): take the first block of the list for (mt, order);
-    /// when the list is empty refill it with nr_pcp_alloc() blocks from the buddy (rmqueue_bulk()).
+    /// when the list is empty refill it with nr_pcp_alloc() blocks from the buddy (rmqueue_bulk()),
+    /// except for an ALLOC_HIGHATOMIC request, which gets nothing from an empty list and falls
+    /// through to rmqueue_buddy() (v7.1+, "mm/page_alloc: don't increase highatomic reserve after
+    /// pcp alloc", b480cbb07102). A block already on the list is taken whatever the flags.
     /// </summary>
     private int RmqueuePcplist(int order, MigrateType mt, AllocFlags alloc, PerCpuPages pcp)
     {
@@ -25,7 +28,14 @@ public sealed partial class Zone
             var list = PerCpuPages.OrderToPindex(mt, order);
             if (pcp.Lists.IsEmpty(list))
             {
-                var alloced = RmqueueBulk(order, pcp.NrPcpAlloc(order, BelowHigh), pcp, list, mt, alloc);
+                var batch = pcp.NrPcpAlloc(order, BelowHigh); // before the test, as in the kernel: it clamps and may raise high
+                if ((alloc & AllocFlags.HighAtomic) != 0)
+                {
+                    // A refill would build no highatomic reserve: send the request to
+                    // rmqueue_buddy(), which tries the reserve first and grows it.
+                    return IntrusiveLists.Nil;
+                }
+                var alloced = RmqueueBulk(order, batch, pcp, list, mt, alloc);
                 if (alloced == 0)
                 {
                     return IntrusiveLists.Nil;
