@@ -85,4 +85,54 @@ public class PageTests
         Assert.All(times, t => Assert.True(double.Parse(t, CultureInfo.InvariantCulture) > 0));
         Assert.True(double.Parse(times[0], CultureInfo.InvariantCulture) > double.Parse(times[1], CultureInfo.InvariantCulture)); // the seed's point
     }
+
+    [Fact]
+    public async Task OnAPhone_ThePageDoesNotScrollSideways()
+    {
+        Chromium.SkipUnlessInstalled();
+        await using var app = PageAllocApp.OnKestrel();
+        using var playwright = await Playwright.CreateAsync();
+        await using var browser = await Chromium.Launch(playwright);
+        var page = await browser.NewPageAsync(new BrowserNewPageOptions { ViewportSize = new ViewportSize { Width = 390, Height = 844 } });
+        await page.GotoAsync(app.Address.ToString());
+        await Assertions.Expect(page.Locator("article.zone")).ToHaveCountAsync(3);
+        await page.GetByRole(AriaRole.Button, new() { Name = "Run 10000 iterations" }).ClickAsync();
+        await Assertions.Expect(page.Locator("table.seed-times tbody tr")).ToHaveCountAsync(3, new() { Timeout = 60_000 });
+
+        var widths = await page.EvaluateAsync<int[]>("() => [document.documentElement.scrollWidth, window.innerWidth]");
+        var (scrollWidth, viewport) = (widths[0], widths[1]);
+        Assert.True(scrollWidth <= viewport, $"the page is {scrollWidth} px wide in a {viewport} px viewport");
+    }
+
+    [Fact]
+    public async Task WithAKeyEntered_TheKeyedLinksShowTheirText_InsteadOfA401()
+    {
+        Chromium.SkipUnlessInstalled();
+        const string Key = "page-test-admin-key-0123456789";
+        await using var app = PageAllocApp.OnKestrel(("Security:ApiKeys:0:Name", "root"), ("Security:ApiKeys:0:Key", Key), ("Security:ApiKeys:0:Admin", "true"));
+        using var http = new HttpClient { BaseAddress = app.Address };
+        http.DefaultRequestHeaders.Add("X-Api-Key", Key);
+        using var playwright = await Playwright.CreateAsync();
+        await using var browser = await Chromium.Launch(playwright);
+        var page = await browser.NewPageAsync();
+        await page.GotoAsync(app.Address.ToString());
+        await page.Locator("#api-key").FillAsync(Key);
+        await page.Locator("#api-key").DispatchEventAsync("change");
+
+        await page.GetByRole(AriaRole.Link, new() { Name = "/proc/buddyinfo" }).ClickAsync();
+        await Assertions.Expect(page.Locator("#viewer-text")).ToContainTextAsync("Node 0, zone   Normal");
+        await page.GetByRole(AriaRole.Button, new() { Name = "Close" }).ClickAsync();
+
+        await page.GetByRole(AriaRole.Link, new() { Name = "/events" }).ClickAsync();
+        await Assertions.Expect(page.Locator("#viewer")).ToBeVisibleAsync();
+        // The stream is open once the viewer shows; each allocation is an event in it.
+        for (var i = 0; i < 20 && !(await page.Locator("#viewer-text").TextContentAsync() ?? "").Contains("mm_page_alloc", StringComparison.Ordinal); i++)
+        {
+            (await http.PostAsync("/zones/Normal/alloc_pages", new StringContent("""{"order":0}""", System.Text.Encoding.UTF8, "application/json"), Ct)).EnsureSuccessStatusCode();
+            await Task.Delay(250, Ct);
+        }
+        await Assertions.Expect(page.Locator("#viewer-text")).ToContainTextAsync("kmem:mm_page_alloc");
+        await page.GetByRole(AriaRole.Button, new() { Name = "Close" }).ClickAsync();
+        await Assertions.Expect(page.Locator("#viewer")).ToBeHiddenAsync();
+    }
 }

@@ -185,5 +185,51 @@ document.getElementById("run-seed").addEventListener("click", async event => {
   }
 });
 
+// Links to routes that take a key: a browser cannot add X-Api-Key to a link it follows, so with a
+// key entered the page fetches the text itself and shows it (an event stream as it arrives, up to
+// VIEWER_LIMIT characters, until the viewer is closed). Without a key the link is followed as usual.
+const VIEWER_LIMIT = 1 << 20;
+const viewer = document.getElementById("viewer");
+let viewerAbort = null;
+viewer.addEventListener("close", () => viewerAbort?.abort());
+document.getElementById("viewer-close").addEventListener("click", () => viewer.close());
+for (const link of document.querySelectorAll("a[data-needs-key]")) {
+  link.addEventListener("click", event => {
+    if (!keyInput.value) return;
+    event.preventDefault();
+    showText(link.getAttribute("href"));
+  });
+}
+
+async function showText(path) {
+  viewerAbort?.abort();
+  viewerAbort = new AbortController();
+  const text = document.getElementById("viewer-text");
+  document.getElementById("viewer-title").textContent = path;
+  text.textContent = "";
+  viewer.showModal();
+  try {
+    const response = await fetch(path, { headers: { "X-Api-Key": keyInput.value }, signal: viewerAbort.signal });
+    if (!response.ok) {
+      const problem = await response.json().catch(() => ({}));
+      text.textContent = `${response.status} ${problem.detail ?? problem.title ?? ""}`;
+      return;
+    }
+    const reader = response.body.pipeThrough(new TextDecoderStream()).getReader();
+    let shown = 0;
+    for (let chunk = await reader.read(); !chunk.done; chunk = await reader.read()) {
+      text.append(chunk.value);
+      shown += chunk.value.length;
+      if (shown > VIEWER_LIMIT) {
+        text.append("\n… (stopped: the viewer shows at most 1 MiB)");
+        viewerAbort.abort();
+        return;
+      }
+    }
+  } catch (error) {
+    if (error.name !== "AbortError") text.append(`\n${error.message}`);
+  }
+}
+
 refresh();
 setInterval(refresh, 1000);
