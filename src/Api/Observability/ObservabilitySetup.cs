@@ -9,6 +9,28 @@ namespace PageAlloc.Api.Observability;
 /// </summary>
 public static class ObservabilitySetup
 {
+    /// <summary>
+    /// The runtime's instruments (meter System.Runtime) named "*.count", the semantic conventions'
+    /// name for how many things there are now (an UpDownCounter). The Prometheus exporter makes each
+    /// a gauge named "*_count", a suffix Prometheus reserves for a histogram's or summary's sample
+    /// count, so promtool check metrics rejects them. A view renames each to the plural of what it
+    /// counts, the way Prometheus names a number of things (go_goroutines, go_threads,
+    /// process_open_fds) and the semantic conventions allow when the unit is a {thing}: the values,
+    /// descriptions and units stay. Views apply to the whole meter provider, so OTLP gets these
+    /// names too.
+    /// dotnet.thread_pool.thread.count is a counter on .NET 10.0 (dotnet_thread_pool_thread_count_total,
+    /// promtool accepts it); that is a runtime bug (dotnet/runtime#112077, #126167) whose fix makes it
+    /// an UpDownCounter, a "_count" gauge once a runtime with the fix rolls forward, so it is renamed
+    /// now too.
+    /// </summary>
+    private static readonly Dictionary<string, string> RuntimeRenames = new(StringComparer.Ordinal)
+    {
+        ["dotnet.assembly.count"] = "dotnet.assemblies",                     // dotnet_assemblies
+        ["dotnet.process.cpu.count"] = "dotnet.process.cpus",                // dotnet_process_cpus
+        ["dotnet.timer.count"] = "dotnet.timers",                            // dotnet_timers
+        ["dotnet.thread_pool.thread.count"] = "dotnet.thread_pool.threads",  // dotnet_thread_pool_threads_total for now
+    };
+
     public static IServiceCollection AddPageAllocObservability(this IServiceCollection services, IConfiguration configuration)
     {
         services.AddSingleton<PageAllocMetrics>();
@@ -18,6 +40,9 @@ public static class ObservabilitySetup
             metrics.AddMeter(PageAllocMetrics.MeterName)
                 .AddAspNetCoreInstrumentation()
                 .AddRuntimeInstrumentation()
+                .AddView(instrument => instrument.Meter.Name == "System.Runtime" && RuntimeRenames.TryGetValue(instrument.Name, out var name)
+                    ? new MetricStreamConfiguration { Name = name }
+                    : null)
                 .AddPrometheusExporter();
             if (otlp)
             {
