@@ -1,6 +1,7 @@
 using System.Diagnostics;
 using System.Globalization;
 using System.Net.Http.Json;
+using System.Reflection;
 using System.Text.RegularExpressions;
 using PageAlloc.Client;
 
@@ -182,7 +183,7 @@ public partial class MetricsTests
     }
 
     [Fact]
-    public async Task TheScrape_KeepsTheSuffixesForTheirTypes()
+    public async Task TheScrape_KeepsTheSuffixesForTheirTypes_AndNamesTheService()
     {
         await using var app = AppWithEveryMeter();
         var text = await ScrapeAfterTraffic(app);
@@ -195,5 +196,23 @@ public partial class MetricsTests
                 || (f.Type == "gauge" && f.Name.EndsWith("_total", StringComparison.Ordinal))))
             .Select(f => $"{f.Name} ({f.Type})").ToList();
         Assert.Empty(misnamed);
+
+        var version = typeof(Program).Assembly.GetCustomAttribute<AssemblyInformationalVersionAttribute>()!.InformationalVersion;
+        var target = Assert.Single(text.Split('\n'), line => line.StartsWith("target_info{", StringComparison.Ordinal));
+        Assert.Contains("service_name=\"PageAlloc\"", target, StringComparison.Ordinal);
+        Assert.Contains($"service_version=\"{version}\"", target, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task OtelServiceName_StillNamesTheService()
+    {
+        // A host setting: the SDK reads OTEL_SERVICE_NAME from the host's configuration, which has the
+        // environment's variables, and a variable set here would reach every host of this test process.
+        await using var app = new PageAllocApp(("OTEL_SERVICE_NAME", "pagealloc-canary"));
+
+        var text = await app.CreateClient().GetStringAsync("/metrics", Ct);
+
+        var target = Assert.Single(text.Split('\n'), line => line.StartsWith("target_info{", StringComparison.Ordinal));
+        Assert.Contains("service_name=\"pagealloc-canary\"", target, StringComparison.Ordinal);
     }
 }

@@ -1,4 +1,6 @@
+using System.Reflection;
 using OpenTelemetry.Metrics;
+using OpenTelemetry.Resources;
 
 namespace PageAlloc.Api.Observability;
 
@@ -31,24 +33,40 @@ public static class ObservabilitySetup
         ["dotnet.thread_pool.thread.count"] = "dotnet.thread_pool.threads",  // dotnet_thread_pool_threads_total for now
     };
 
+    /// <summary>The resource's service.name, unless OTEL_SERVICE_NAME (or OTEL_RESOURCE_ATTRIBUTES) says otherwise.</summary>
+    public const string ServiceName = "PageAlloc";
+
+    /// <summary>The assembly's informational version: the project's version and the commit it was built from.</summary>
+    private static readonly string? ServiceVersion =
+        typeof(ObservabilitySetup).Assembly.GetCustomAttribute<AssemblyInformationalVersionAttribute>()?.InformationalVersion;
+
     public static IServiceCollection AddPageAllocObservability(this IServiceCollection services, IConfiguration configuration)
     {
         services.AddSingleton<PageAllocMetrics>();
         var otlp = !string.IsNullOrWhiteSpace(configuration["OTEL_EXPORTER_OTLP_ENDPOINT"]);
-        services.AddOpenTelemetry().WithMetrics(metrics =>
-        {
-            metrics.AddMeter(PageAllocMetrics.MeterName)
-                .AddAspNetCoreInstrumentation()
-                .AddRuntimeInstrumentation()
-                .AddView(instrument => instrument.Meter.Name == "System.Runtime" && RuntimeRenames.TryGetValue(instrument.Name, out var name)
-                    ? new MetricStreamConfiguration { Name = name }
-                    : null)
-                .AddPrometheusExporter();
-            if (otlp)
+        services.AddOpenTelemetry()
+            // service.name "PageAlloc" (target_info's service_name) instead of the SDK's
+            // "unknown_service:PageAlloc.Api", and the build's version. The default resource reads
+            // OTEL_SERVICE_NAME and OTEL_RESOURCE_ATTRIBUTES before this runs, and a later resource
+            // wins a merge, so AddService alone would override them: reading them again after it
+            // lets a deployment still name the service (OTEL_SERVICE_NAME over OTEL_RESOURCE_ATTRIBUTES).
+            .ConfigureResource(resource => resource
+                .AddService(ServiceName, serviceVersion: ServiceVersion)
+                .AddEnvironmentVariableDetector())
+            .WithMetrics(metrics =>
             {
-                metrics.AddOtlpExporter();
-            }
-        });
+                metrics.AddMeter(PageAllocMetrics.MeterName)
+                    .AddAspNetCoreInstrumentation()
+                    .AddRuntimeInstrumentation()
+                    .AddView(instrument => instrument.Meter.Name == "System.Runtime" && RuntimeRenames.TryGetValue(instrument.Name, out var name)
+                        ? new MetricStreamConfiguration { Name = name }
+                        : null)
+                    .AddPrometheusExporter();
+                if (otlp)
+                {
+                    metrics.AddOtlpExporter();
+                }
+            });
         return services;
     }
 
