@@ -140,6 +140,9 @@ public class EventsTests
     [InlineData("?events=mm_page_allocate", 400, "invalid-event-filter")]
     [InlineData("?order=11", 400, "invalid-event-filter")]
     [InlineData("?zone=Highmem", 404, "unknown-zone")]
+    [InlineData("?seconds=0", 400, "invalid-event-filter")]
+    [InlineData("?seconds=3601", 400, "invalid-event-filter")]
+    [InlineData("?limit=0", 400, "invalid-event-filter")]
     public async Task ABadFilter_IsAProblem(string query, int status, string kind)
     {
         await using var app = new PageAllocApp();
@@ -148,6 +151,28 @@ public class EventsTests
 
         Assert.Equal(status, (int)response.StatusCode);
         Assert.Contains(kind, await response.Content.ReadAsStringAsync(Ct), StringComparison.Ordinal);
+        Assert.Equal(0, app.Services.GetRequiredService<EventStreams>().Open);
+    }
+
+    [Fact]
+    public async Task AStreamWithLimitOrSeconds_EndsOnItsOwn_AndGivesItsPlaceBack()
+    {
+        await using var app = new PageAllocApp();
+        var api = app.Api();
+        var limited = await OpenStream(app, "/events?limit=2&events=mm_page_alloc");
+        for (var i = 0; i < 5; i++)
+        {
+            await api.AllocPagesAsync("Normal", new AllocPagesRequest { Order = 0 }, Ct);
+        }
+        using var whole = CancellationTokenSource.CreateLinkedTokenSource(Ct);
+        whole.CancelAfter(TimeSpan.FromSeconds(10));
+        var text = await limited.Content.ReadAsStringAsync(whole.Token); // returns only because the stream ended
+        Assert.Equal(2, text.Split('\n').Count(l => l.StartsWith("event: mm_page_alloc", StringComparison.Ordinal)));
+
+        var timed = await OpenStream(app, "/events?seconds=1&format=perf-script");
+        var watch = System.Diagnostics.Stopwatch.StartNew();
+        Assert.Equal("", await timed.Content.ReadAsStringAsync(whole.Token)); // nothing happened in that second
+        Assert.InRange(watch.Elapsed, TimeSpan.FromSeconds(0.5), TimeSpan.FromSeconds(8));
         Assert.Equal(0, app.Services.GetRequiredService<EventStreams>().Open);
     }
 

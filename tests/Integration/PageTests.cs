@@ -135,4 +135,28 @@ public class PageTests
         await page.GetByRole(AriaRole.Button, new() { Name = "Close" }).ClickAsync();
         await Assertions.Expect(page.Locator("#viewer")).ToBeHiddenAsync();
     }
+
+    [Fact]
+    public async Task SwaggerUi_TryItOutOnEvents_ShowsAnAnswer_WithTheFormatsInAList()
+    {
+        Chromium.SkipUnlessInstalled();
+        await using var app = PageAllocApp.OnKestrel();
+        using var playwright = await Playwright.CreateAsync();
+        await using var browser = await Chromium.Launch(playwright);
+        var page = await browser.NewPageAsync();
+        await page.GotoAsync(new Uri(app.Address, "/swagger/index.html#/Events/StreamEvents").ToString());
+        var operation = page.Locator("#operations-Events-StreamEvents");
+        await Assertions.Expect(operation).ToBeVisibleAsync(new() { Timeout = 15_000 });
+        if (!await operation.Locator(".try-out__btn").IsVisibleAsync())
+        {
+            await operation.Locator(".opblock-summary").ClickAsync();
+        }
+
+        await operation.Locator(".try-out__btn").ClickAsync();
+        await Assertions.Expect(operation.Locator("tr[data-param-name='format'] select option")).ToHaveTextAsync(["--", "text", "json", "perf-script"]);
+        await operation.Locator("button.execute").ClickAsync();
+
+        // The example fills in seconds=5: the stream ends, and Swagger UI shows its status.
+        await Assertions.Expect(operation.Locator(".live-responses-table tr.response .response-col_status")).ToHaveTextAsync("200", new() { Timeout = 20_000 });
+    }
 }

@@ -29,10 +29,12 @@ public static class EventsEndpoints
                 + "PageAlloc's own pagealloc:range_free_chunk (each chunk a range free hands to the allocator). format=text (default): "
                 + "SSE, event is the tracepoint's name, data its TP_printk text; format=json: SSE, data is the event as JSON; "
                 + "format=perf-script: text/plain lines as perf script prints them. A stream that falls more than Limits:EventBufferEvents "
-                + "behind drops events, and says so with an event named lost (data [LOST n EVENTS]) or that line.")
+                + "behind drops events, and says so with an event named lost (data [LOST n EVENTS]) or that line. The stream ends after "
+                + "`seconds` or `limit` events when given: a browser's fetch, Swagger UI's Try it out among them, shows an answer only once "
+                + "it has ended (curl -N shows each event as it comes).")
             .Produces<string>(StatusCodes.Status200OK, "text/event-stream", "text/plain")
             .Answers(200, "The stream: text/event-stream, or text/plain for format=perf-script.")
-            .Refuses("A format, event name or order that does not exist.", ProblemCatalog.InvalidEventFilter)
+            .Refuses("A format, event name or order that does not exist, or seconds or limit out of range.", ProblemCatalog.InvalidEventFilter)
             .Refuses("The zone is not one of the machine's (GET /zones lists them).", ProblemCatalog.UnknownZone)
             .Refuses("API keys are configured and the request has none, or an unknown one.", ProblemCatalog.Unauthenticated)
             .Refuses("Limits:EventListeners streams are open already, or the key's request budget is spent.", ProblemCatalog.TooManyRequests);
@@ -43,8 +45,10 @@ public static class EventsEndpoints
     /// <param name="events">Tracepoint names separated by commas (mm_page_alloc,mm_page_free); every event when left out.</param>
     /// <param name="zone">Only this zone's events.</param>
     /// <param name="order">Only events of this order.</param>
+    /// <param name="seconds">End the stream after this many seconds (1..3600); it runs until the client goes away when left out.</param>
+    /// <param name="limit">End the stream after this many events (1..1000000).</param>
     public static IResult Stream(MachineHost host, EventStreams streams, HttpContext context,
-        string? format, string? events, string? zone, int? order, CancellationToken cancellationToken)
+        string? format, string? events, string? zone, int? order, int? seconds, int? limit, CancellationToken cancellationToken)
     {
         format ??= "text";
         if (!Formats.Contains(format, StringComparer.Ordinal))
@@ -66,6 +70,12 @@ public static class EventsEndpoints
         {
             return Problems.Of(ProblemCatalog.InvalidEventFilter, $"order {order} is outside 0..{PageAllocConstants.MaxPageOrder}.");
         }
+        if (seconds is < 1 or > MaxSeconds || limit is < 1 or > MaxLimit)
+        {
+            return Problems.Of(ProblemCatalog.InvalidEventFilter,
+                $"seconds must be 1..{MaxSeconds} and limit 1..{MaxLimit} (seconds {seconds?.ToString(System.Globalization.CultureInfo.InvariantCulture) ?? "none"}, limit {limit?.ToString(System.Globalization.CultureInfo.InvariantCulture) ?? "none"}).");
+        }
+        var end = new StreamEnd(seconds is { } s ? TimeSpan.FromSeconds(s) : null, limit ?? long.MaxValue);
         var machine = host.Machine;
         var zoneIndex = -1;
         if (zone is not null)
@@ -87,23 +97,23 @@ public static class EventsEndpoints
         string ZoneKey(int index) => host.Machine.Zones[index].Key;
         return format switch
         {
-            "json" => new EventStream<TraceEventJson>(Json(listener, lease, ZoneKey, cancellationToken)),
-            "perf-script" => new PerfScriptStream(Lines(listener, lease, cancellationToken)),
-            _ => new EventStream<string>(Text(listener, lease, cancellationToken)),
+            "json" => new EventStream<TraceEventJson>(Json(listener, lease, end, ZoneKey, cancellationToken)),
+            "perf-script" => new PerfScriptStream(Lines(listener, lease, end, cancellationToken)),
+            _ => new EventStream<string>(Text(listener, lease, end, cancellationToken)),
         };
     }
 
-    private static async IAsyncEnumerable<SseItem<string>> Text(TraceListener listener, IDisposable lease, [EnumeratorCancellation] CancellationToken ct)
+    private static async IAsyncEnumerable<SseItem<string>> Text(TraceListener listener, IDisposable lease, StreamEnd end, [EnumeratorCancellation] CancellationToken ct)
     {
-        await foreach (var (e, lost) in Read(listener, lease, ct))
+        await foreach (var (e, lost) in Read(listener, lease, end, ct))
         {
             yield return lost > 0 ? new SseItem<string>(TraceText.Lost(lost), "lost") : new SseItem<string>(TraceText.Fields(in e), TraceText.Name(e.Type));
         }
     }
 
-    private static async IAsyncEnumerable<SseItem<TraceEventJson>> Json(TraceListener listener, IDisposable lease, Func<int, string> zoneKey, [EnumeratorCancellation] CancellationToken ct)
+    private static async IAsyncEnumerable<SseItem<TraceEventJson>> Json(TraceListener listener, IDisposable lease, StreamEnd end, Func<int, string> zoneKey, [EnumeratorCancellation] CancellationToken ct)
     {
-        await foreach (var (e, lost) in Read(listener, lease, ct))
+        await foreach (var (e, lost) in Read(listener, lease, end, ct))
         {
             yield return lost > 0
                 ? new SseItem<TraceEventJson>(new TraceEventJson("lost", "ftrace", 0, 0, "", lost, 0, null, null, null, null, null, null, null, TraceText.Lost(lost)), "lost")
@@ -111,25 +121,41 @@ public static class EventsEndpoints
         }
     }
 
-    private static async IAsyncEnumerable<string> Lines(TraceListener listener, IDisposable lease, [EnumeratorCancellation] CancellationToken ct)
+    private static async IAsyncEnumerable<string> Lines(TraceListener listener, IDisposable lease, StreamEnd end, [EnumeratorCancellation] CancellationToken ct)
     {
         var pid = Environment.ProcessId;
-        await foreach (var (e, lost) in Read(listener, lease, ct))
+        await foreach (var (e, lost) in Read(listener, lease, end, ct))
         {
             yield return lost > 0 ? TraceText.Lost(lost) : TraceText.PerfScriptLine(in e, "pagealloc", pid);
         }
     }
 
-    /// <summary>The listener's events as they come, each batch followed by the count lost meanwhile, if any (as an item with lost &gt; 0).</summary>
-    private static async IAsyncEnumerable<(TraceEvent Event, long Lost)> Read(TraceListener listener, IDisposable lease, [EnumeratorCancellation] CancellationToken ct)
+    private const int MaxSeconds = 3600;
+    private const int MaxLimit = 1_000_000;
+
+    /// <summary>When a stream ends on its own: after a time, after a number of events (Swagger UI shows an answer only once it has ended).</summary>
+    private sealed record StreamEnd(TimeSpan? After, long Events);
+
+    /// <summary>
+    /// The listener's events as they come, each batch followed by the count lost meanwhile, if any
+    /// (as an item with lost &gt; 0), until the client goes away or <paramref name="end"/> is reached.
+    /// </summary>
+    private static async IAsyncEnumerable<(TraceEvent Event, long Lost)> Read(TraceListener listener, IDisposable lease, StreamEnd end, [EnumeratorCancellation] CancellationToken ct)
     {
         using (lease)
         using (listener)
+        using (var deadline = CancellationTokenSource.CreateLinkedTokenSource(ct))
         {
-            while (await listener.Events.WaitToReadAsync(ct))
+            if (end.After is { } after)
             {
-                while (listener.Events.TryRead(out var e))
+                deadline.CancelAfter(after);
+            }
+            var sent = 0L;
+            while (sent < end.Events && await More(listener, deadline.Token, ct))
+            {
+                while (sent < end.Events && listener.Events.TryRead(out var e))
                 {
+                    sent++;
                     yield return (e, 0);
                 }
                 // The buffer held what came before the drops: report them after it, where ftrace would.
@@ -138,6 +164,19 @@ public static class EventsEndpoints
                     yield return (default, lost);
                 }
             }
+        }
+    }
+
+    /// <summary>Waits for events: false when the stream's own time is up; a client gone is the framework's to handle.</summary>
+    private static async ValueTask<bool> More(TraceListener listener, CancellationToken deadline, CancellationToken requestAborted)
+    {
+        try
+        {
+            return await listener.Events.WaitToReadAsync(deadline);
+        }
+        catch (OperationCanceledException) when (!requestAborted.IsCancellationRequested)
+        {
+            return false;
         }
     }
 }

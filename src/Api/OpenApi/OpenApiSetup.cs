@@ -36,14 +36,14 @@ public static class OpenApiSetup
                 Description = "The Linux page allocator (zones, buddy free lists, per-cpu page lists, refcounts, split_page, "
                     + "free_contig_range), simulated and served over HTTP. Every operation names the kernel function it models.",
             });
-            // A pfn in a path is text (decimal or 0x hex), as clients send it; PathParameterExamplesFilter describes it.
+            // A pfn in a path is text (decimal or 0x hex), as clients send it; ParameterExamplesFilter describes it.
             o.MapType<PageAlloc.Api.Contracts.Pfn>(() => new OpenApiSchema { Type = JsonSchemaType.String });
             o.SupportNonNullableReferenceTypes();
             o.NonNullableReferenceTypesAsRequired();
             o.SchemaFilter<RequiredMembersSchemaFilter>();
             o.SchemaFilter<ExamplesSchemaFilter>();
             o.OperationFilter<ResponsesOperationFilter>();
-            o.OperationFilter<PathParameterExamplesFilter>();
+            o.OperationFilter<ParameterExamplesFilter>();
             o.DocumentFilter<DocumentShapeFilter>();
             // X-Api-Key: required when the service has keys configured (Security:ApiKeys), ignored otherwise.
             o.AddSecurityDefinition(ApiKeyAuthenticationHandler.SchemeName, new OpenApiSecurityScheme
