@@ -1,4 +1,3 @@
-using System.Diagnostics;
 using System.Net;
 using Microsoft.AspNetCore.TestHost;
 using Microsoft.Extensions.Configuration;
@@ -51,23 +50,12 @@ public class StartupTests
     [Fact]
     public async Task TheServiceProcess_WithABadSetting_ExitsNonZero_BeforeItListens()
     {
-        var api = Path.Combine(AppContext.BaseDirectory, "PageAlloc.Api.dll");
-        var start = new ProcessStartInfo("dotnet", [api, "--Machine:MinFreeKbytes=100000000", "--urls", "http://127.0.0.1:0"])
-        {
-            RedirectStandardOutput = true,
-            RedirectStandardError = true,
-            WorkingDirectory = AppContext.BaseDirectory,
-        };
-        using var process = Process.Start(start)!;
-        var output = process.StandardOutput.ReadToEndAsync(Ct);
-        var errors = process.StandardError.ReadToEndAsync(Ct);
-        using var wait = CancellationTokenSource.CreateLinkedTokenSource(Ct);
-        wait.CancelAfter(TimeSpan.FromSeconds(30));
-        await process.WaitForExitAsync(wait.Token);
+        await using var service = AsUsers.ServiceProcess.Start(
+            $"dotnet {Path.Combine(AppContext.BaseDirectory, "PageAlloc.Api.dll")} --Machine:MinFreeKbytes=100000000", AppContext.BaseDirectory);
 
-        Assert.Equal(2, process.ExitCode);
-        Assert.Contains("MinFreeKbytes 100000000", await errors, StringComparison.Ordinal);
-        Assert.DoesNotContain("Now listening", await output, StringComparison.Ordinal);
+        Assert.Equal(2, await service.Exited(TimeSpan.FromSeconds(30)));
+        Assert.Contains("MinFreeKbytes 100000000", service.Output, StringComparison.Ordinal);
+        Assert.DoesNotContain("Now listening", service.Output, StringComparison.Ordinal);
     }
 
     [Fact]
