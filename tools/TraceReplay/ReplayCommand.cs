@@ -16,6 +16,9 @@ namespace PageAlloc.TraceReplay;
 /// </summary>
 public static class ReplayCommand
 {
+    /// <summary>The exit code for a file that is not a kmem trace (no kmem event in it, or bad gzip).</summary>
+    public const int NotATraceExit = 3;
+
     private static readonly JsonSerializerOptions JsonOptions = new(JsonSerializerDefaults.Web) { WriteIndented = true };
 
     public static RootCommand Create()
@@ -28,7 +31,8 @@ public static class ReplayCommand
         var json = new Option<bool>("--json") { Description = "Print the whole result as JSON, timeline included." };
         var zoneinfo = new Option<FileInfo>("--zoneinfo") { Description = "A /proc/zoneinfo: each zone of the default machine takes its managed pages, to replay on a machine shaped like the one that recorded the trace." };
         zoneinfo.AcceptExistingOnly();
-        var root = new RootCommand("Replays a kernel kmem trace on a simulated machine (the default machine's zones, --cpus cpus).") { file, zone, cpus, every, json, zoneinfo };
+        var root = new RootCommand("Replays a kernel kmem trace on a simulated machine (the default machine's zones, --cpus cpus). "
+            + "Exit codes: 0 replayed, 1 bad command line, 2 an unknown zone or a machine that does not validate, 3 not a kmem trace (no kmem event in it, or bad gzip).") { file, zone, cpus, every, json, zoneinfo };
         root.SetAction(async (parse, ct) =>
         {
             var output = parse.InvocationConfiguration.Output;
@@ -69,8 +73,23 @@ public static class ReplayCommand
                 OnSnapshot = s => error.WriteLine(string.Create(CultureInfo.InvariantCulture,
                     $"[{watch.Elapsed.TotalSeconds,7:F1}s] {s.Events} events, {s.Events / watch.Elapsed.TotalSeconds:F0}/s; {preferred.Key} unusable_index(9) {s.UnusableIndex[9]:0.000}")),
             };
-            var result = await replayer.ReplayAsync(TraceInput.Open(stream, gzip), ct);
+            ReplayResult result;
+            try
+            {
+                result = await replayer.ReplayAsync(TraceInput.Open(stream, gzip), ct);
+            }
+            catch (InvalidDataException bad)
+            {
+                error.WriteLine(TraceInput.BadGzip(bad, path.Name));
+                return NotATraceExit;
+            }
             var seconds = watch.Elapsed.TotalSeconds;
+            // As POST /replay's not-a-trace: a file with no kmem event is refused, not reported as an empty replay.
+            if (TraceInput.NotATrace(result, path.Name) is { } notATrace)
+            {
+                error.WriteLine(notATrace);
+                return NotATraceExit;
+            }
             if (parse.GetValue(json))
             {
                 output.WriteLine(JsonSerializer.Serialize(result, JsonOptions));
