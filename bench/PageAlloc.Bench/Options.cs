@@ -67,15 +67,18 @@ internal static class BenchCommand
         {
             command.Add(option);
         }
-        command.SetAction(parse =>
-        {
-            var strategy = parse.GetValue(Strategy);
-            return run(new Options(
-                parse.GetValue(Iterations), parse.GetValue(Order), parse.GetValue(Pages),
-                strategy is null or "all" ? null : FreeStrategies.All.Single(s => s.Name == strategy).Strategy,
-                parse.GetValue(Json), parse.GetValue(Rounds)));
-        });
+        command.SetAction(parse => run(OptionsFrom(parse)));
         return command;
+    }
+
+    /// <summary>The options a parsed subcommand runs with.</summary>
+    internal static Options OptionsFrom(ParseResult parse)
+    {
+        var strategy = parse.GetValue(Strategy);
+        return new Options(
+            parse.GetValue(Iterations), parse.GetValue(Order), parse.GetValue(Pages),
+            strategy is null or "all" ? null : FreeStrategies.All.Single(s => s.Name == strategy).Strategy,
+            parse.GetValue(Json), parse.GetValue(Rounds));
     }
 
     private static Option<int> Positive(string name, string description, int defaultValue) => new(name)
