@@ -34,8 +34,8 @@ internal static class VmallocCommand
         return 0;
     }
 
-    /// <summary>The timed vmalloc + vfree rounds of each strategy.</summary>
-    internal static int Rounds(Options options) => Math.Max(1, options.Iterations / 100);
+    /// <summary>The timed vmalloc + vfree rounds of each strategy: one per iteration asked for.</summary>
+    internal static int Rounds(Options options) => options.Iterations;
 
     /// <summary>The report's first line: what each strategy's figures are of.</summary>
     internal static string Header(Options options) => string.Create(CultureInfo.InvariantCulture,
