@@ -46,7 +46,7 @@ internal static class BenchCommand
             PartsCommand.Run, Iterations, Order));
         root.Add(Command("vmalloc", "The vmalloc/vfree workload of patch 2/3: free_pages_bulk with each strategy.", VmallocCommand.Run,
             Pages, VmallocIterations, Strategy));
-        root.Add(Command("zonesize", "Boots a 1 TiB zone (about 3 GB of memory) and compares the seed loop on it with a 1 GiB zone.", ZoneSizeCommand.Run,
+        root.Add(Command("zonesize", $"Boots a 1 TiB zone and compares alloc + free pairs on it with a 1 GiB zone. Needs {ZoneSizeCommand.Needs}.", ZoneSizeCommand.Run,
             Iterations));
         root.Add(Command("trace", "The seed loop with nobody listening and with a listener on every tracepoint, alternating.", TraceCostCommand.Run,
             Iterations, Order, Strategy));
