@@ -15,6 +15,9 @@ internal static class BenchCommand
 {
     private static readonly Option<int> Iterations = Positive("--iterations", "Loop iterations.", 100_000);
 
+    // vmalloc's iteration is a whole vmalloc() + vfree() of --pages pages, so it has its own default.
+    private static readonly Option<int> VmallocIterations = Positive("--iterations", "vmalloc() + vfree() rounds, each of --pages pages, timed per strategy.", 1000);
+
     private static readonly Option<int> Order = new("--order")
     {
         Description = "The block order of the seed loop (9 is HPAGE_PMD_ORDER).",
@@ -42,8 +45,8 @@ internal static class BenchCommand
         root.Add(Command("parts", "The seed loop taken apart: each of its calls timed alone, at the loop's order and at its smallest, beside the loop and the floor.",
             PartsCommand.Run, Iterations, Order));
         root.Add(Command("vmalloc", "The vmalloc/vfree workload of patch 2/3: free_pages_bulk with each strategy.", VmallocCommand.Run,
-            Pages, Iterations, Strategy));
-        root.Add(Command("zonesize", "Boots a 1 TiB zone (about 3 GB of memory) and compares the seed loop on it with a 1 GiB zone.", ZoneSizeCommand.Run,
+            Pages, VmallocIterations, Strategy));
+        root.Add(Command("zonesize", $"Boots a 1 TiB zone and compares alloc + free pairs on it with a 1 GiB zone. Needs {ZoneSizeCommand.Needs}.", ZoneSizeCommand.Run,
             Iterations));
         root.Add(Command("trace", "The seed loop with nobody listening and with a listener on every tracepoint, alternating.", TraceCostCommand.Run,
             Iterations, Order, Strategy));
@@ -67,15 +70,18 @@ internal static class BenchCommand
         {
             command.Add(option);
         }
-        command.SetAction(parse =>
-        {
-            var strategy = parse.GetValue(Strategy);
-            return run(new Options(
-                parse.GetValue(Iterations), parse.GetValue(Order), parse.GetValue(Pages),
-                strategy is null or "all" ? null : FreeStrategies.All.Single(s => s.Name == strategy).Strategy,
-                parse.GetValue(Json), parse.GetValue(Rounds)));
-        });
+        command.SetAction(parse => run(OptionsFrom(parse)));
         return command;
+    }
+
+    /// <summary>The options a parsed subcommand runs with.</summary>
+    internal static Options OptionsFrom(ParseResult parse)
+    {
+        var strategy = parse.GetValue(Strategy);
+        return new Options(
+            parse.GetValue<int>("--iterations"), parse.GetValue(Order), parse.GetValue(Pages),
+            strategy is null or "all" ? null : FreeStrategies.All.Single(s => s.Name == strategy).Strategy,
+            parse.GetValue(Json), parse.GetValue(Rounds));
     }
 
     private static Option<int> Positive(string name, string description, int defaultValue) => new(name)

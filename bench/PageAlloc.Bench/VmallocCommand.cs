@@ -16,13 +16,13 @@ internal static class VmallocCommand
     {
         var strategies = options.Strategy is { } one ? [one] : Enum.GetValues<FreeStrategy>();
         var pages = options.Pages;
-        var rounds = Math.Max(1, options.Iterations / 100);
+        var rounds = Rounds(options);
         foreach (var s in strategies)
         {
             WarmUp.Run(() => Measure(s, pages, Math.Min(rounds, 20)));
         }
         var c = CultureInfo.InvariantCulture;
-        Console.WriteLine(string.Create(c, $"vmalloc({pages} pages) + vfree via free_pages_bulk, {rounds} rounds, zone Normal, cpu 0"));
+        Console.WriteLine(Header(options));
         Console.WriteLine("strategy   alloc+split ns/page   free ns/page   free per-page/x");
         var results = strategies.Select(s => (Strategy: s, Result: Measure(s, pages, rounds))).ToList();
         var perPage = results.FirstOrDefault(r => r.Strategy == FreeStrategy.PerPage).Result.FreeNs;
@@ -33,6 +33,13 @@ internal static class VmallocCommand
         }
         return 0;
     }
+
+    /// <summary>The timed vmalloc + vfree rounds of each strategy: one per iteration asked for.</summary>
+    internal static int Rounds(Options options) => options.Iterations;
+
+    /// <summary>The report's first line: what each strategy's figures are of.</summary>
+    internal static string Header(Options options) => string.Create(CultureInfo.InvariantCulture,
+        $"vmalloc({options.Pages} pages) + vfree via free_pages_bulk, {Rounds(options)} rounds, zone Normal, cpu 0");
 
     private static (double AllocNs, double FreeNs) Measure(FreeStrategy strategy, int pages, int rounds)
     {

@@ -26,7 +26,9 @@ run() { wrk -t2 -c"$connections" -d"$1" --latency -s "bench/http/$2.lua" "http:/
 # requests per second on a machine where wrk and the server share two cores.
 ticks() { awk '{print $14 + $15}' "/proc/$server/stat"; }
 hz=$(getconf CLK_TCK)
-cpu_us() { echo "scale=1; ($2 - $1) * 1000000 / $hz / $3" | bc; } # before, after, requests
+# bc prints a value below 1 as ".901": give it its leading zero.
+calc() { echo "$1" | bc | sed -e 's/^\./0./' -e 's/^-\./-0./'; }
+cpu_us() { calc "scale=1; ($2 - $1) * 1000000 / $hz / $3"; } # before, after, requests
 
 run 5s healthz >/dev/null # warm-up: JIT, tiered compilation, connection pools
 run 5s alloc-free >/dev/null
@@ -47,8 +49,8 @@ for r in $(seq "$rounds"); do
   pn=$(echo "$pairs" | awk '/requests in/ {print $1}')
   hcpu=$(cpu_us "$t0" "$t1" "$hn")
   pcpu=$(cpu_us "$t1" "$t2" "$pn")
-  ratio=$(echo "scale=3; $p / $h" | bc)
-  cpu_ratio=$(echo "scale=3; $hcpu / $pcpu" | bc)
+  ratio=$(calc "scale=3; $p / $h")
+  cpu_ratio=$(calc "scale=3; $hcpu / $pcpu")
   ratios+=("$ratio")
   cpu_ratios+=("$cpu_ratio")
   echo "round $r: healthz $h req/s (p99 $hp99, server CPU $hcpu us/req), alloc+free $p req/s (p99 $pp99, $pcpu us/req), ratio $ratio, CPU ratio $cpu_ratio"

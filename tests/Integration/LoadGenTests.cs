@@ -183,6 +183,26 @@ public class LoadGenTests
         Assert.Equal(4, report.ExitCode);
     }
 
+    /// <summary>The verdict names the operation whose p99 crossed the threshold, its p99 and the threshold.</summary>
+    [Fact]
+    public async Task P99AboveTheThreshold_NamesTheOperation_ItsP99_AndTheThreshold()
+    {
+        await using var app = new PageAllocApp();
+        var options = new LoadOptions { Workload = "seed", Concurrency = 2, Requests = 30, P99Ms = 0.000001 };
+
+        var report = await LoadRunner.RunAsync(CallsTo(app), options, progress: null, Ct);
+
+        var worst = report.Operations.MaxBy(o => o.P99Ms)!;
+        var line = report.ToText().Split('\n').Single(l => l.StartsWith("threshold p99-ms", StringComparison.Ordinal));
+        Assert.StartsWith("threshold p99-ms <= 1E-06: CROSSED", line, StringComparison.Ordinal);
+        Assert.Contains(FormattableString.Invariant($"{worst.Operation} p99 {worst.P99Ms:0.000} ms"), line, StringComparison.Ordinal);
+        // Every operation is over a threshold this low: the others are named too.
+        foreach (var other in report.Operations.Where(o => o != worst))
+        {
+            Assert.Contains(other.Operation, line, StringComparison.Ordinal);
+        }
+    }
+
     [Fact]
     public async Task OpenModel_StartsStepsAtTheRate_AndFreesEveryPage()
     {

@@ -67,13 +67,11 @@ public static class ReplayEndpoints
         }
         catch (InvalidDataException bad)
         {
-            return Problems.Of(ProblemCatalog.NotATrace, $"The body is not gzip data: {bad.Message}");
+            return Problems.Of(ProblemCatalog.NotATrace, TraceInput.BadGzip(bad, "the body"));
         }
-        if (result.Events == 0)
+        if (TraceInput.NotATrace(result, "the body") is { } notATrace)
         {
-            var quoted = result.FirstNotEvents.Length == 0 ? "" : $" It begins: '{result.FirstNotEvents[0]}'.";
-            return Problems.Of(ProblemCatalog.NotATrace,
-                $"None of the body's {result.Lines} lines is a kmem event (perf script, ftrace or trace-cmd text).{quoted}");
+            return Problems.Of(ProblemCatalog.NotATrace, notATrace);
         }
         return TypedResults.Ok(result);
     }

@@ -372,6 +372,30 @@ public static class TraceInput
         new StreamReader(gzip ? new System.IO.Compression.GZipStream(stream, System.IO.Compression.CompressionMode.Decompress) : stream,
             System.Text.Encoding.UTF8, detectEncodingFromByteOrderMarks: false, bufferSize: 1 << 16);
 
+    /// <summary>
+    /// Why the input a replay read is not a kmem trace, or null when it is (at least one kmem event):
+    /// POST /replay's not-a-trace and TraceReplay's exit 3. <paramref name="input"/> names it, as the
+    /// sentence reads it ("the body", a file's name).
+    /// </summary>
+    public static string? NotATrace(ReplayResult result, string input)
+    {
+        if (result.Events > 0)
+        {
+            return null;
+        }
+        if (result.Lines == 0)
+        {
+            return $"There is no line in {input}, so no kmem event (perf script, ftrace or trace-cmd text).";
+        }
+        // Binary input quoted as '?' where it has control characters, so the message is safe to print on a terminal.
+        var quoted = result.FirstNotEvents.Length == 0 ? ""
+            : $" It begins: '{string.Concat(result.FirstNotEvents[0].Select(c => char.IsControl(c) && c != '\t' ? '?' : c))}'.";
+        return $"None of {input}'s {result.Lines} lines is a kmem event (perf script, ftrace or trace-cmd text).{quoted}";
+    }
+
+    /// <summary>Why gzip input could not be read (the <see cref="InvalidDataException"/> its reading threw): not a trace either.</summary>
+    public static string BadGzip(InvalidDataException bad, string input) => $"Bad gzip in {input}: {bad.Message}";
+
     /// <summary>True when the first bytes are gzip's magic number (1f 8b).</summary>
     public static bool IsGzip(ReadOnlySpan<byte> start) => start.Length >= 2 && start[0] == 0x1f && start[1] == 0x8b;
 }
