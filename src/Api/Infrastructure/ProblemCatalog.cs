@@ -55,10 +55,16 @@ public static class ProblemCatalog
     /// <summary>
     /// Gives a problem the framework wrote (validation, rate limiting, an unknown route) a kind and a
     /// URN type by its status, so that every problem response has both. Problems the service wrote
-    /// already have them. Runs for every problem through AddProblemDetails' CustomizeProblemDetails.
+    /// already have them. A validation problem's errors are put in the JSON spelling of the request
+    /// (<see cref="ValidationProblems"/>). Runs for every problem through AddProblemDetails'
+    /// CustomizeProblemDetails.
     /// </summary>
-    public static void Complete(ProblemDetails problem)
+    public static void Complete(ProblemDetails problem, HttpContext? http = null)
     {
+        if (problem is HttpValidationProblemDetails validation && http is not null)
+        {
+            ValidationProblems.Rewrite(validation, ValidationProblems.InJsonTerms(validation.Errors, http));
+        }
         if (problem.Type is not { } type || !type.StartsWith(TypePrefix, StringComparison.Ordinal))
         {
             var kind = problem is HttpValidationProblemDetails ? Validation : ByStatus(problem.Status ?? 500);
