@@ -70,7 +70,7 @@ public static class ZonesEndpoints
             .RequireAdministrator()
             .Answers(200, "The zone's counters after the fragmenting, its unusableIndex at the order on target.")
             .Refuses(UnknownZoneHelp, ProblemCatalog.UnknownZone)
-            .Refuses("A value is missing or out of range.", ProblemCatalog.Validation, ProblemCatalog.MalformedRequest)
+            .Refuses("A value is missing or out of range (the order alone: invalid-order).", ProblemCatalog.Validation, ProblemCatalog.MalformedRequest)
             .Refuses("The target does not fit the zone; nothing changed.", ProblemCatalog.Of(PageErrorKind.ImportDoesNotFit))
             .Refuses("The key is not an administrator's.", ProblemCatalog.Forbidden);
 
@@ -100,7 +100,7 @@ public static class ZonesEndpoints
             .WithDescription("Models split_page(): every page of an allocated, non-compound block becomes an order-0 page with its own reference, "
                 + "so the block can be freed page by page or as a range (free_contig_range), as the seed's test does.")
             .Answers(200, "The block's first pfn, its former order, and the number of order-0 pages it became.")
-            .Refuses("The pfn is outside the zone or not aligned to the order; nothing changed.",
+            .Refuses("The pfn is outside the zone or not aligned to the order, or the order or cpu is out of range; nothing changed.",
                 ProblemCatalog.Of(PageErrorKind.OutOfZone), ProblemCatalog.Of(PageErrorKind.Misaligned), ProblemCatalog.Of(PageErrorKind.InvalidOrder))
             .Refuses("The pages are not one allocated non-compound block of this order with refcount 1 (the kernel would VM_BUG_ON); nothing changed.",
                 [.. NotLive, ProblemCatalog.Of(PageErrorKind.WrongOrder), ProblemCatalog.Of(PageErrorKind.CompoundPage)]);
@@ -162,7 +162,7 @@ public static class ZonesEndpoints
             .WithSummary("get_page(page): take a reference")
             .WithDescription("Models get_page(): one more reference on an allocated page (the head's, for a tail of a compound page), so a later put_page or free does not free it.")
             .Answers(200, "The page and its refcount after the call.")
-            .Refuses("The pfn is outside the zone, or the refcount would overflow; nothing changed.",
+            .Refuses("The pfn is outside the zone, the cpu out of range, or the refcount would overflow; nothing changed.",
                 ProblemCatalog.Of(PageErrorKind.OutOfZone), ProblemCatalog.Of(PageErrorKind.InvalidLength))
             .Refuses("The page is free, HWPoison, or a tail of a non-compound block; nothing changed.", NotLive);
         pages.MapPost("/put_page", PutPage).WithName("PutPage")
@@ -177,7 +177,7 @@ public static class ZonesEndpoints
             .WithDescription("Sets PG_hwpoison on an allocated order-0 page, as memory_failure() does for a page with a hardware error. "
                 + "The free paths then keep it out of the buddy (free_pages_prepare() refuses it): range frees count it as leaked.")
             .Answers(200, "The page and its refcount.")
-            .Refuses("The pfn is outside the zone; nothing changed.", ProblemCatalog.Of(PageErrorKind.OutOfZone))
+            .Refuses("The pfn is outside the zone, or the cpu out of range; nothing changed.", ProblemCatalog.Of(PageErrorKind.OutOfZone))
             .Refuses("The page is free, already HWPoison, a tail, or part of an order > 0 block; nothing changed.",
                 [.. NotLive, ProblemCatalog.Of(PageErrorKind.NotSplit)]);
         pages.MapGet("/pages/{pfn}", GetPageState).WithName("GetPageState")

@@ -20,12 +20,16 @@ namespace PageAlloc.Api.Infrastructure;
 /// <see cref="FastValidation"/> or the framework's validation filter, is put into JSON terms on its way
 /// out (<see cref="ProblemCatalog.Complete"/>, so only refusals pay): each key becomes the path of the
 /// member as the serializer's contract for the body spells it (its naming policy, [JsonPropertyName]),
-/// and each message names that member the same way.
+/// and each message names that member the same way. <see cref="ProblemCatalog.Complete"/> then gives
+/// the problem the domain's kind when every member that failed has one (<see cref="ProblemCatalog.OutOfRange"/>).
 /// </summary>
 public static class ValidationProblems
 {
-    /// <summary>One member that failed: its path as the client spelt it, its messages, and the member (null for a key that names none).</summary>
-    public sealed record Failure(string Path, string[] Messages, PropertyInfo? Member, string? JsonName);
+    /// <summary>
+    /// One member that failed: its path as the client spelt it, its messages, the member and its JSON
+    /// name (null for a key that names none), and whether it was left out (its [Required] failed) rather than out of range.
+    /// </summary>
+    public sealed record Failure(string Path, string[] Messages, PropertyInfo? Member, string? JsonName, bool Missing);
 
     /// <summary>The errors of a problem on <paramref name="http"/>'s endpoint, in the JSON spelling of its body (the endpoint's accepted request type).</summary>
     public static IReadOnlyList<Failure> InJsonTerms(IDictionary<string, string[]> errors, HttpContext http)
@@ -48,7 +52,7 @@ public static class ValidationProblems
             var shown = member is null || jsonName is null || member.GetCustomAttribute<DisplayAttribute>()?.GetName() is not null
                 ? messages // no member to rename, or [Display] chose the name its messages use
                 : [.. messages.Select(m => Regex.Replace(m, $@"\b{Regex.Escape(member.Name)}\b", jsonName.Replace("$", "$$", StringComparison.Ordinal), RegexOptions.CultureInvariant))];
-            failures.Add(new Failure(path, shown, member, jsonName));
+            failures.Add(new Failure(path, shown, member, jsonName, member is not null && IsRequiredFailure(member, messages)));
         }
         return failures;
     }
@@ -109,4 +113,15 @@ public static class ValidationProblems
         type.IsArray ? type.GetElementType()
         : type.GetInterfaces().Append(type)
             .FirstOrDefault(i => i.IsGenericType && i.GetGenericTypeDefinition() == typeof(IEnumerable<>))?.GetGenericArguments()[0];
+
+    /// <summary>Whether the member's messages are its [Required] attribute's: it was left out, not out of range.</summary>
+    private static bool IsRequiredFailure(PropertyInfo member, string[] messages)
+    {
+        if (member.GetCustomAttribute<RequiredAttribute>() is not { } required)
+        {
+            return false;
+        }
+        var said = required.FormatErrorMessage(member.GetCustomAttribute<DisplayAttribute>()?.GetName() ?? member.Name);
+        return messages.Contains(said, StringComparer.Ordinal);
+    }
 }
