@@ -57,7 +57,8 @@ public static class ZonesEndpoints
             .Answers(200, "The zone's counters after the import.")
             .Refuses(UnknownZoneHelp, ProblemCatalog.UnknownZone)
             .Refuses("The body has no rows for this zone.", ProblemCatalog.InvalidImport)
-            .Refuses("The counts do not fit the zone: too many pages or pageblocks, or blocks of a type that cannot be placed without merging; nothing changed.",
+            .Refuses("The counts do not fit the zone: too many pages or pageblocks, or blocks of a type that cannot be placed without merging; nothing changed. "
+                + "Without a /proc/zoneinfo in the body, the detail says how to send one (cat /proc/zoneinfo /proc/pagetypeinfo | curl ... --data-binary @-).",
                 ProblemCatalog.Of(PageErrorKind.ImportDoesNotFit))
             .Refuses("The key is not an administrator's.", ProblemCatalog.Forbidden);
 
@@ -264,14 +265,23 @@ public static class ZonesEndpoints
                     $"import: zone {key} cannot take the zoneinfo's {managed} managed pages: {string.Join(" ", invalid.Failures ?? [])}"));
             }
         }
-        return RebootWithFreeLists(host, key, counts, seed ?? 1, sized);
+        // Without one, a real machine's zone larger than the configured one does not fit: say how to send it.
+        var hint = sized is not null ? null
+            : $"The body has no /proc/zoneinfo rows for zone {ZoneTypes.Name(target.Type)} of node {target.NodeId}, so the zone has the size the service "
+                + $"is configured with. With the machine's /proc/zoneinfo in the same body, the zone takes its "
+                + $"managed pages as its size; send both with: sudo cat /proc/zoneinfo /proc/pagetypeinfo | curl -X POST '{Microsoft.AspNetCore.Http.Extensions.UriHelper.GetEncodedUrl(request)}' "
+                + "-H 'Content-Type: application/octet-stream' --data-binary @-";
+        return RebootWithFreeLists(host, key, counts, seed ?? 1, sized, hint);
     }
 
-    /// <summary>Reboots with the zone given these free lists (Zone.ImportFreeLists), and answers its counters; refused, nothing changes.</summary>
+    /// <summary>
+    /// Reboots with the zone given these free lists (Zone.ImportFreeLists), and answers its counters;
+    /// refused, nothing changes, and a refusal for counts that do not fit ends with <paramref name="doesNotFitHint"/>.
+    /// </summary>
     private static Results<Ok<ZoneStatsResponse>, ProblemHttpResult> RebootWithFreeLists(
-        MachineHost host, string key, PageAlloc.Domain.Import.FreeListCounts counts, int seed, MachineConfig? config = null) =>
+        MachineHost host, string key, PageAlloc.Domain.Import.FreeListCounts counts, int seed, MachineConfig? config = null, string? doesNotFitHint = null) =>
         host.ResetWith(machine => machine.FindZone(key)!.ImportFreeLists(counts, seed), config) is { } error
-            ? Problems.From(error)
+            ? Problems.From(error.Kind == PageErrorKind.ImportDoesNotFit && doesNotFitHint is not null ? error with { Detail = $"{error.Detail} {doesNotFitHint}" } : error)
             : TypedResults.Ok(ZoneStatsResponse.From(ZoneOf(host, key).Stats()));
 
     public static Results<Ok<ZoneStatsResponse>, ProblemHttpResult> Fragment(MachineHost host, string zone, FragmentRequest request)
