@@ -69,7 +69,7 @@ builder.Services.ConfigureHttpJsonOptions(o =>
 
 // Contract validation (.NET 10), ProblemDetails for every error, 400 for unreadable requests.
 builder.Services.AddValidation();
-builder.Services.AddProblemDetails(o => o.CustomizeProblemDetails = c => ProblemCatalog.Complete(c.ProblemDetails));
+builder.Services.AddProblemDetails(o => o.CustomizeProblemDetails = c => ProblemCatalog.Complete(c.ProblemDetails, c.HttpContext));
 builder.Services.AddExceptionHandler<ProblemExceptionHandler>();
 builder.Services.Configure<RouteHandlerOptions>(o => o.ThrowOnBadRequest = true); // so the handler can say what was wrong
 

@@ -70,7 +70,7 @@ public class ImportEndpointTests
     }
 
     [Fact]
-    public async Task CountsThatDoNotFit_Are409_AndChangeNothing()
+    public async Task CountsThatDoNotFit_Are409_AndChangeNothing_AndSayHowToSendTheZoneinfo()
     {
         await using var app = new PageAllocApp(); // the default Normal zone: 2048 pageblocks, the real one has 2432
         var client = app.CreateClient();
@@ -80,8 +80,57 @@ public class ImportEndpointTests
         var response = await Import(client, "Normal", Fixture("pagetypeinfo.txt"));
 
         Assert.Equal(HttpStatusCode.Conflict, response.StatusCode);
-        Assert.Contains("import-does-not-fit", await response.Content.ReadAsStringAsync(Ct), StringComparison.Ordinal);
+        var problem = System.Text.Json.Nodes.JsonNode.Parse(await response.Content.ReadAsStringAsync(Ct))!;
+        Assert.Equal("import-does-not-fit", problem["kind"]?.GetValue<string>());
+        var detail = problem["detail"]!.GetValue<string>();
+        Assert.Contains("pageblocks do not fit zone Normal", detail, StringComparison.Ordinal);
+        Assert.Contains("cat /proc/zoneinfo /proc/pagetypeinfo | curl", detail, StringComparison.Ordinal);
+        Assert.Contains("--data-binary @-", detail, StringComparison.Ordinal);
         Assert.Equal(before, await client.StatsWithoutLocks());
+    }
+
+    [Fact]
+    public async Task CountsThatDoNotFit_TheZoneinfosSizeEither_DoNotAskForTheZoneinfoAgain()
+    {
+        await using var app = new PageAllocApp();
+        var client = app.CreateClient();
+        // The zoneinfo claims the default size (1048576 pages, 2048 pageblocks); the pagetypeinfo has 2432 pageblocks.
+        var zoneinfo = Fixture("zoneinfo.txt").Replace("managed  1245184", "managed  1048576", StringComparison.Ordinal);
+        Assert.Equal(1048576, PageAlloc.Domain.Import.ZoneInfoSize.ManagedPages(zoneinfo, "Normal"));
+
+        var response = await Import(client, "Normal", zoneinfo + Fixture("pagetypeinfo.txt"));
+
+        Assert.Equal(HttpStatusCode.Conflict, response.StatusCode);
+        var detail = System.Text.Json.Nodes.JsonNode.Parse(await response.Content.ReadAsStringAsync(Ct))!["detail"]!.GetValue<string>();
+        Assert.Contains("pageblocks do not fit zone Normal", detail, StringComparison.Ordinal);
+        Assert.DoesNotContain("/proc/zoneinfo", detail, StringComparison.Ordinal);
+    }
+
+    /// <summary>
+    /// docs/replay.md's step 0 works on any machine: its command sends /proc/zoneinfo with
+    /// /proc/pagetypeinfo, and that body (the fixtures, in the command's order) imports into a default
+    /// machine's Normal zone, which is smaller than the fixtures' machine's.
+    /// </summary>
+    [Fact]
+    public async Task ReplayDocsStep0_SendsTheZoneinfo_AndImportsIntoADefaultMachine()
+    {
+        var doc = File.ReadAllText(Repository.File("docs/replay.md"));
+        var step0 = doc[doc.IndexOf("## 0.", StringComparison.Ordinal)..doc.IndexOf("## 1.", StringComparison.Ordinal)];
+        var command = step0.Split('\n').First(l => l.StartsWith("    ", StringComparison.Ordinal) && l.Contains("curl", StringComparison.Ordinal)).Trim();
+        var match = System.Text.RegularExpressions.Regex.Match(command,
+            @"^(?:sudo )?cat (?<files>(?:/proc/\w+ ?)+) \| curl .*?'?localhost:8080(?<path>/zones/Normal/import[^' ]*)'? .*--data-binary @-$");
+        Assert.True(match.Success, $"step 0's command is not cat /proc/zoneinfo /proc/pagetypeinfo | curl ... --data-binary @-: {command}");
+        var files = match.Groups["files"].Value.Split(' ', StringSplitOptions.RemoveEmptyEntries);
+        Assert.Equal(["/proc/zoneinfo", "/proc/pagetypeinfo"], files);
+        await using var app = new PageAllocApp(); // Normal is 1048576 pages; the fixtures' machine manages 1245184
+        var client = app.CreateClient();
+        var content = new StringContent(string.Concat(files.Select(f => Fixture(f["/proc/".Length..] + ".txt"))));
+        content.Headers.ContentType = MediaTypeHeaderValue.Parse("application/octet-stream");
+
+        var response = await client.PostAsync(match.Groups["path"].Value, content, Ct);
+
+        Assert.True(response.StatusCode == HttpStatusCode.OK, await response.Content.ReadAsStringAsync(Ct));
+        Assert.Equal(1245184, (await app.Api().GetZoneAsync("Normal", Ct)).ManagedPages);
     }
 
     [Fact]

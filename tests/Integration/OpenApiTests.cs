@@ -91,6 +91,48 @@ public class OpenApiTests
         Assert.Superset(new HashSet<string> { "type", "title", "status", "detail", "kind" }, problem["required"]!.AsArray().Select(v => v!.GetValue<string>()).ToHashSet());
     }
 
+    /// <summary>The request members whose value out of range is a refusal of the domain's kind (ProblemCatalog's table, written out).</summary>
+    public static TheoryData<string, string> MembersWithADomainKind() => new()
+    {
+        { "order", "invalid-order" },
+        { "minOrder", "invalid-order" },
+        { "cpu", "invalid-cpu" },
+        { "pfn", "out-of-zone" },
+        { "nrPages", "invalid-length" },
+        { "pfns", "invalid-length" },
+        { "iterations", "invalid-length" },
+        { "rounds", "invalid-length" },
+    };
+
+    /// <summary>
+    /// A validation problem about such a member alone is of its domain kind, so every operation whose
+    /// body has the member with a bound lists that kind among its 400s.
+    /// </summary>
+    [Theory]
+    [MemberData(nameof(MembersWithADomainKind))]
+    public async Task EveryOperationWhoseBodyBoundsAMember_ListsItsDomainKind(string member, string kind)
+    {
+        var document = await Served();
+        var schemas = document["components"]!["schemas"]!;
+        var bounded = 0;
+        foreach (var (path, operations) in document["paths"]!.AsObject())
+        {
+            foreach (var (method, operation) in operations!.AsObject())
+            {
+                var reference = operation!["requestBody"]?["content"]?["application/json"]?["schema"]?["$ref"]?.GetValue<string>();
+                var property = reference is null ? null : schemas[reference.Split('/')[^1]]!["properties"]?[member]?.AsObject();
+                if (property is null || !property.Any(p => p.Key is "minimum" or "maximum" or "minItems" or "maxItems"))
+                {
+                    continue;
+                }
+                bounded++;
+                var examples = operation["responses"]?["400"]?["content"]?["application/problem+json"]?["examples"]?.AsObject();
+                Assert.True(examples?.ContainsKey(kind) == true, $"{method} {path}: {member} is bounded, but 400 does not list {kind}");
+            }
+        }
+        Assert.True(bounded > 0, $"no operation's body bounds {member}");
+    }
+
     [Theory]
     [InlineData("AllocPagesResponse", "pfn order zone migratetype compound fromPcp gfp")]
     [InlineData("RangeFreeResponse", "freed notFreed leaked chunksByOrder chunksUnlisted strategy")]

@@ -46,7 +46,7 @@ public static class FaultInjectionEndpoints
                 + "507 injected-failure and changes nothing. With API keys, only an administrator may write.")
             .RequireAdministrator()
             .Answers(200, "The attributes after the write.")
-            .Refuses("A value is out of range (probability 0..100, interval >= 1, times >= -1, space >= 0, verbose 0..2, min-order 0..10); nothing changed.",
+            .Refuses("A value is out of range (probability 0..100, interval >= 1, times >= -1, space >= 0, verbose 0..2, min-order 0..10; min-order alone: invalid-order); nothing changed.",
                 ProblemCatalog.Validation, ProblemCatalog.MalformedRequest)
             .Refuses("The key is not an administrator's.", ProblemCatalog.Forbidden);
         group.MapGet("/{file}", ReadFile).WithName("ReadFailPageAllocFile")

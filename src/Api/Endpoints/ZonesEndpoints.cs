@@ -57,7 +57,8 @@ public static class ZonesEndpoints
             .Answers(200, "The zone's counters after the import.")
             .Refuses(UnknownZoneHelp, ProblemCatalog.UnknownZone)
             .Refuses("The body has no rows for this zone.", ProblemCatalog.InvalidImport)
-            .Refuses("The counts do not fit the zone: too many pages or pageblocks, or blocks of a type that cannot be placed without merging; nothing changed.",
+            .Refuses("The counts do not fit the zone: too many pages or pageblocks, or blocks of a type that cannot be placed without merging; nothing changed. "
+                + "Without a /proc/zoneinfo in the body, the detail says how to send one (cat /proc/zoneinfo /proc/pagetypeinfo | curl ... --data-binary @-).",
                 ProblemCatalog.Of(PageErrorKind.ImportDoesNotFit))
             .Refuses("The key is not an administrator's.", ProblemCatalog.Forbidden);
 
@@ -70,7 +71,7 @@ public static class ZonesEndpoints
             .RequireAdministrator()
             .Answers(200, "The zone's counters after the fragmenting, its unusableIndex at the order on target.")
             .Refuses(UnknownZoneHelp, ProblemCatalog.UnknownZone)
-            .Refuses("A value is missing or out of range.", ProblemCatalog.Validation, ProblemCatalog.MalformedRequest)
+            .Refuses("A value is missing or out of range (the order alone: invalid-order).", ProblemCatalog.Validation, ProblemCatalog.MalformedRequest)
             .Refuses("The target does not fit the zone; nothing changed.", ProblemCatalog.Of(PageErrorKind.ImportDoesNotFit))
             .Refuses("The key is not an administrator's.", ProblemCatalog.Forbidden);
 
@@ -100,7 +101,7 @@ public static class ZonesEndpoints
             .WithDescription("Models split_page(): every page of an allocated, non-compound block becomes an order-0 page with its own reference, "
                 + "so the block can be freed page by page or as a range (free_contig_range), as the seed's test does.")
             .Answers(200, "The block's first pfn, its former order, and the number of order-0 pages it became.")
-            .Refuses("The pfn is outside the zone or not aligned to the order; nothing changed.",
+            .Refuses("The pfn is outside the zone or not aligned to the order, or the order or cpu is out of range; nothing changed.",
                 ProblemCatalog.Of(PageErrorKind.OutOfZone), ProblemCatalog.Of(PageErrorKind.Misaligned), ProblemCatalog.Of(PageErrorKind.InvalidOrder))
             .Refuses("The pages are not one allocated non-compound block of this order with refcount 1 (the kernel would VM_BUG_ON); nothing changed.",
                 [.. NotLive, ProblemCatalog.Of(PageErrorKind.WrongOrder), ProblemCatalog.Of(PageErrorKind.CompoundPage)]);
@@ -162,7 +163,7 @@ public static class ZonesEndpoints
             .WithSummary("get_page(page): take a reference")
             .WithDescription("Models get_page(): one more reference on an allocated page (the head's, for a tail of a compound page), so a later put_page or free does not free it.")
             .Answers(200, "The page and its refcount after the call.")
-            .Refuses("The pfn is outside the zone, or the refcount would overflow; nothing changed.",
+            .Refuses("The pfn is outside the zone, the cpu out of range, or the refcount would overflow; nothing changed.",
                 ProblemCatalog.Of(PageErrorKind.OutOfZone), ProblemCatalog.Of(PageErrorKind.InvalidLength))
             .Refuses("The page is free, HWPoison, or a tail of a non-compound block; nothing changed.", NotLive);
         pages.MapPost("/put_page", PutPage).WithName("PutPage")
@@ -177,7 +178,7 @@ public static class ZonesEndpoints
             .WithDescription("Sets PG_hwpoison on an allocated order-0 page, as memory_failure() does for a page with a hardware error. "
                 + "The free paths then keep it out of the buddy (free_pages_prepare() refuses it): range frees count it as leaked.")
             .Answers(200, "The page and its refcount.")
-            .Refuses("The pfn is outside the zone; nothing changed.", ProblemCatalog.Of(PageErrorKind.OutOfZone))
+            .Refuses("The pfn is outside the zone, or the cpu out of range; nothing changed.", ProblemCatalog.Of(PageErrorKind.OutOfZone))
             .Refuses("The page is free, already HWPoison, a tail, or part of an order > 0 block; nothing changed.",
                 [.. NotLive, ProblemCatalog.Of(PageErrorKind.NotSplit)]);
         pages.MapGet("/pages/{pfn}", GetPageState).WithName("GetPageState")
@@ -264,14 +265,23 @@ public static class ZonesEndpoints
                     $"import: zone {key} cannot take the zoneinfo's {managed} managed pages: {string.Join(" ", invalid.Failures ?? [])}"));
             }
         }
-        return RebootWithFreeLists(host, key, counts, seed ?? 1, sized);
+        // Without one, a real machine's zone larger than the configured one does not fit: say how to send it.
+        var hint = sized is not null ? null
+            : $"The body has no /proc/zoneinfo rows for zone {ZoneTypes.Name(target.Type)} of node {target.NodeId}, so the zone has the size the service "
+                + $"is configured with. With the machine's /proc/zoneinfo in the same body, the zone takes its "
+                + $"managed pages as its size; send both with: sudo cat /proc/zoneinfo /proc/pagetypeinfo | curl -X POST '{Microsoft.AspNetCore.Http.Extensions.UriHelper.GetEncodedUrl(request)}' "
+                + "-H 'Content-Type: application/octet-stream' --data-binary @-";
+        return RebootWithFreeLists(host, key, counts, seed ?? 1, sized, hint);
     }
 
-    /// <summary>Reboots with the zone given these free lists (Zone.ImportFreeLists), and answers its counters; refused, nothing changes.</summary>
+    /// <summary>
+    /// Reboots with the zone given these free lists (Zone.ImportFreeLists), and answers its counters;
+    /// refused, nothing changes, and a refusal for counts that do not fit ends with <paramref name="doesNotFitHint"/>.
+    /// </summary>
     private static Results<Ok<ZoneStatsResponse>, ProblemHttpResult> RebootWithFreeLists(
-        MachineHost host, string key, PageAlloc.Domain.Import.FreeListCounts counts, int seed, MachineConfig? config = null) =>
+        MachineHost host, string key, PageAlloc.Domain.Import.FreeListCounts counts, int seed, MachineConfig? config = null, string? doesNotFitHint = null) =>
         host.ResetWith(machine => machine.FindZone(key)!.ImportFreeLists(counts, seed), config) is { } error
-            ? Problems.From(error)
+            ? Problems.From(error.Kind == PageErrorKind.ImportDoesNotFit && doesNotFitHint is not null ? error with { Detail = $"{error.Detail} {doesNotFitHint}" } : error)
             : TypedResults.Ok(ZoneStatsResponse.From(ZoneOf(host, key).Stats()));
 
     public static Results<Ok<ZoneStatsResponse>, ProblemHttpResult> Fragment(MachineHost host, string zone, FragmentRequest request)

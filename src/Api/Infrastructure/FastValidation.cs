@@ -15,7 +15,8 @@ namespace PageAlloc.Api.Infrastructure;
 /// awaits each attribute: about a microsecond and a kilobyte per request, as much as the rest of a
 /// page call. <see cref="QuickCheck"/> compiles the same attributes into one predicate per request
 /// type; only when it cannot vouch for a request does the framework's validator run, so a refusal
-/// is the framework's own 400, message for message. Endpoints that use this opt out of the
+/// is the framework's own 400, message for message (both put in the request's JSON terms on the way
+/// out, by <see cref="ProblemCatalog.Complete"/>). Endpoints that use this opt out of the
 /// framework's filter (DisableValidation), so nothing is validated twice.
 /// </summary>
 public static class FastValidation

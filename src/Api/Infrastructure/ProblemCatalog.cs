@@ -27,7 +27,8 @@ public static class ProblemCatalog
     public static readonly ProblemKind InvalidEventFilter = new("invalid-event-filter", 400, "Invalid event filter", "GET /events was asked for a format, tracepoint or order that does not exist.");
     public static readonly ProblemKind NotATrace = new("not-a-trace", 400, "Not a kmem trace", "POST /replay was given a body with no kmem event in it, or bad gzip.");
     public static readonly ProblemKind InvalidImport = new("invalid-import", 400, "Nothing to import", "The body has no /proc/pagetypeinfo or /proc/buddyinfo rows for the zone.");
-    public static readonly ProblemKind Validation = new("validation", 400, "One or more validation errors occurred.", "A request member is missing or out of range; errors names each one.");
+    public static readonly ProblemKind Validation = new("validation", 400, "One or more validation errors occurred.",
+        "A request member is missing or out of range, and the members that failed share no domain kind; errors names each one.");
     public static readonly ProblemKind MalformedRequest = new("malformed-request", 400, "Malformed request", "The body is not JSON, has a member the request does not have, or a value of the wrong type or spelling.");
     public static readonly ProblemKind BodyTooLarge = new("body-too-large", 413, "Body too large", "The body is larger than the endpoint accepts (Limits:PageCallBodyBytes, Limits:BulkBodyBytes).");
     public static readonly ProblemKind UnsupportedMediaType = new("unsupported-media-type", 415, "Unsupported media type", "A POST body that is not application/json.");
@@ -55,10 +56,25 @@ public static class ProblemCatalog
     /// <summary>
     /// Gives a problem the framework wrote (validation, rate limiting, an unknown route) a kind and a
     /// URN type by its status, so that every problem response has both. Problems the service wrote
-    /// already have them. Runs for every problem through AddProblemDetails' CustomizeProblemDetails.
+    /// already have them. A validation problem's errors are put in the JSON spelling of the request
+    /// (<see cref="ValidationProblems"/>), and it is of the domain's kind when every member that failed
+    /// is out of range with the same one (<see cref="OutOfRange"/>): its title that kind's, its detail
+    /// the messages, its errors still listed. Runs for every problem through AddProblemDetails'
+    /// CustomizeProblemDetails.
     /// </summary>
-    public static void Complete(ProblemDetails problem)
+    public static void Complete(ProblemDetails problem, HttpContext? http = null)
     {
+        if (problem is HttpValidationProblemDetails validation && http is not null)
+        {
+            var failures = ValidationProblems.InJsonTerms(validation.Errors, http);
+            ValidationProblems.Rewrite(validation, failures);
+            if (DomainKindOf(failures) is { } domain && problem.Type?.StartsWith(TypePrefix, StringComparison.Ordinal) != true)
+            {
+                problem.Type = domain.Type;
+                problem.Title = domain.Title;
+                problem.Detail = string.Join(" ", failures.SelectMany(f => f.Messages));
+            }
+        }
         if (problem.Type is not { } type || !type.StartsWith(TypePrefix, StringComparison.Ordinal))
         {
             var kind = problem is HttpValidationProblemDetails ? Validation : ByStatus(problem.Status ?? 500);
@@ -68,6 +84,35 @@ public static class ProblemCatalog
         var slug = problem.Type[TypePrefix.Length..];
         problem.Detail ??= All.FirstOrDefault(k => k.Kind == slug)?.When;
         problem.Extensions["kind"] = slug;
+    }
+
+    /// <summary>
+    /// The domain's kind for a request member out of range, by its JSON name: what the domain answers
+    /// for the same mistake where it is the domain that catches it (an order above MAX_PAGE_ORDER is
+    /// invalid-order, an empty range invalid-length). Null for a member with no kind of its own.
+    /// </summary>
+    public static PageErrorKind? OutOfRange(string member) => member switch
+    {
+        "order" or "minOrder" => PageErrorKind.InvalidOrder,
+        "cpu" => PageErrorKind.InvalidCpu,
+        "pfn" => PageErrorKind.OutOfZone,
+        "nrPages" or "pfns" or "iterations" or "rounds" => PageErrorKind.InvalidLength,
+        _ => null,
+    };
+
+    /// <summary>The one domain kind of every member that failed, each out of range (not left out); null when there is none or more than one.</summary>
+    private static ProblemKind? DomainKindOf(IReadOnlyList<ValidationProblems.Failure> failures)
+    {
+        PageErrorKind? shared = null;
+        foreach (var failure in failures)
+        {
+            if (failure.Missing || failure.JsonName is not { } name || OutOfRange(name) is not { } kind || (shared is not null && shared != kind))
+            {
+                return null;
+            }
+            shared = kind;
+        }
+        return shared is { } one ? Of(one) : null;
     }
 
     private static ProblemKind ByStatus(int status) => status switch
@@ -125,7 +170,7 @@ public static class ProblemCatalog
 
     private static string WhenOf(PageErrorKind kind) => kind switch
     {
-        PageErrorKind.InvalidOrder => "order is above MAX_PAGE_ORDER (10) or negative.",
+        PageErrorKind.InvalidOrder => "order is above MAX_PAGE_ORDER (10) or negative, or 0 where the call needs a block to split (the seed test, the fragmenter).",
         PageErrorKind.InvalidCpu => "cpu is not one of the machine's cpus.",
         PageErrorKind.InvalidGfp => "An unknown __GFP_ name, or a combination gfp_zone() rejects.",
         PageErrorKind.OutOfZone => "The pfn or range is not inside the zone in the path.",

@@ -52,7 +52,7 @@ public sealed class DocumentShapeFilter : IDocumentFilter
             ["errors"] = new OpenApiSchema
             {
                 Type = JsonSchemaType.Object,
-                Description = "validation only: the messages for each request member that failed.",
+                Description = "Validation problems only (validation, or the one domain kind of every member that failed): the messages for each request member that failed, keyed by its JSON path as the request spells it (order, nrPages, pfns[3]).",
                 AdditionalProperties = new OpenApiSchema { Type = JsonSchemaType.Array, Items = new OpenApiSchema { Type = JsonSchemaType.String } },
             },
             ["traceId"] = new OpenApiSchema { Type = JsonSchemaType.String, Description = "The request's trace id, for the service's logs." },

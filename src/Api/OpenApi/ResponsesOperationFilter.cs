@@ -1,4 +1,9 @@
+using System.ComponentModel.DataAnnotations;
+using System.Reflection;
+using System.Text.Json;
 using System.Text.Json.Nodes;
+using Microsoft.AspNetCore.Http.Metadata;
+using Microsoft.Extensions.Options;
 using Microsoft.OpenApi;
 using PageAlloc.Api.Infrastructure;
 using Swashbuckle.AspNetCore.SwaggerGen;
@@ -10,8 +15,11 @@ namespace PageAlloc.Api.OpenApi;
 /// the problems any request can meet whatever its endpoint (the machine booting, the per-key request
 /// budget, and for POSTs the body's media type and size). Each problem response lists its kinds and
 /// carries one named example per kind, so a client author sees every answer the call can give.
+/// A 400 also lists the domain kinds its validation problems can have: those of the body's members
+/// that carry a bound (<see cref="ProblemCatalog.OutOfRange"/>), so that list cannot drift from the
+/// request records.
 /// </summary>
-public sealed class ResponsesOperationFilter : IOperationFilter
+public sealed class ResponsesOperationFilter(IOptions<Microsoft.AspNetCore.Http.Json.JsonOptions> json) : IOperationFilter
 {
     private static readonly ResponseDoc[] AnyRequest =
     [
@@ -29,6 +37,11 @@ public sealed class ResponsesOperationFilter : IOperationFilter
     {
         var docs = context.ApiDescription.ActionDescriptor.EndpointMetadata.OfType<ResponseDoc>().ToList();
         var isPost = string.Equals(context.ApiDescription.HttpMethod, "POST", StringComparison.OrdinalIgnoreCase);
+        var outOfRange = OutOfRangeKinds(context.ApiDescription.ActionDescriptor.EndpointMetadata, json.Value.SerializerOptions);
+        if (outOfRange.Count > 0 && docs.All(d => d.Status != StatusCodes.Status400BadRequest))
+        {
+            docs.Add(new ResponseDoc(StatusCodes.Status400BadRequest, "A request member is missing or out of range; nothing changed.", [ProblemCatalog.Validation]));
+        }
         docs.AddRange(AnyRequest.Where(d => docs.All(own => own.Status != d.Status)));
         if (isPost)
         {
@@ -38,7 +51,7 @@ public sealed class ResponsesOperationFilter : IOperationFilter
         foreach (var group in docs.GroupBy(d => d.Status))
         {
             var key = group.Key.ToString(System.Globalization.CultureInfo.InvariantCulture);
-            var kinds = group.SelectMany(d => d.Kinds).Distinct().ToList();
+            var kinds = group.SelectMany(d => d.Kinds).Concat(group.Key == StatusCodes.Status400BadRequest ? outOfRange : []).Distinct().ToList();
             // The last description wins: an endpoint's own sentence over its group's.
             var description = group.Last().Description;
             if (!operation.Responses.TryGetValue(key, out var existing) || existing is not OpenApiResponse response)
@@ -66,6 +79,21 @@ public sealed class ResponsesOperationFilter : IOperationFilter
             };
         }
         operation.Responses = Sorted(operation.Responses);
+    }
+
+    /// <summary>The domain kinds of the JSON body's members that a validation attribute bounds (not [Required] alone), in member order.</summary>
+    internal static IReadOnlyList<ProblemKind> OutOfRangeKinds(IEnumerable<object> metadata, JsonSerializerOptions options)
+    {
+        if (metadata.OfType<IAcceptsMetadata>().LastOrDefault()?.RequestType is not { } body)
+        {
+            return [];
+        }
+        return [.. body.GetProperties(BindingFlags.Public | BindingFlags.Instance)
+            .Where(p => p.GetCustomAttributes<ValidationAttribute>().Any(a => a is not RequiredAttribute))
+            .Select(p => ProblemCatalog.OutOfRange(ValidationProblems.JsonName(body, p, options)))
+            .OfType<Domain.Model.PageErrorKind>()
+            .Select(ProblemCatalog.Of)
+            .Distinct()];
     }
 
     /// <summary>A problem of this kind as the service writes it.</summary>
