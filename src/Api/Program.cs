@@ -7,6 +7,7 @@ using Microsoft.Extensions.Diagnostics.HealthChecks;
 using Microsoft.Extensions.Options;
 using PageAlloc.Api.Endpoints;
 using PageAlloc.Api.Infrastructure;
+using PageAlloc.Api.Machines;
 using PageAlloc.Api.Observability;
 using PageAlloc.Api.OpenApi;
 using PageAlloc.Api.Security;
@@ -24,13 +25,16 @@ builder.Logging.AddFilter(StartupFailure.HostLogCategory, level => level >= LogL
 // The published output has no such manifest, and this does nothing there.
 builder.WebHost.UseStaticWebAssets();
 
-// The simulated machine comes from the "Machine" section (appsettings.json holds design.md's
+// The default machine comes from the "Machine" section (appsettings.json holds the design's
 // default). Every value is validated when the host starts: a bad one stops the process, named,
-// before it listens. The machine is booted by a hosted service; /health/ready waits for it.
+// before it listens. It is booted by a hosted service; /health/ready waits for it. Clients create
+// more (POST /machines), bounded by the Limits section; idle ones are swept away.
 builder.Services.AddPageAllocConfiguration();
-builder.Services.AddSingleton<MachineHost>();
+builder.Services.AddSingleton(TimeProvider.System);
+builder.Services.AddSingleton<MachineRegistry>();
 builder.Services.AddSingleton<EventStreams>();
 builder.Services.AddHostedService<MachineBoot>();
+builder.Services.AddHostedService<IdleMachineSweeper>();
 
 // API keys, ownership and quotas: off unless "Security:ApiKeys" lists keys (docker-compose.yml does).
 builder.Services.AddPageAllocSecurity(builder.Configuration);
@@ -129,12 +133,12 @@ app.UseRateLimiter();
 app.MapHealth();
 app.MapPageAllocMetrics();
 
-app.MapZones();
-app.MapMachine();
-app.MapTests();
-app.MapEvents();
-app.MapReplay();
-app.MapFaultInjection();
+// Every machine-scoped route twice, with one code path: under /machines/{machine}/ (in the
+// OpenAPI document), and at today's paths, which name the default machine (aliases, left out of
+// the document). A request's machine is resolved once, as it is bound (MachineScope).
+app.MapMachines();
+app.MapMachineScoped(app.MapGroup("/machines/{machine}"));
+app.MapMachineScoped(app.MapGroup("/").AsDefaultMachineAliases());
 
 try
 {

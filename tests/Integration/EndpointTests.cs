@@ -14,7 +14,7 @@ public class EndpointTests
     public async Task ListZones_ReturnsTheDefaultMachine()
     {
         await using var app = new PageAllocApp();
-        var zones = (await app.Api().ListZonesAsync(Ct)).ToList();
+        var zones = (await app.Api().ListZonesAsync("default", Ct)).ToList();
 
         Assert.Equal(["DMA", "DMA32", "Normal"], zones.Select(z => z.Name));
         Assert.Equal(1048576, zones[2].StartPfn);
@@ -25,7 +25,7 @@ public class EndpointTests
     public async Task GetZone_MatchesCaseInsensitively_AndShowsWatermarksAndPcp()
     {
         await using var app = new PageAllocApp();
-        var zone = await app.Api().GetZoneAsync("nOrMaL", Ct);
+        var zone = await app.Api().GetZoneAsync("default", "nOrMaL", Ct);
 
         Assert.Equal("Normal", zone.Name);
         Assert.True(zone.Watermarks.Low > zone.Watermarks.Min);
@@ -101,7 +101,7 @@ public class EndpointTests
 
         Assert.Equal(HttpStatusCode.InsufficientStorage, response.StatusCode);
         Assert.Contains("out-of-memory", await response.Content.ReadAsStringAsync(Ct), StringComparison.Ordinal);
-        Assert.Equal(1, (await app.Api().GetZoneStatsAsync("DMA", Ct)).Vmstat["alloc_fail"]);
+        Assert.Equal(1, (await app.Api().GetZoneStatsAsync("default", "DMA", Ct)).Vmstat["alloc_fail"]);
     }
 
     [Fact]
@@ -109,15 +109,15 @@ public class EndpointTests
     {
         await using var app = new PageAllocApp();
         var api = app.Api();
-        var pfn = (await api.AllocPagesAsync("Normal", new AllocPagesRequest { Order = 0 }, Ct)).Pfn;
+        var pfn = (await api.AllocPagesAsync("default", "Normal", new AllocPagesRequest { Order = 0 }, Ct)).Pfn;
 
-        Assert.Equal(2, (await api.GetPageAsync("Normal", new PageRequest { Pfn = pfn }, Ct)).Refcount);
-        var put = await api.PutPageAsync("Normal", new PageRequest { Pfn = pfn }, Ct);
+        Assert.Equal(2, (await api.GetPageAsync("default", "Normal", new PageRequest { Pfn = pfn }, Ct)).Refcount);
+        var put = await api.PutPageAsync("default", "Normal", new PageRequest { Pfn = pfn }, Ct);
         Assert.Equal(1, put.Refcount);
         Assert.False(put.Freed);
-        Assert.True((await api.FreePagesAsync("Normal", new BlockRequest { Pfn = pfn, Order = 0 }, Ct)).Freed);
+        Assert.True((await api.FreePagesAsync("default", "Normal", new BlockRequest { Pfn = pfn, Order = 0 }, Ct)).Freed);
 
-        var again = await Assert.ThrowsAsync<PageAllocApiException<ProblemDetails>>(() => api.PutPageAsync("Normal", new PageRequest { Pfn = pfn }, Ct));
+        var again = await Assert.ThrowsAsync<PageAllocApiException<ProblemDetails>>(() => api.PutPageAsync("default", "Normal", new PageRequest { Pfn = pfn }, Ct));
         Assert.Equal(ProblemDetailsKind.PageFree, again.Result.Kind);
         Assert.Contains("is free", again.Result.Detail, StringComparison.Ordinal);
     }
@@ -127,15 +127,15 @@ public class EndpointTests
     {
         await using var app = new PageAllocApp();
         var api = app.Api();
-        var pfn = (await api.AllocPagesAsync("Normal", new AllocPagesRequest { Order = 2 }, Ct)).Pfn;
-        await api.SplitPageAsync("Normal", new BlockRequest { Pfn = pfn, Order = 2 }, Ct);
-        await api.HwPoisonAsync("Normal", new PageRequest { Pfn = pfn + 1 }, Ct);
+        var pfn = (await api.AllocPagesAsync("default", "Normal", new AllocPagesRequest { Order = 2 }, Ct)).Pfn;
+        await api.SplitPageAsync("default", "Normal", new BlockRequest { Pfn = pfn, Order = 2 }, Ct);
+        await api.HwPoisonAsync("default", "Normal", new PageRequest { Pfn = pfn + 1 }, Ct);
 
-        var result = await api.FreePagesBulkAsync("Normal", null, new FreePagesBulkRequest { Pfns = [pfn, pfn + 1, pfn + 2, pfn + 3] }, Ct);
+        var result = await api.FreePagesBulkAsync("default", "Normal", null, new FreePagesBulkRequest { Pfns = [pfn, pfn + 1, pfn + 2, pfn + 3] }, Ct);
 
         Assert.Equal(3, result.Freed);
         Assert.Equal(1, result.Leaked);
-        var page = await api.GetPageStateAsync("Normal", $"{pfn + 1}", Ct);
+        var page = await api.GetPageStateAsync("default", "Normal", $"{pfn + 1}", Ct);
         Assert.Equal(PageLocation.HwPoisonLeaked, page.Where);
     }
 
@@ -144,12 +144,12 @@ public class EndpointTests
     {
         await using var app = new PageAllocApp();
         var api = app.Api();
-        var pfn = (await api.AllocPagesAsync("Normal", new AllocPagesRequest { Order = 0, Cpu = 2 }, Ct)).Pfn;
-        await api.FreePagesAsync("Normal", new BlockRequest { Pfn = pfn, Order = 0, Cpu = 2 }, Ct);
+        var pfn = (await api.AllocPagesAsync("default", "Normal", new AllocPagesRequest { Order = 0, Cpu = 2 }, Ct)).Pfn;
+        await api.FreePagesAsync("default", "Normal", new BlockRequest { Pfn = pfn, Order = 0, Cpu = 2 }, Ct);
 
-        Assert.True((await api.DrainPagesAsync("Normal", new DrainPagesRequest { Cpu = 2 }, Ct)).Drained > 0);
-        Assert.Equal(0, (await api.GetZoneStatsAsync("Normal", Ct)).PcpPages);
-        var refused = await Assert.ThrowsAsync<PageAllocApiException<ProblemDetails>>(() => api.DrainPagesAsync("Normal", new DrainPagesRequest { Cpu = 9 }, Ct));
+        Assert.True((await api.DrainPagesAsync("default", "Normal", new DrainPagesRequest { Cpu = 2 }, Ct)).Drained > 0);
+        Assert.Equal(0, (await api.GetZoneStatsAsync("default", "Normal", Ct)).PcpPages);
+        var refused = await Assert.ThrowsAsync<PageAllocApiException<ProblemDetails>>(() => api.DrainPagesAsync("default", "Normal", new DrainPagesRequest { Cpu = 9 }, Ct));
         Assert.Equal(400, refused.StatusCode);
     }
 
@@ -162,7 +162,7 @@ public class EndpointTests
         await client.PostOk("/zones/Normal/alloc_pages", new { order = 5 }, 201);
         Assert.NotEqual(boot, await client.GetStringAsync("/proc/buddyinfo", Ct));
 
-        var totals = await app.Api().ResetAsync(Ct);
+        var totals = await app.Api().ResetAsync("default", Ct);
 
         Assert.Equal(0, totals.AllocatedPages);
         Assert.Equal(boot, await client.GetStringAsync("/proc/buddyinfo", Ct));

@@ -55,9 +55,9 @@ public class EventsTests
         var api = app.Api();
         var response = await OpenStream(app, "/events");
 
-        var block = await api.AllocPagesAsync("Normal", new AllocPagesRequest { Order = 9 }, Ct);
-        await api.SplitPageAsync("Normal", new BlockRequest { Pfn = block.Pfn, Order = 9 }, Ct);
-        await api.FreeContigRangeAsync("Normal", null, new FreeContigRangeRequest { Pfn = block.Pfn, NrPages = 512, Strategy = FreeStrategy.Chunked }, Ct);
+        var block = await api.AllocPagesAsync("default", "Normal", new AllocPagesRequest { Order = 9 }, Ct);
+        await api.SplitPageAsync("default", "Normal", new BlockRequest { Pfn = block.Pfn, Order = 9 }, Ct);
+        await api.FreeContigRangeAsync("default", "Normal", null, new FreeContigRangeRequest { Pfn = block.Pfn, NrPages = 512, Strategy = FreeStrategy.Chunked }, Ct);
 
         Assert.Equal("text/event-stream", response.Content.Headers.ContentType?.MediaType);
         var items = await ReadEvents(response, i => i.Event == "range_free_chunk");
@@ -74,9 +74,9 @@ public class EventsTests
         var api = app.Api();
         var stream = await OpenStream(app, "/events?format=json&events=kmem:mm_page_alloc&zone=DMA32&order=2");
 
-        await api.AllocPagesAsync("Normal", new AllocPagesRequest { Order = 2 }, Ct);          // another zone
-        await api.AllocPagesAsync("DMA32", new AllocPagesRequest { Order = 1 }, Ct);           // another order
-        var wanted = await api.AllocPagesAsync("DMA32", new AllocPagesRequest { Order = 2, Gfp = "GFP_DMA32", Cpu = 3 }, Ct);
+        await api.AllocPagesAsync("default", "Normal", new AllocPagesRequest { Order = 2 }, Ct);          // another zone
+        await api.AllocPagesAsync("default", "DMA32", new AllocPagesRequest { Order = 1 }, Ct);           // another order
+        var wanted = await api.AllocPagesAsync("default", "DMA32", new AllocPagesRequest { Order = 2, Gfp = "GFP_DMA32", Cpu = 3 }, Ct);
         var items = await ReadEvents(stream, _ => true);
 
         var json = JsonNode.Parse(Assert.Single(items).Data)!;
@@ -95,7 +95,7 @@ public class EventsTests
         var api = app.Api();
         var response = await OpenStream(app, "/events?format=perf-script&events=mm_page_alloc");
 
-        var block = await api.AllocPagesAsync("Normal", new AllocPagesRequest { Order = 0, Cpu = 2 }, Ct);
+        var block = await api.AllocPagesAsync("default", "Normal", new AllocPagesRequest { Order = 0, Cpu = 2 }, Ct);
 
         Assert.Equal("text/plain", response.Content.Headers.ContentType?.MediaType);
         var reader = new StreamReader(await response.Content.ReadAsStreamAsync(Ct));
@@ -112,9 +112,9 @@ public class EventsTests
         var stream = await OpenStream(app, "/events?events=mm_page_free");
 
         // 1024 mm_page_free events in well under a millisecond, into a buffer of 16.
-        var block = await api.AllocPagesAsync("Normal", new AllocPagesRequest { Order = 10 }, Ct);
-        await api.SplitPageAsync("Normal", new BlockRequest { Pfn = block.Pfn, Order = 10 }, Ct);
-        await api.FreeContigRangeAsync("Normal", null, new FreeContigRangeRequest { Pfn = block.Pfn, NrPages = 1024 }, Ct);
+        var block = await api.AllocPagesAsync("default", "Normal", new AllocPagesRequest { Order = 10 }, Ct);
+        await api.SplitPageAsync("default", "Normal", new BlockRequest { Pfn = block.Pfn, Order = 10 }, Ct);
+        await api.FreeContigRangeAsync("default", "Normal", null, new FreeContigRangeRequest { Pfn = block.Pfn, NrPages = 1024 }, Ct);
         long seen = 0, lost = 0;
         var items = await ReadEvents(stream, i =>
         {
@@ -162,7 +162,7 @@ public class EventsTests
         var limited = await OpenStream(app, "/events?limit=2&events=mm_page_alloc");
         for (var i = 0; i < 5; i++)
         {
-            await api.AllocPagesAsync("Normal", new AllocPagesRequest { Order = 0 }, Ct);
+            await api.AllocPagesAsync("default", "Normal", new AllocPagesRequest { Order = 0 }, Ct);
         }
         using var whole = CancellationTokenSource.CreateLinkedTokenSource(Ct);
         whole.CancelAfter(TimeSpan.FromSeconds(10));

@@ -9,7 +9,7 @@ public class HighOrderTestEndpointTests
     {
         await using var app = new PageAllocApp();
 
-        var response = await app.Api().PageAllocHighOrderTestAsync(new HighOrderTestRequest { Iterations = 200 }, TestContext.Current.CancellationToken);
+        var response = await app.Api().PageAllocHighOrderTestAsync("default", new HighOrderTestRequest { Iterations = 200 }, TestContext.Current.CancellationToken);
 
         var results = response.Results;
         Assert.Equal([FreeStrategy.PerPage, FreeStrategy.Chunked, FreeStrategy.Upstream], results.Select(r => r.Strategy));
@@ -26,7 +26,7 @@ public class HighOrderTestEndpointTests
     {
         await using var app = new PageAllocApp();
 
-        var response = await app.Api().PageAllocHighOrderTestAsync(new HighOrderTestRequest { Iterations = 100, Rounds = 3 }, TestContext.Current.CancellationToken);
+        var response = await app.Api().PageAllocHighOrderTestAsync("default", new HighOrderTestRequest { Iterations = 100, Rounds = 3 }, TestContext.Current.CancellationToken);
 
         Assert.All(response.Results, r =>
         {
@@ -34,7 +34,7 @@ public class HighOrderTestEndpointTests
             Assert.Equal(r.NsPerIterationByRound.Order().ElementAt(1), r.NsPerIteration); // the median round stands for the strategy
             Assert.True(r.WarmUpIterations >= 48, $"{r.Strategy}: {r.WarmUpIterations} untimed iterations before the rounds");
         });
-        var byDefault = await app.Api().PageAllocHighOrderTestAsync(new HighOrderTestRequest { Iterations = 10, Strategy = FreeStrategy.Chunked }, TestContext.Current.CancellationToken);
+        var byDefault = await app.Api().PageAllocHighOrderTestAsync("default", new HighOrderTestRequest { Iterations = 10, Strategy = FreeStrategy.Chunked }, TestContext.Current.CancellationToken);
         Assert.Equal(5, Assert.Single(byDefault.Results).NsPerIterationByRound.Count);
     }
 

@@ -54,11 +54,11 @@ public class ImportEndpointTests
 
         Assert.Equal(HttpStatusCode.OK, response.StatusCode);
         var api = app.Api();
-        Assert.Equal(1245184, (await api.GetZoneAsync("Normal", Ct)).ManagedPages);
+        Assert.Equal(1245184, (await api.GetZoneAsync("default", "Normal", Ct)).ManagedPages);
         Assert.Contains("Node 0, zone   Normal           74         2254          104            0            0 ",
             await client.GetStringAsync("/proc/pagetypeinfo", Ct), StringComparison.Ordinal);
-        await api.ResetAsync(Ct);
-        Assert.Equal(1048576, (await api.GetZoneAsync("Normal", Ct)).ManagedPages);
+        await api.ResetAsync("default", Ct);
+        Assert.Equal(1048576, (await api.GetZoneAsync("default", "Normal", Ct)).ManagedPages);
     }
 
     [Fact]
@@ -130,7 +130,7 @@ public class ImportEndpointTests
         var response = await client.PostAsync(match.Groups["path"].Value, content, Ct);
 
         Assert.True(response.StatusCode == HttpStatusCode.OK, await response.Content.ReadAsStringAsync(Ct));
-        Assert.Equal(1245184, (await app.Api().GetZoneAsync("Normal", Ct)).ManagedPages);
+        Assert.Equal(1245184, (await app.Api().GetZoneAsync("default", "Normal", Ct)).ManagedPages);
     }
 
     [Fact]
@@ -156,11 +156,11 @@ public class FragmentEndpointTests
         await using var app = new PageAllocApp();
         var api = app.Api();
 
-        var stats = await api.FragmentZoneAsync("Normal", new PageAlloc.Client.FragmentRequest { FreePages = 500_000, Order = 9, UnusableIndex = 0.6, Seed = 3 }, Ct);
+        var stats = await api.FragmentZoneAsync("default", "Normal", new PageAlloc.Client.FragmentRequest { FreePages = 500_000, Order = 9, UnusableIndex = 0.6, Seed = 3 }, Ct);
 
         Assert.Equal(500_000, stats.FreePages);
         Assert.InRange(stats.UnusableIndex[9], 0.59, 0.61);
-        Assert.Equal(stats.FreePages, (await api.GetZoneStatsAsync("Normal", Ct)).FreePages);
+        Assert.Equal(stats.FreePages, (await api.GetZoneStatsAsync("default", "Normal", Ct)).FreePages);
     }
 
     [Theory]

@@ -74,8 +74,8 @@ public class LoadGenTests
         var handler = new CountingHandler(HttpStatusCode.ServiceUnavailable);
         var calls = CallsOver(handler);
 
-        var alloc = await calls.Run((c, t) => c.AllocPagesAsync("Normal", new AllocPagesRequest { Order = 0 }, t), Ct);
-        var stats = await calls.Run((c, t) => c.GetStatsAsync(t), Ct);
+        var alloc = await calls.Run((c, t) => c.AllocPagesAsync("default", "Normal", new AllocPagesRequest { Order = 0 }, t), Ct);
+        var stats = await calls.Run((c, t) => c.GetStatsAsync("default", t), Ct);
 
         Assert.Equal(503, alloc.Status);
         Assert.Equal(1, handler.Posts);
@@ -88,7 +88,7 @@ public class LoadGenTests
     {
         var handler = new CountingHandler(null);
 
-        var alloc = await CallsOver(handler).Run((c, t) => c.AllocPagesAsync("Normal", new AllocPagesRequest { Order = 0 }, t), Ct);
+        var alloc = await CallsOver(handler).Run((c, t) => c.AllocPagesAsync("default", "Normal", new AllocPagesRequest { Order = 0 }, t), Ct);
 
         Assert.Equal(0, alloc.Status);
         Assert.Equal(nameof(HttpRequestException), alloc.Failure);
@@ -253,7 +253,7 @@ public class LoadGenTests
         var http = new HttpClient { BaseAddress = app.Address };
         // Wait until the run holds pages, so there is something to free.
         var api = new PageAllocClient(http);
-        for (var i = 0; i < 200 && (await api.GetStatsAsync(Ct)).Totals.AllocatedPages == 0; i++)
+        for (var i = 0; i < 200 && (await api.GetStatsAsync("default", Ct)).Totals.AllocatedPages == 0; i++)
         {
             await Task.Delay(50, Ct);
         }
@@ -270,7 +270,7 @@ public class LoadGenTests
         Assert.True(process.ExitCode == 130, $"exit {process.ExitCode}\n{report}\n{await stderr}");
         Assert.Contains("(interrupted)", report, StringComparison.Ordinal);
         Assert.Contains("leak check: every page allocated was freed", report, StringComparison.Ordinal);
-        Assert.Equal(0, (await api.GetStatsAsync(Ct)).Totals.AllocatedPages);
+        Assert.Equal(0, (await api.GetStatsAsync("default", Ct)).Totals.AllocatedPages);
     }
 
     /// <summary>Answers every request with one status (or fails the connection when null) and counts them.</summary>

@@ -42,13 +42,13 @@ public class LogTests
         await using var logged = app.WithWebHostBuilder(b => b.ConfigureServices(s => s.AddLogging(l => l.AddProvider(recorder))));
         var api = new PageAllocClient(logged.CreateClient());
 
-        await api.ResetAsync(Ct);
+        await api.ResetAsync("default", Ct);
         var refused = await Assert.ThrowsAsync<PageAllocApiException<ProblemDetails>>(
             async () =>
             {
                 while (true)
                 {
-                    await api.AllocPagesAsync("DMA", new AllocPagesRequest { Order = 10, Gfp = "GFP_DMA" }, Ct);
+                    await api.AllocPagesAsync("default", "DMA", new AllocPagesRequest { Order = 10, Gfp = "GFP_DMA" }, Ct);
                 }
             });
 

@@ -101,15 +101,15 @@ public partial class MetricsTests
     {
         await using var app = new PageAllocApp();
         var api = app.Api();
-        var block = await api.AllocPagesAsync("Normal", new AllocPagesRequest { Order = 9, Cpu = 1 }, Ct);
-        await api.SplitPageAsync("Normal", new BlockRequest { Pfn = block.Pfn, Order = 9 }, Ct);
-        await api.FreeContigRangeAsync("Normal", null, new FreeContigRangeRequest { Pfn = block.Pfn, NrPages = 512, Strategy = FreeStrategy.PerPage, Cpu = 1 }, Ct);
-        await api.AllocPagesAsync("DMA", new AllocPagesRequest { Order = 10, Gfp = "GFP_DMA" }, Ct);
+        var block = await api.AllocPagesAsync("default", "Normal", new AllocPagesRequest { Order = 9, Cpu = 1 }, Ct);
+        await api.SplitPageAsync("default", "Normal", new BlockRequest { Pfn = block.Pfn, Order = 9 }, Ct);
+        await api.FreeContigRangeAsync("default", "Normal", null, new FreeContigRangeRequest { Pfn = block.Pfn, NrPages = 512, Strategy = FreeStrategy.PerPage, Cpu = 1 }, Ct);
+        await api.AllocPagesAsync("default", "DMA", new AllocPagesRequest { Order = 10, Gfp = "GFP_DMA" }, Ct);
         var client = app.CreateClient();
         await client.PatchAsJsonAsync("/sys/kernel/debug/fail_page_alloc", new { probability = 100, times = 1, minOrder = 0, ignoreGfpWait = false }, Ct);
         Assert.Equal(507, (int)(await client.PostAsJsonAsync("/zones/Normal/alloc_pages", new { order = 0 }, Ct)).StatusCode);
 
-        var stats = await api.GetStatsAsync(Ct);
+        var stats = await api.GetStatsAsync("default", Ct);
         var metrics = await Scrape(app.CreateClient());
 
         foreach (var zone in stats.Zones)

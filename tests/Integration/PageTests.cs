@@ -30,13 +30,13 @@ public class PageTests
         var errors = Chromium.Errors(page);
 
         await page.GotoAsync(app.Address.ToString());
-        var zones = (await api.ListZonesAsync(Ct)).Select(z => z.Name).ToList();
+        var zones = (await api.ListZonesAsync("default", Ct)).Select(z => z.Name).ToList();
         await Assertions.Expect(page.Locator("article.zone")).ToHaveCountAsync(zones.Count);
         for (var i = 0; i < 6; i++)
         {
-            await api.AllocPagesAsync("Normal", new AllocPagesRequest { Order = 9 }, Ct);
+            await api.AllocPagesAsync("default", "Normal", new AllocPagesRequest { Order = 9 }, Ct);
         }
-        await api.AllocPagesAsync("DMA32", new AllocPagesRequest { Order = 9, Gfp = "GFP_DMA32" }, Ct);
+        await api.AllocPagesAsync("default", "DMA32", new AllocPagesRequest { Order = 9, Gfp = "GFP_DMA32" }, Ct);
 
         // The page refreshes every second: wait until its tables show what /proc/buddyinfo says.
         var expected = await BuddyInfo(http);
@@ -56,7 +56,7 @@ public class PageTests
                 for (var i = 0; i < 40; i++)
                 {
                     var gfp = random.Next(3) == 0 ? "GFP_KERNEL" : "GFP_HIGHUSER_MOVABLE";
-                    await api.AllocPagesAsync("Normal", new AllocPagesRequest { Order = random.Next(11), Gfp = gfp, Cpu = random.Next(4) }, Ct);
+                    await api.AllocPagesAsync("default", "Normal", new AllocPagesRequest { Order = random.Next(11), Gfp = gfp, Cpu = random.Next(4) }, Ct);
                 }
                 await Task.Delay(1000, Ct);
             }

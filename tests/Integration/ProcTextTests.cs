@@ -90,13 +90,13 @@ public partial class ProcTextTests
         var api = app.Api();
         for (var i = 0; i < 20; i++)
         {
-            await api.AllocPagesAsync("DMA", new PageAlloc.Client.AllocPagesRequest { Order = i % 5, Gfp = "GFP_DMA" }, Ct);
+            await api.AllocPagesAsync("default", "DMA", new PageAlloc.Client.AllocPagesRequest { Order = i % 5, Gfp = "GFP_DMA" }, Ct);
         }
         var client = app.CreateClient();
 
         var extfrag = (await client.GetStringAsync("/sys/kernel/debug/extfrag/extfrag_index", Ct)).TrimEnd('\n').Split('\n');
         var unusable = (await client.GetStringAsync("/sys/kernel/debug/extfrag/unusable_index", Ct)).TrimEnd('\n').Split('\n');
-        var dma = await api.GetZoneStatsAsync("DMA", Ct);
+        var dma = await api.GetZoneStatsAsync("default", "DMA", Ct);
 
         Assert.Equal(3, extfrag.Length);
         Assert.Equal(3, unusable.Length);

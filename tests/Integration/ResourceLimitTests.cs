@@ -74,7 +74,7 @@ public class ResourceLimitTests
         var pfns = string.Join(",", Enumerable.Range(0, 100_000).Select(i => 1048576 + i));
         var bulk = await client.PostAsync("/zones/Normal/free_pages_bulk", new StringContent($$"""{"pfns":[{{pfns}}]}""", Encoding.UTF8, "application/json"), Ct);
         Assert.Equal(HttpStatusCode.Conflict, bulk.StatusCode);
-        Assert.Equal(0, (await new PageAlloc.Client.PageAllocClient(client).GetStatsAsync(Ct)).Totals.AllocatedPages);
+        Assert.Equal(0, (await new PageAlloc.Client.PageAllocClient(client).GetStatsAsync("default", Ct)).Totals.AllocatedPages);
     }
 
     [Fact]
@@ -94,11 +94,11 @@ public class ResourceLimitTests
     {
         await using var app = new PageAllocApp(("Limits:ChunkListLimit", "16"));
         var api = app.Api();
-        var pfn = (await api.AllocPagesAsync("Normal", new() { Order = 10, Cpu = 0 }, Ct)).Pfn;
-        await api.SplitPageAsync("Normal", new() { Pfn = pfn, Order = 10 }, Ct);
+        var pfn = (await api.AllocPagesAsync("default", "Normal", new() { Order = 10, Cpu = 0 }, Ct)).Pfn;
+        await api.SplitPageAsync("default", "Normal", new() { Pfn = pfn, Order = 10 }, Ct);
         var perPage = PageAlloc.Client.FreeStrategy.PerPage;
-        var half = await api.FreeContigRangeAsync("Normal", null, new() { Pfn = pfn, NrPages = 512, Strategy = perPage, Cpu = 0 }, Ct);
-        var rest = await api.FreeContigRangeAsync("Normal", listChunks: true, new() { Pfn = pfn + 512, NrPages = 512, Strategy = perPage, Cpu = 0 }, Ct);
+        var half = await api.FreeContigRangeAsync("default", "Normal", null, new() { Pfn = pfn, NrPages = 512, Strategy = perPage, Cpu = 0 }, Ct);
+        var rest = await api.FreeContigRangeAsync("default", "Normal", listChunks: true, new() { Pfn = pfn + 512, NrPages = 512, Strategy = perPage, Cpu = 0 }, Ct);
 
         Assert.Null(half.Chunks);
         Assert.Equal(512, half.ChunksByOrder[0]);

@@ -49,7 +49,7 @@ public class SecurityTests
         Assert.Equal(HttpStatusCode.Unauthorized, stats.StatusCode);
         Assert.Equal(HttpStatusCode.OK, (await client.GetAsync("/health/ready", Ct)).StatusCode);
         Assert.Equal(HttpStatusCode.OK, (await client.GetAsync("/swagger/v1/swagger.json", Ct)).StatusCode);
-        Assert.Equal(0, (await Api(app, RootKey).GetStatsAsync(Ct)).Totals.AllocatedPages);
+        Assert.Equal(0, (await Api(app, RootKey).GetStatsAsync("default", Ct)).Totals.AllocatedPages);
     }
 
     [Fact]
@@ -57,8 +57,8 @@ public class SecurityTests
     {
         await using var app = WithKeys();
         var (alice, bob, root) = (Api(app, AliceKey), As(app, BobKey), Api(app, RootKey));
-        var first = (await alice.AllocPagesAsync("Normal", new AllocPagesRequest { Order = 2 }, Ct)).Pfn;
-        var second = (await alice.AllocPagesAsync("Normal", new AllocPagesRequest { Order = 2 }, Ct)).Pfn;
+        var first = (await alice.AllocPagesAsync("default", "Normal", new AllocPagesRequest { Order = 2 }, Ct)).Pfn;
+        var second = (await alice.AllocPagesAsync("default", "Normal", new AllocPagesRequest { Order = 2 }, Ct)).Pfn;
 
         var stolen = await bob.PostAsJsonAsync("/zones/Normal/free_pages", new { pfn = first, order = 2 }, Ct);
         var split = await bob.PostAsJsonAsync("/zones/Normal/split_page", new { pfn = first, order = 2 }, Ct);
@@ -66,9 +66,9 @@ public class SecurityTests
         Assert.Equal(HttpStatusCode.Forbidden, stolen.StatusCode);
         Assert.Contains("urn:pagealloc:problem:not-owner", await stolen.Content.ReadAsStringAsync(Ct), StringComparison.Ordinal);
         Assert.Equal(HttpStatusCode.Forbidden, split.StatusCode);
-        await alice.FreePagesAsync("Normal", new BlockRequest { Pfn = first, Order = 2 }, Ct);
-        await root.FreePagesAsync("Normal", new BlockRequest { Pfn = second, Order = 2 }, Ct);
-        Assert.Equal(0, (await root.GetStatsAsync(Ct)).Totals.AllocatedPages);
+        await alice.FreePagesAsync("default", "Normal", new BlockRequest { Pfn = first, Order = 2 }, Ct);
+        await root.FreePagesAsync("default", "Normal", new BlockRequest { Pfn = second, Order = 2 }, Ct);
+        Assert.Equal(0, (await root.GetStatsAsync("default", Ct)).Totals.AllocatedPages);
     }
 
     [Fact]
@@ -77,7 +77,7 @@ public class SecurityTests
         await using var app = WithKeys();
         var (alice, bob) = (As(app, AliceKey), As(app, BobKey));
 
-        var allocated = await new PageAllocClient(alice).AllocPagesAsync("Normal", new AllocPagesRequest { Order = 6 }, Ct); // 64 pages: alice's memory.max
+        var allocated = await new PageAllocClient(alice).AllocPagesAsync("default", "Normal", new AllocPagesRequest { Order = 6 }, Ct); // 64 pages: alice's memory.max
         var refused = await alice.PostAsJsonAsync("/zones/Normal/alloc_pages", new { order = 0 }, Ct);
 
         Assert.Equal("GFP_KERNEL_ACCOUNT", allocated.Gfp);
@@ -144,9 +144,9 @@ public class SecurityTests
         {
             for (var i = 0; i < 100; i++)
             {
-                var pfn = (await aliceApi.AllocPagesAsync("Normal", new AllocPagesRequest { Order = 0, Cpu = c }, Ct)).Pfn;
+                var pfn = (await aliceApi.AllocPagesAsync("default", "Normal", new AllocPagesRequest { Order = 0, Cpu = c }, Ct)).Pfn;
                 seen.Enqueue(pfn);
-                await aliceApi.FreePagesAsync("Normal", new BlockRequest { Pfn = pfn, Order = 0, Cpu = c }, Ct);
+                await aliceApi.FreePagesAsync("default", "Normal", new BlockRequest { Pfn = pfn, Order = 0, Cpu = c }, Ct);
             }
         }).ToArray();
         var bobs = Enumerable.Range(0, 2).Select(c => Task.Run(async () =>
@@ -173,6 +173,6 @@ public class SecurityTests
         await Task.WhenAll(bobs);
 
         Assert.Equal(0, bobSucceeded);
-        Assert.Equal(0, (await Api(app, RootKey).GetStatsAsync(Ct)).Totals.AllocatedPages);
+        Assert.Equal(0, (await Api(app, RootKey).GetStatsAsync("default", Ct)).Totals.AllocatedPages);
     }
 }

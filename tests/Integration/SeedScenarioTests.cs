@@ -22,9 +22,9 @@ public class SeedScenarioTests
         await using var app = new PageAllocApp();
         var api = app.Api();
 
-        var block = await api.AllocPagesAsync("Normal", new AllocPagesRequest { Order = SeedOrder, Gfp = "GFP_KERNEL", Cpu = 0 }, Ct);
-        var split = await api.SplitPageAsync("Normal", new BlockRequest { Pfn = block.Pfn, Order = SeedOrder }, Ct);
-        var freed = await api.FreeContigRangeAsync("Normal", listChunks: true,
+        var block = await api.AllocPagesAsync("default", "Normal", new AllocPagesRequest { Order = SeedOrder, Gfp = "GFP_KERNEL", Cpu = 0 }, Ct);
+        var split = await api.SplitPageAsync("default", "Normal", new BlockRequest { Pfn = block.Pfn, Order = SeedOrder }, Ct);
+        var freed = await api.FreeContigRangeAsync("default", "Normal", listChunks: true,
             new FreeContigRangeRequest { Pfn = block.Pfn, NrPages = split.Pages, Strategy = strategy, Cpu = 0 }, Ct);
 
         Assert.Equal(512, split.Pages);
@@ -34,13 +34,13 @@ public class SeedScenarioTests
         Assert.All(freed.Chunks, c => Assert.Equal(chunkOrder, c.Order));
         Assert.Equal(chunkCount, freed.ChunksByOrder[chunkOrder]);
 
-        var stats = await api.GetZoneStatsAsync("Normal", Ct);
+        var stats = await api.GetZoneStatsAsync("default", "Normal", Ct);
         Assert.Equal(0, stats.AllocatedPages);
         Assert.Equal(512, stats.Vmstat["pgalloc"]);
         Assert.Equal(512, stats.Vmstat["pgfree"] - 1048576); // boot frees count too
 
         // The last page freed: an order-0 page on the pcp (per-page), or inside an order-9 block.
-        var last = await api.GetPageStateAsync("Normal", (block.Pfn + 511).ToString(System.Globalization.CultureInfo.InvariantCulture), Ct);
+        var last = await api.GetPageStateAsync("default", "Normal", (block.Pfn + 511).ToString(System.Globalization.CultureInfo.InvariantCulture), Ct);
         Assert.Equal(PageLocation.Pcp, last.Where);
         Assert.Equal(chunkOrder, last.BlockOrder);
     }
@@ -55,14 +55,14 @@ public class SeedScenarioTests
             long pfn = 0;
             for (var i = 0; i < 5; i++)
             {
-                pfn = (await api.AllocPagesAsync("Normal", new AllocPagesRequest { Order = SeedOrder, Cpu = 1 }, Ct)).Pfn;
-                await api.SplitPageAsync("Normal", new BlockRequest { Pfn = pfn, Order = SeedOrder }, Ct);
-                await api.FreeContigRangeAsync("Normal", null, new FreeContigRangeRequest { Pfn = pfn, NrPages = 512, Strategy = strategy, Cpu = 1 }, Ct);
+                pfn = (await api.AllocPagesAsync("default", "Normal", new AllocPagesRequest { Order = SeedOrder, Cpu = 1 }, Ct)).Pfn;
+                await api.SplitPageAsync("default", "Normal", new BlockRequest { Pfn = pfn, Order = SeedOrder }, Ct);
+                await api.FreeContigRangeAsync("default", "Normal", null, new FreeContigRangeRequest { Pfn = pfn, NrPages = 512, Strategy = strategy, Cpu = 1 }, Ct);
             }
-            var page = await api.GetPageStateAsync("Normal", $"0x{pfn + 511:x}", Ct);
+            var page = await api.GetPageStateAsync("default", "Normal", $"0x{pfn + 511:x}", Ct);
             Assert.Equal(strategy == FreeStrategy.Chunked ? 9 : 0, page.BlockOrder);
-            Assert.Equal(0, (await api.GetZoneStatsAsync("Normal", Ct)).AllocatedPages);
-            await api.ResetAsync(Ct);
+            Assert.Equal(0, (await api.GetZoneStatsAsync("default", "Normal", Ct)).AllocatedPages);
+            await api.ResetAsync("default", Ct);
         }
     }
 
@@ -71,11 +71,11 @@ public class SeedScenarioTests
     {
         await using var app = new PageAllocApp();
         var api = app.Api();
-        var block = await api.AllocPagesAsync("Normal", new AllocPagesRequest { Order = 0, Cpu = 0 }, Ct);
-        await api.FreePagesAsync("Normal", new BlockRequest { Pfn = block.Pfn, Order = 0, Cpu = 0 }, Ct);
+        var block = await api.AllocPagesAsync("default", "Normal", new AllocPagesRequest { Order = 0, Cpu = 0 }, Ct);
+        await api.FreePagesAsync("default", "Normal", new BlockRequest { Pfn = block.Pfn, Order = 0, Cpu = 0 }, Ct);
 
         var refused = await Assert.ThrowsAsync<PageAllocApiException<ProblemDetails>>(
-            () => api.FreePagesAsync("Normal", new BlockRequest { Pfn = block.Pfn, Order = 0, Cpu = 0 }, Ct));
+            () => api.FreePagesAsync("default", "Normal", new BlockRequest { Pfn = block.Pfn, Order = 0, Cpu = 0 }, Ct));
 
         Assert.Equal(409, refused.StatusCode);
         Assert.Equal(ProblemDetailsKind.PageFree, refused.Result.Kind);

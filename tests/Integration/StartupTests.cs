@@ -6,6 +6,8 @@ using Microsoft.Extensions.Diagnostics.HealthChecks;
 using Microsoft.Extensions.Logging.Abstractions;
 using Microsoft.Extensions.Options;
 using PageAlloc.Api.Infrastructure;
+using PageAlloc.Api.Machines;
+using PageAlloc.Api.Security;
 using PageAlloc.Domain.Allocator;
 using PageAlloc.Domain.Model;
 
@@ -78,12 +80,13 @@ public class StartupTests
     [Fact]
     public async Task Readiness_WaitsForTheFirstBoot()
     {
-        var host = new MachineHost(Options.Create(MachineConfig.Default()), NullLogger<MachineHost>.Instance);
-        var check = new MachineReadyCheck(host);
+        var machines = new MachineRegistry(Options.Create(MachineConfig.Default()), Options.Create(new LimitsOptions()), Options.Create(new SecurityOptions()),
+            NullLoggerFactory.Instance);
+        var check = new MachineReadyCheck(machines);
 
         var before = await check.CheckHealthAsync(new HealthCheckContext(), Ct);
-        Assert.Throws<MachineNotBootedException>(() => host.Machine);
-        host.Reset();
+        Assert.Throws<MachineNotBootedException>(() => machines.Default.Machine);
+        machines.Default.Reset();
         var after = await check.CheckHealthAsync(new HealthCheckContext(), Ct);
 
         Assert.Equal(HealthStatus.Unhealthy, before.Status);
@@ -120,7 +123,8 @@ public class StartupTests
         var boots = 0;
         await using var app = new PageAllocApp();
         await using var watched = app.WithWebHostBuilder(b => b.ConfigureTestServices(services =>
-            services.AddSingleton(provider => new MachineHost(provider.GetRequiredService<IOptions<MachineConfig>>(), NullLogger<MachineHost>.Instance)
+            services.AddSingleton(provider => new MachineRegistry(provider.GetRequiredService<IOptions<MachineConfig>>(),
+                provider.GetRequiredService<IOptions<LimitsOptions>>(), provider.GetRequiredService<IOptions<SecurityOptions>>(), NullLoggerFactory.Instance)
             {
                 BootMachine = (config, tracepoints) =>
                 {

@@ -45,6 +45,20 @@ public static class LoadCommand
             ? n : Fail<long?>(r, $"'{r.Tokens[0].Value}' is not a positive number."),
     };
 
+    private static readonly Option<string> Machine = new("--machine")
+    {
+        Description = "The machine to load, by name (GET /machines lists them); default is the configured machine.",
+        DefaultValueFactory = _ => Defaults.Machine,
+    };
+
+    private static readonly Option<int?> Machines = new("--machines")
+    {
+        Description = "Create N private machines for the run (the default machine's shape), spread the workers over them, and delete them "
+            + "at the end (Ctrl+C included); the report is per machine and in total.",
+        CustomParser = r => int.TryParse(r.Tokens[0].Value, NumberStyles.None, CultureInfo.InvariantCulture, out var n) && n is > 0 and <= 1000
+            ? n : Fail<int?>(r, $"'{r.Tokens[0].Value}' is not a number of machines in 1..1000."),
+    };
+
     private static readonly Option<string> Zone = new("--zone")
     {
         Description = "A zone, or several separated by commas to spread the workers over (each zone has its own lock).",
@@ -100,7 +114,7 @@ public static class LoadCommand
             + "the pages held are freed, and the report is printed; a second Ctrl+C aborts. "
             + "Exit codes: 0 passed, 1 service unreachable, 2 bad command line, 3 pages left allocated, 4 a threshold crossed, 130 interrupted.")
         {
-            Url, Workload, Concurrency, Rate, Duration, Requests, Zone, Cpus, Strategy, Seed, Live, Pages, Timeout, MaxErrorRate, P99Ms, ApiKey, Json, NoProgress,
+            Url, Workload, Concurrency, Rate, Duration, Requests, Machine, Machines, Zone, Cpus, Strategy, Seed, Live, Pages, Timeout, MaxErrorRate, P99Ms, ApiKey, Json, NoProgress,
         };
         command.SetAction((parse, ct) => run(OptionsFrom(parse), ct));
         return command;
@@ -114,6 +128,8 @@ public static class LoadCommand
         Rate = parse.GetValue(Rate),
         Duration = DurationOf(parse, Duration),
         Requests = parse.GetValue(Requests),
+        Machine = parse.GetValue(Machine)!,
+        Machines = parse.GetValue(Machines),
         Zone = parse.GetValue(Zone)!,
         Cpus = parse.GetValue(Cpus),
         Strategy = Strategies.ByName[parse.GetValue(Strategy)!],

@@ -23,6 +23,15 @@ public sealed record LoadOptions
     /// <summary>Stop after about this many requests (workload steps finish whole).</summary>
     public long? Requests { get; init; }
 
+    /// <summary>The machine to load (an existing one; default is the configured machine). Ignored with <see cref="Machines"/>.</summary>
+    public string Machine { get; init; } = "default";
+
+    /// <summary>
+    /// Create this many private machines (of the default machine's shape) for the run, spread the
+    /// workers over them, and delete them at the end, Ctrl+C included; null loads <see cref="Machine"/>.
+    /// </summary>
+    public int? Machines { get; init; }
+
     /// <summary>A zone, or several separated by commas to spread the workers over (each zone has its own lock).</summary>
     public string Zone { get; init; } = "Normal";
 

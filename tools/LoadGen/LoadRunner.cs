@@ -19,13 +19,25 @@ public static class LoadRunner
 {
     public static async Task<LoadReport> RunAsync(TimedCalls calls, LoadOptions options, TextWriter? progress, CancellationToken stop, CancellationToken abort = default)
     {
-        var before = await calls.Run((c, t) => c.GetStatsAsync(t), abort);
-        if (before.Value is null)
+        var machines = options.Machines is { } n ? await CreateMachines(calls, n, progress, abort) : [options.Machine];
+        try
         {
-            throw new InvalidOperationException($"GET /stats failed ({before.Failure}): is the service running at {options.Url}?");
+            return await RunOn(machines, calls, options, progress, stop, abort);
         }
+        finally
+        {
+            if (options.Machines is not null)
+            {
+                await DeleteMachines(calls, machines, progress);
+            }
+        }
+    }
+
+    private static async Task<LoadReport> RunOn(List<string> machines, TimedCalls calls, LoadOptions options, TextWriter? progress, CancellationToken stop, CancellationToken abort)
+    {
+        var before = await Stats(calls, machines, abort);
         var counters = new RunCounters();
-        var workers = Enumerable.Range(0, options.Concurrency).Select(i => new Worker(calls, options, new Recorder(counters), i)).ToArray();
+        var workers = Enumerable.Range(0, options.Concurrency).Select(i => new Worker(calls, options, new Recorder(counters), i, machines[i % machines.Count])).ToArray();
         using var timed = CancellationTokenSource.CreateLinkedTokenSource(stop);
         if (options.Requests is null)
         {
@@ -56,9 +68,70 @@ public static class LoadRunner
 
         counters.Timing = false;
         await Task.WhenAll(workers.Select(w => w.Drain(abort)));
-        var after = await calls.Run((c, t) => c.GetStatsAsync(t), abort);
+        var after = await Stats(calls, machines, abort);
+        var perMachine = options.Machines is null ? null : machines.Select(m =>
+        {
+            var mine = workers.Where(w => w.Machine == m).Select(w => w.Recorder).ToList();
+            return new MachineReport(m, mine.Sum(r => r.Requests), mine.Sum(r => r.Failed), mine.Sum(r => r.AllocatedPages), mine.Sum(r => r.FreedPages),
+                ServerDelta.Between(before[m], after[m]));
+        }).ToList();
         return LoadReport.From(options, workers.Select(w => w.Recorder).ToList(), counters, elapsed,
-            interrupted: stop.IsCancellationRequested, ServerDelta.Between(before.Value, after.Value));
+            interrupted: stop.IsCancellationRequested, ServerDelta.Sum(machines.Select(m => ServerDelta.Between(before[m], after[m]))), perMachine);
+    }
+
+    /// <summary>Every machine's GET .../stats; the first one failing means the service (or the machine) is not there.</summary>
+    private static async Task<Dictionary<string, MachineStatsResponse?>> Stats(TimedCalls calls, List<string> machines, CancellationToken abort)
+    {
+        var stats = new Dictionary<string, MachineStatsResponse?>(StringComparer.Ordinal);
+        foreach (var machine in machines)
+        {
+            var result = await calls.Run((c, t) => c.GetStatsAsync(machine, t), abort);
+            if (result.Value is null && stats.Count == 0)
+            {
+                throw new InvalidOperationException($"GET /machines/{machine}/stats failed ({result.Failure}): is the service running, and does it have machine '{machine}'?");
+            }
+            stats[machine] = result.Value;
+        }
+        return stats;
+    }
+
+    /// <summary>N private machines of the default machine's shape, named after this run; any made before a failure are deleted.</summary>
+    private static async Task<List<string>> CreateMachines(TimedCalls calls, int count, TextWriter? progress, CancellationToken abort)
+    {
+        var run = Convert.ToHexStringLower(System.Security.Cryptography.RandomNumberGenerator.GetBytes(3));
+        var made = new List<string>();
+        for (var i = 0; i < count; i++)
+        {
+            var name = $"loadgen-{run}-{i}";
+            var created = await calls.Run((c, t) => c.CreateMachineAsync(new CreateMachineRequest { Name = name }, t), abort);
+            if (created.Value is null)
+            {
+                await DeleteMachines(calls, made, progress);
+                throw new InvalidOperationException($"POST /machines for machine {i + 1} of {count} failed ({created.Failure}); the {made.Count} made were deleted.");
+            }
+            made.Add(created.Value.Name);
+        }
+        progress?.WriteLine($"created {count} machines: {string.Join(", ", made)}");
+        return made;
+    }
+
+    /// <summary>Deletes the run's machines, whatever stopped it (not cancellable: a Ctrl+C must not leave them behind).</summary>
+    private static async Task DeleteMachines(TimedCalls calls, List<string> machines, TextWriter? progress)
+    {
+        var failed = 0;
+        foreach (var machine in machines)
+        {
+            var deleted = await calls.Run(async (c, t) =>
+            {
+                await c.DeleteMachineAsync(machine, t);
+                return true;
+            }, CancellationToken.None);
+            failed += deleted.IsSuccess ? 0 : 1;
+        }
+        if (machines.Count > 0)
+        {
+            progress?.WriteLine(failed == 0 ? $"deleted the {machines.Count} machines" : $"could not delete {failed} of the {machines.Count} machines");
+        }
     }
 
     /// <summary>A step due every 1/rate s, run on an idle worker; dropped (and counted) when none is idle.</summary>

@@ -18,6 +18,11 @@ internal sealed class Recorder(RunCounters counters)
 
     public long AllocatedPages { get; private set; }
 
+    /// <summary>Timed requests this worker made, and how many failed (for the per-machine report).</summary>
+    public long Requests { get; private set; }
+
+    public long Failed { get; private set; }
+
     public long FreedPages { get; private set; }
 
     public IReadOnlyDictionary<string, LongHistogram> Latency => _latency;
@@ -35,6 +40,8 @@ internal sealed class Recorder(RunCounters counters)
             }
             histogram.RecordValue(Math.Clamp((long)result.Latency.TotalMicroseconds, 0, HighestMicroseconds));
             counters.CountRequest(result.IsSuccess);
+            Requests++;
+            Failed += result.IsSuccess ? 0 : 1;
         }
         if (!result.IsSuccess)
         {

@@ -28,14 +28,16 @@ public sealed record LoadReport(
     long PagesFreed,
     bool EveryPageFreed,
     bool Interrupted,
-    IReadOnlyList<ThresholdResult> Thresholds)
+    IReadOnlyList<ThresholdResult> Thresholds,
+    IReadOnlyList<MachineReport>? Machines = null)
 {
     public bool ThresholdsPassed => Thresholds.All(t => t.Passed);
 
     /// <summary>0 passed, 3 pages left allocated, 4 a threshold crossed, 130 interrupted (otherwise clean).</summary>
     public int ExitCode => !EveryPageFreed ? 3 : !ThresholdsPassed ? 4 : Interrupted ? 130 : 0;
 
-    internal static LoadReport From(LoadOptions o, IReadOnlyList<Recorder> recorders, RunCounters counters, TimeSpan elapsed, bool interrupted, ServerDelta? server)
+    internal static LoadReport From(LoadOptions o, IReadOnlyList<Recorder> recorders, RunCounters counters, TimeSpan elapsed, bool interrupted, ServerDelta? server,
+        IReadOnlyList<MachineReport>? machines = null)
     {
         var operations = recorders.SelectMany(r => r.Latency).GroupBy(p => p.Key, StringComparer.Ordinal).OrderBy(g => g.Key, StringComparer.Ordinal)
             .Select(g => OperationStats.From(g.Key, Merge(g.Select(p => p.Value)), elapsed)).ToList();
@@ -59,7 +61,7 @@ public sealed record LoadReport(
             o.Url.ToString(), o.Workload, o.StrategyName, o.Zone, o.Concurrency, o.Rate,
             o.Requests is { } budget ? $"{budget} requests" : FormattableString.Invariant($"{o.Duration.TotalSeconds:0.###} s"),
             Math.Round(elapsed.TotalSeconds, 3), requests, Math.Round(requests / elapsed.TotalSeconds, 1), counters.Errors, counters.Dropped,
-            operations, errors, server, allocated, freed, allocated == freed, interrupted, thresholds);
+            operations, errors, server, allocated, freed, allocated == freed, interrupted, thresholds, machines);
     }
 
     private static LongHistogram Merge(IEnumerable<LongHistogram> histograms)
@@ -97,6 +99,11 @@ public sealed record LoadReport(
         {
             lines.Add(string.Create(c, $"server: pgalloc +{s.PagesAllocated}, pgfree +{s.PagesFreed}, allocated pages {s.AllocatedPagesChange:+0;-0;0}, "
                 + $"zone lock {s.ZoneLockAcquisitions} acquisitions, {s.ZoneLockContended} contended ({s.ZoneLockWaitNs / 1e6:F1} ms waiting), {s.PcpDrains} pcp drains"));
+        }
+        foreach (var m in Machines ?? [])
+        {
+            lines.Add(string.Create(c, $"machine {m.Name}: {m.Requests} requests, {m.Errors} failed, {m.PagesAllocated} pages allocated, {m.PagesFreed} freed")
+                + (m.Server is { } ms ? string.Create(c, $"; server: pgalloc +{ms.PagesAllocated}, allocated pages {ms.AllocatedPagesChange:+0;-0;0}, zone lock {ms.ZoneLockContended} contended") : ""));
         }
         lines.Add(EveryPageFreed
             ? string.Create(c, $"leak check: every page allocated was freed ({PagesAllocated} pages).")
@@ -140,9 +147,21 @@ public sealed record OperationStats(string Operation, long Count, double PerSeco
 /// <param name="Operation">p99-ms: the operation with the highest p99, the one <paramref name="Observed"/> is of.</param>
 public sealed record ThresholdResult(string Name, double Limit, double Observed, bool Passed, string? Operation = null);
 
-/// <summary>What the server's /stats say happened during the run, summed over zones.</summary>
+/// <summary>One machine's share of a run over several (--machines N): its workers' requests and pages, and its server counters.</summary>
+public sealed record MachineReport(string Name, long Requests, long Errors, long PagesAllocated, long PagesFreed, ServerDelta? Server);
+
+/// <summary>What the server's /stats say happened during the run, summed over zones (and machines).</summary>
 public sealed record ServerDelta(long PagesAllocated, long PagesFreed, long AllocatedPagesChange, long ZoneLockAcquisitions, long ZoneLockContended, long ZoneLockWaitNs, long PcpDrains)
 {
+    /// <summary>The machines' deltas added up; null when any is unknown.</summary>
+    public static ServerDelta? Sum(IEnumerable<ServerDelta?> deltas)
+    {
+        var all = deltas.ToList();
+        return all.Any(d => d is null) ? null : all.Aggregate(new ServerDelta(0, 0, 0, 0, 0, 0, 0), (a, d) => new ServerDelta(
+            a.PagesAllocated + d!.PagesAllocated, a.PagesFreed + d.PagesFreed, a.AllocatedPagesChange + d.AllocatedPagesChange,
+            a.ZoneLockAcquisitions + d.ZoneLockAcquisitions, a.ZoneLockContended + d.ZoneLockContended, a.ZoneLockWaitNs + d.ZoneLockWaitNs, a.PcpDrains + d.PcpDrains));
+    }
+
     public static ServerDelta? Between(MachineStatsResponse? before, MachineStatsResponse? after)
     {
         if (before is null || after is null)

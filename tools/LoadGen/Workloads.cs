@@ -8,7 +8,7 @@ namespace PageAlloc.LoadGen;
 /// once started (its token is the run's abort token, not its stop token), so stopping a run never
 /// leaves a block half freed.
 /// </summary>
-internal sealed class Worker(TimedCalls calls, LoadOptions options, Recorder recorder, int index)
+internal sealed class Worker(TimedCalls calls, LoadOptions options, Recorder recorder, int index, string machine)
 {
     private const string Zone0 = "Normal";
     private readonly Random _random = new(HashCode.Combine(options.Seed, index));
@@ -22,6 +22,9 @@ internal sealed class Worker(TimedCalls calls, LoadOptions options, Recorder rec
 
     public Recorder Recorder => recorder;
 
+    /// <summary>The machine this worker's calls go to (--machine, or one of --machines N).</summary>
+    public string Machine => machine;
+
     public Task Step(CancellationToken ct) => options.Workload switch
     {
         "seed" => SeedStep(ct),
@@ -31,7 +34,7 @@ internal sealed class Worker(TimedCalls calls, LoadOptions options, Recorder rec
 
     private async Task<AllocPagesResponse?> Alloc(string zone, int order, string gfp, CancellationToken ct)
     {
-        var block = recorder.Record("alloc_pages", await calls.Run((c, t) => c.AllocPagesAsync(zone, new AllocPagesRequest { Order = order, Gfp = gfp, Cpu = Cpu }, t), ct));
+        var block = recorder.Record("alloc_pages", await calls.Run((c, t) => c.AllocPagesAsync(machine, zone, new AllocPagesRequest { Order = order, Gfp = gfp, Cpu = Cpu }, t), ct));
         if (block is not null)
         {
             recorder.Allocated(1L << order);
@@ -41,7 +44,7 @@ internal sealed class Worker(TimedCalls calls, LoadOptions options, Recorder rec
 
     private async Task FreeBlock(string zone, long pfn, int order, CancellationToken ct)
     {
-        var freed = recorder.Record("free_pages", await calls.Run((c, t) => c.FreePagesAsync(zone, new BlockRequest { Pfn = pfn, Order = order, Cpu = Cpu }, t), ct));
+        var freed = recorder.Record("free_pages", await calls.Run((c, t) => c.FreePagesAsync(machine, zone, new BlockRequest { Pfn = pfn, Order = order, Cpu = Cpu }, t), ct));
         recorder.Freed(freed is { Freed: true } ? 1L << order : 0);
     }
 
@@ -53,13 +56,13 @@ internal sealed class Worker(TimedCalls calls, LoadOptions options, Recorder rec
         {
             return;
         }
-        if (recorder.Record("split_page", await calls.Run((c, t) => c.SplitPageAsync(block.Zone, new BlockRequest { Pfn = block.Pfn, Order = order }, t), ct)) is null)
+        if (recorder.Record("split_page", await calls.Run((c, t) => c.SplitPageAsync(machine, block.Zone, new BlockRequest { Pfn = block.Pfn, Order = order }, t), ct)) is null)
         {
             await FreeBlock(block.Zone, block.Pfn, order, ct); // still one order-9 block: give it back whole
             return;
         }
         var range = new FreeContigRangeRequest { Pfn = block.Pfn, NrPages = 1 << order, Strategy = options.Strategy, Cpu = Cpu };
-        var freed = recorder.Record("free_contig_range", await calls.Run((c, t) => c.FreeContigRangeAsync(block.Zone, null, range, t), ct));
+        var freed = recorder.Record("free_contig_range", await calls.Run((c, t) => c.FreeContigRangeAsync(machine, block.Zone, null, range, t), ct));
         recorder.Freed(freed?.Freed ?? 0);
     }
 
@@ -109,7 +112,7 @@ internal sealed class Worker(TimedCalls calls, LoadOptions options, Recorder rec
             }
             if (order > 0)
             {
-                recorder.Record("split_page", await calls.Run((c, t) => c.SplitPageAsync(zone, new BlockRequest { Pfn = block.Pfn, Order = order }, t), ct));
+                recorder.Record("split_page", await calls.Run((c, t) => c.SplitPageAsync(machine, zone, new BlockRequest { Pfn = block.Pfn, Order = order }, t), ct));
             }
             for (var i = 0; i < 1 << order; i++)
             {
@@ -119,7 +122,7 @@ internal sealed class Worker(TimedCalls calls, LoadOptions options, Recorder rec
         if (pfns.Count > 0)
         {
             var bulk = new FreePagesBulkRequest { Pfns = pfns, Strategy = options.Strategy, Cpu = Cpu };
-            var freed = recorder.Record("free_pages_bulk", await calls.Run((c, t) => c.FreePagesBulkAsync(zone!, null, bulk, t), ct));
+            var freed = recorder.Record("free_pages_bulk", await calls.Run((c, t) => c.FreePagesBulkAsync(machine, zone!, null, bulk, t), ct));
             recorder.Freed(freed?.Freed ?? 0);
         }
     }

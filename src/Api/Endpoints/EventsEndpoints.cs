@@ -3,6 +3,7 @@ using System.Runtime.CompilerServices;
 using Microsoft.Extensions.Options;
 using PageAlloc.Api.Contracts;
 using PageAlloc.Api.Infrastructure;
+using PageAlloc.Api.Machines;
 using PageAlloc.Api.OpenApi;
 using PageAlloc.Domain.Model;
 using PageAlloc.Domain.Tracing;
@@ -47,7 +48,7 @@ public static class EventsEndpoints
     /// <param name="order">Only events of this order.</param>
     /// <param name="seconds">End the stream after this many seconds (1..3600); it runs until the client goes away when left out.</param>
     /// <param name="limit">End the stream after this many events (1..1000000).</param>
-    public static IResult Stream(MachineHost host, EventStreams streams, HttpContext context,
+    public static IResult Stream(MachineScope scope, EventStreams streams, HttpContext context,
         string? format, string? events, string? zone, int? order, int? seconds, int? limit, CancellationToken cancellationToken)
     {
         format ??= "text";
@@ -76,7 +77,7 @@ public static class EventsEndpoints
                 $"seconds must be 1..{MaxSeconds} and limit 1..{MaxLimit} (seconds {seconds?.ToString(System.Globalization.CultureInfo.InvariantCulture) ?? "none"}, limit {limit?.ToString(System.Globalization.CultureInfo.InvariantCulture) ?? "none"}).");
         }
         var end = new StreamEnd(seconds is { } s ? TimeSpan.FromSeconds(s) : null, limit ?? long.MaxValue);
-        var machine = host.Machine;
+        var machine = scope.Machine;
         var zoneIndex = -1;
         if (zone is not null)
         {
@@ -87,14 +88,16 @@ public static class EventsEndpoints
             zoneIndex = machine.Zones.ToList().IndexOf(z);
         }
         // Attached before it is counted, so that a stream counted as open already sees every event.
-        var listener = host.Tracepoints.Listen(new TraceFilter(types == 0 ? TraceFilter.AllTypes : types, zoneIndex, order ?? -1), streams.BufferEvents);
+        var listener = scope.Hosted.Tracepoints.Listen(new TraceFilter(types == 0 ? TraceFilter.AllTypes : types, zoneIndex, order ?? -1), streams.BufferEvents);
         if (!streams.TryOpen(out var lease))
         {
             listener.Dispose();
             return Problems.Of(ProblemCatalog.TooManyRequests,
                 $"{streams.Limit} event streams are open already (Limits:EventListeners); close one or try later.");
         }
-        string ZoneKey(int index) => host.Machine.Zones[index].Key;
+        // The machine's zones by index: a reset boots the same zones in the same order.
+        var hosted = scope.Hosted;
+        string ZoneKey(int index) => hosted.Machine.Zones[index].Key;
         return format switch
         {
             "json" => new EventStream<TraceEventJson>(Json(listener, lease, end, ZoneKey, cancellationToken)),

@@ -1,6 +1,7 @@
 using Microsoft.AspNetCore.Http.HttpResults;
 using PageAlloc.Api.Contracts;
 using PageAlloc.Api.Infrastructure;
+using PageAlloc.Api.Machines;
 using PageAlloc.Api.OpenApi;
 using PageAlloc.Api.Security;
 using PageAlloc.Domain.FaultInjection;
@@ -44,11 +45,11 @@ public static class FaultInjectionEndpoints
                 + "of at least min-order that is not __GFP_NOFAIL (nor may sleep, nor __GFP_HIGHMEM, unless those are let in), once the "
                 + "space budget is spent, every interval-th time, with the probability, at most times times. A failed call answers "
                 + "507 injected-failure and changes nothing. With API keys, only an administrator may write.")
-            .RequireAdministrator()
+            .RequireMachineAdministration()
             .Answers(200, "The attributes after the write.")
             .Refuses("A value is out of range (probability 0..100, interval >= 1, times >= -1, space >= 0, verbose 0..2, min-order 0..10; min-order alone: invalid-order); nothing changed.",
                 ProblemCatalog.Validation, ProblemCatalog.MalformedRequest)
-            .Refuses("The key is not an administrator's.", ProblemCatalog.Forbidden);
+            .Refuses(MachineEndpoints.NotAdministrator, ProblemCatalog.Forbidden);
         group.MapGet("/{file}", ReadFile).WithName("ReadFailPageAllocFile")
             .WithSummary("One of fail_page_alloc's debugfs files, as cat prints it")
             .WithDescription("probability, interval, times, space, verbose, min-order, ignore-gfp-wait or ignore-gfp-highmem: the value and a newline "
@@ -58,11 +59,11 @@ public static class FaultInjectionEndpoints
         return app;
     }
 
-    public static Ok<FailPageAllocResponse> Get(MachineHost host) => TypedResults.Ok(FailPageAllocResponse.From(host.Machine.FailPageAlloc));
+    public static Ok<FailPageAllocResponse> Get(MachineScope scope) => TypedResults.Ok(FailPageAllocResponse.From(scope.Machine.FailPageAlloc));
 
-    public static Ok<FailPageAllocResponse> Set(MachineHost host, FailPageAllocRequest request)
+    public static Ok<FailPageAllocResponse> Set(MachineScope scope, FailPageAllocRequest request)
     {
-        var f = host.Machine.FailPageAlloc;
+        var f = scope.Machine.FailPageAlloc;
         // Every value was checked before this runs, so the writes cannot fail halfway; each is one
         // debugfs file's write.
         Write(request.Probability, v => f.Probability = v);
@@ -86,8 +87,8 @@ public static class FaultInjectionEndpoints
         }
     }
 
-    public static Results<ContentHttpResult, ProblemHttpResult> ReadFile(MachineHost host, string file) =>
+    public static Results<ContentHttpResult, ProblemHttpResult> ReadFile(MachineScope scope, string file) =>
         Files.TryGetValue(file, out var print)
-            ? TypedResults.Text(print(host.Machine.FailPageAlloc), "text/plain; charset=utf-8")
+            ? TypedResults.Text(print(scope.Machine.FailPageAlloc), "text/plain; charset=utf-8")
             : Problems.Of(ProblemCatalog.NotFound, $"/sys/kernel/debug/fail_page_alloc has no file '{file}'. Files: {string.Join(", ", Files.Keys)}.");
 }

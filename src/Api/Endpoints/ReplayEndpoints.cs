@@ -2,6 +2,7 @@ using Microsoft.AspNetCore.Http.HttpResults;
 using Microsoft.AspNetCore.Mvc;
 using Microsoft.Extensions.Options;
 using PageAlloc.Api.Infrastructure;
+using PageAlloc.Api.Machines;
 using PageAlloc.Api.OpenApi;
 using PageAlloc.Api.Security;
 using PageAlloc.Domain.Allocator;
@@ -40,20 +41,21 @@ public static class ReplayEndpoints
             .Refuses("The replay took longer than Limits:TestTimeoutSeconds and was stopped.", ProblemCatalog.Timeout)
             .RequireRateLimiting(TestsEndpoints.OneAtATime)
             .WithRequestTimeout(TestsEndpoints.TestTimeout)
-            .RequireAdministrator();
+            .RequireAdministrator()
+            .OutsideMachineGate();
         return app;
     }
 
     /// <param name="zone">The preferred zone of every allocation (default Normal).</param>
     /// <param name="timelineEvery">Events between two snapshots of the zone (default 10000).</param>
     public static async Task<Results<Ok<ReplayResult>, ProblemHttpResult>> Replay(
-        MachineHost host, HttpRequest request, string? zone, int? timelineEvery, CancellationToken cancellationToken)
+        MachineScope scope, HttpRequest request, string? zone, int? timelineEvery, CancellationToken cancellationToken)
     {
         if (timelineEvery is < 1)
         {
             return Problems.Of(ProblemCatalog.Validation, $"timelineEvery must be at least 1, not {timelineEvery}.");
         }
-        var machine = new Machine(host.Config);
+        var machine = new Machine(scope.Hosted.Config);
         if (machine.FindZone(zone ?? "Normal") is not { } preferred)
         {
             return Problems.UnknownZone(zone!, machine.Zones.Select(z => z.Key));

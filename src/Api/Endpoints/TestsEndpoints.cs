@@ -1,6 +1,7 @@
 using Microsoft.AspNetCore.Http.HttpResults;
 using PageAlloc.Api.Contracts;
 using PageAlloc.Api.Infrastructure;
+using PageAlloc.Api.Machines;
 using PageAlloc.Api.OpenApi;
 using PageAlloc.Api.Security;
 using PageAlloc.Domain.Model;
@@ -23,7 +24,7 @@ public static class TestsEndpoints
             .MapPost("/page_alloc_high_order", PageAllocHighOrder)
             .WithName("PageAllocHighOrderTest")
             .WithSummary("The seed's page_alloc_high_order_test (alloc, split_page, free_contig_range) on a private machine")
-            .WithDescription("Boots private machines from the served configuration, so it measures the algorithm rather than "
+            .WithDescription("Boots private machines from the configuration of the machine in the path, so it measures the algorithm rather than "
                 + "other clients' traffic and leaves the served zones untouched. Runs each strategy asked for (all three when "
                 + $"strategy is left out), at most {HighOrderTestRequest.MaxIterations} iterations: first untimed, until the code is "
                 + "warm (about a second for a strategy's first run in the process), then `rounds` timed runs, each on a fresh machine; "
@@ -37,18 +38,19 @@ public static class TestsEndpoints
             .Refuses("The run took longer than Limits:TestTimeoutSeconds and was stopped.", ProblemCatalog.Timeout)
             .RequireRateLimiting(OneAtATime)
             .WithRequestTimeout(TestTimeout)
-            .RequireAdministrator();
+            .RequireAdministrator()
+            .OutsideMachineGate();
         return app;
     }
 
-    public static Results<Ok<HighOrderTestResponse>, ProblemHttpResult> PageAllocHighOrder(MachineHost host, HighOrderTestRequest request, CancellationToken cancellationToken)
+    public static Results<Ok<HighOrderTestResponse>, ProblemHttpResult> PageAllocHighOrder(MachineScope scope, HighOrderTestRequest request, CancellationToken cancellationToken)
     {
         var zone = request.Zone ?? "Normal";
         var strategies = request.Strategy is { } one ? [one] : Enum.GetValues<FreeStrategy>();
         var results = new List<HighOrderTestResult>();
         foreach (var strategy in strategies)
         {
-            var result = PageAllocHighOrderTest.RunRounds(host.Config, zone, strategy, request.Iterations!.Value, request.Order ?? 9,
+            var result = PageAllocHighOrderTest.RunRounds(scope.Hosted.Config, zone, strategy, request.Iterations!.Value, request.Order ?? 9,
                 request.Rounds ?? HighOrderTestRequest.DefaultRounds, cancellationToken);
             if (result.Error is { } error)
             {

@@ -4,6 +4,7 @@ using Microsoft.AspNetCore.Mvc;
 using Microsoft.Extensions.Options;
 using PageAlloc.Api.Contracts;
 using PageAlloc.Api.Infrastructure;
+using PageAlloc.Api.Machines;
 using PageAlloc.Api.OpenApi;
 using PageAlloc.Api.Security;
 using PageAlloc.Domain.Allocator;
@@ -27,7 +28,6 @@ public static class ZonesEndpoints
             .WithSummary("One zone: watermarks, lowmem reserve, pcp high and batch per cpu")
             .WithDescription("The zone's tuning as the kernel computes it at boot: __setup_per_zone_wmarks() (min, low, high, promo), "
                 + "setup_per_zone_lowmem_reserve(), and zone_highsize()/zone_batchsize() for each cpu's pcp.")
-            .AddEndpointFilterFactory(RequireKnownZone)
             .Answers(200, "The zone.")
             .Refuses(UnknownZoneHelp, ProblemCatalog.UnknownZone);
         group.MapGet("/{zone}/pageblocks", GetPageblocks).WithName("GetPageblocks")
@@ -36,7 +36,6 @@ public static class ZonesEndpoints
                 + "(get_pageblock_migratetype()) and how many of its pages are free in the buddy, on pcp lists, or HWPoison, read "
                 + "without locks as a walk of /proc/kpageflags would. Zones with more pageblocks than cells (default 4096, at most 65536) "
                 + "are grouped: a cell then shows its pageblocks' most common migratetype and their summed pages.")
-            .AddEndpointFilterFactory(RequireKnownZone)
             .Answers(200, "The pageblocks, as arrays with one element per cell.")
             .Refuses(UnknownZoneHelp, ProblemCatalog.UnknownZone)
             .Refuses("cells is outside 1..65536.", ProblemCatalog.Validation);
@@ -52,33 +51,32 @@ public static class ZonesEndpoints
             .Accepts<string>("application/octet-stream")
             .WithMetadata(new NonJsonBody("application/octet-stream"))
             .WithMetadata(new RequestSizeLimitAttribute(limits.BulkBodyBytes))
-            .AddEndpointFilterFactory(RequireKnownZone)
-            .RequireAdministrator()
+            .RequireMachineAdministration()
+            .OutsideMachineGate()
             .Answers(200, "The zone's counters after the import.")
             .Refuses(UnknownZoneHelp, ProblemCatalog.UnknownZone)
             .Refuses("The body has no rows for this zone.", ProblemCatalog.InvalidImport)
             .Refuses("The counts do not fit the zone: too many pages or pageblocks, or blocks of a type that cannot be placed without merging; nothing changed. "
                 + "Without a /proc/zoneinfo in the body, the detail says how to send one (cat /proc/zoneinfo /proc/pagetypeinfo | curl ... --data-binary @-).",
                 ProblemCatalog.Of(PageErrorKind.ImportDoesNotFit))
-            .Refuses("The key is not an administrator's.", ProblemCatalog.Forbidden);
+            .Refuses(NotAdministrator, ProblemCatalog.Forbidden);
 
         group.MapPost("/{zone}/fragment", Fragment).WithName("FragmentZone")
             .WithSummary("The synthetic fragmenter: reboot, then give the zone a target of free pages and unusable_index at one order")
             .WithDescription("For experiments: the machine reboots and the zone gets free lists with freePages free pages, of which the share "
                 + "unusableIndex is in blocks smaller than order (unusable_free_index() of mm/vmstat.c), the rest in the largest blocks "
                 + "that fit; all Movable, the rest of the zone in use by the system. Deterministic for a seed.")
-            .AddEndpointFilterFactory(RequireKnownZone)
-            .RequireAdministrator()
+            .RequireMachineAdministration()
+            .OutsideMachineGate()
             .Answers(200, "The zone's counters after the fragmenting, its unusableIndex at the order on target.")
             .Refuses(UnknownZoneHelp, ProblemCatalog.UnknownZone)
             .Refuses("A value is missing or out of range (the order alone: invalid-order).", ProblemCatalog.Validation, ProblemCatalog.MalformedRequest)
             .Refuses("The target does not fit the zone; nothing changed.", ProblemCatalog.Of(PageErrorKind.ImportDoesNotFit))
-            .Refuses("The key is not an administrator's.", ProblemCatalog.Forbidden);
+            .Refuses(NotAdministrator, ProblemCatalog.Forbidden);
 
         // The page calls are the hot path: validated as AddValidation would, at the cost of a predicate when valid.
         var pages = app.MapGroup("/zones/{zone}").WithTags("Pages")
             .WithFastValidation()
-            .AddEndpointFilterFactory(RequireKnownZone)
             .Refuses(UnknownZoneHelp, ProblemCatalog.UnknownZone)
             .Refuses("The request is invalid; nothing changed.", ProblemCatalog.Validation, ProblemCatalog.MalformedRequest)
             .Refuses(NoKey, ProblemCatalog.Unauthenticated)
@@ -140,25 +138,25 @@ public static class ZonesEndpoints
                 + "and when every page of the range is free it is taken out of the buddy as order-0 pages with refcount 1, which "
                 + "free_contig_range frees again. A page in use makes it -EBUSY: the kernel would migrate it, PageAlloc cannot. The isolation "
                 + "is undone before the answer. With API keys, only an administrator may call it (the pages are charged to no memcg).")
-            .RequireAdministrator()
+            .RequireMachineAdministration()
             .Answers(201, "The range: its first pfn (the Location header names it), its length and zone.")
             .Refuses("The range or its pageblocks leave the zone, nr_pages is out of range, or the gfp mask is invalid or has __GFP_COMP; nothing changed.",
                 ProblemCatalog.Of(PageErrorKind.OutOfZone), ProblemCatalog.Of(PageErrorKind.InvalidLength), ProblemCatalog.Of(PageErrorKind.InvalidGfp))
             .Refuses("A page of the range is in use, or another call has its pageblocks isolated (-EBUSY); nothing changed.", ProblemCatalog.Of(PageErrorKind.Busy))
-            .Refuses("The key is not an administrator's.", ProblemCatalog.Forbidden);
+            .Refuses(NotAdministrator, ProblemCatalog.Forbidden);
         pages.MapPost("/alloc_contig_pages", AllocContigPages).WithName("AllocContigPages")
             .WithSummary("alloc_contig_pages(nr_pages, gfp): find and take any free range of nr_pages")
             .WithDescription("Models alloc_contig_pages(): over the zonelist of gfp_zone(gfp) from this zone, tries alloc_contig_range() on each "
                 + "range at ALIGN(zone_start_pfn, nr_pages) and every nr_pages after it, and answers the first that succeeds. "
                 + "The scan stops after Limits:TestTimeoutSeconds (504). With API keys, only an administrator may call it.")
-            .RequireAdministrator()
+            .RequireMachineAdministration()
             .WithRequestTimeout(TestsEndpoints.TestTimeout)
             .Refuses("The scan took longer than Limits:TestTimeoutSeconds and was stopped; nothing changed.", ProblemCatalog.Timeout)
             .Answers(201, "The range: its first pfn (the Location header names it), its length and zone.")
             .Refuses("nr_pages is out of range, or the gfp mask is invalid or has __GFP_COMP; nothing changed.",
                 ProblemCatalog.Of(PageErrorKind.InvalidLength), ProblemCatalog.Of(PageErrorKind.InvalidGfp))
             .Refuses("No candidate range is free in any zone of the zonelist (pages in use are not migrated); nothing changed.", ProblemCatalog.Of(PageErrorKind.OutOfMemory))
-            .Refuses("The key is not an administrator's.", ProblemCatalog.Forbidden);
+            .Refuses(NotAdministrator, ProblemCatalog.Forbidden);
         pages.MapPost("/get_page", GetPage).WithName("GetPage")
             .WithSummary("get_page(page): take a reference")
             .WithDescription("Models get_page(): one more reference on an allocated page (the head's, for a tail of a compound page), so a later put_page or free does not free it.")
@@ -201,6 +199,8 @@ public static class ZonesEndpoints
         return group;
     }
 
+    private const string NotAdministrator = MachineEndpoints.NotAdministrator;
+
     private const string NoKey = "API keys are configured and the request has none, or an unknown one.";
 
     /// <summary>The refusals of a call on a page that is not the head of a live allocation (Zone.NotAllocatedHead).</summary>
@@ -209,46 +209,22 @@ public static class ZonesEndpoints
 
     private const string UnknownZoneHelp = "The zone is not one of the machine's (GET /zones lists them).";
 
-    /// <summary>
-    /// Answers 404 for a zone the machine does not have (after the body is bound, before the handler), so
-    /// the handlers below can take the zone as found. (Reset boots the same zones.)
-    /// </summary>
-    private static EndpointFilterDelegate RequireKnownZone(EndpointFilterFactoryContext factory, EndpointFilterDelegate next)
+    public static Ok<ZoneSummary[]> ListZones(MachineScope scope) =>
+        TypedResults.Ok(scope.Machine.Stats().Select(ZoneSummary.From).ToArray());
+
+    public static Ok<ZoneDetail> GetZone(ZoneScope scope)
     {
-        var host = factory.ApplicationServices.GetRequiredService<MachineHost>();
-        return context =>
-        {
-            var name = (string)context.HttpContext.Request.RouteValues["zone"]!;
-            return host.Machine.FindZone(name) is null
-                ? ValueTask.FromResult<object?>(Problems.UnknownZone(name, host.Machine.Zones.Select(z => z.Key)))
-                : next(context);
-        };
-    }
-
-    /// <summary>The zone named in the route; <see cref="RequireKnownZone"/> has checked it exists.</summary>
-    private static Zone ZoneOf(MachineHost host, string name) => host.Machine.FindZone(name)!;
-
-    private static int CpuOf(MachineHost host, int? cpu) => cpu ?? host.Machine.CurrentCpu();
-
-    /// <summary>The memcg whose pages the caller may change; null for anyone when keys are off, and for administrators.</summary>
-    private static Memcg? OwnerOf(MachineHost host, HttpContext http) => Caller.Of(http, host.Machine).Owner;
-
-    public static Ok<ZoneSummary[]> ListZones(MachineHost host) =>
-        TypedResults.Ok(host.Machine.Stats().Select(ZoneSummary.From).ToArray());
-
-    public static Ok<ZoneDetail> GetZone(MachineHost host, string zone)
-    {
-        var s = ZoneOf(host, zone).Stats();
+        var s = scope.Zone.Stats();
         return TypedResults.Ok(new ZoneDetail(s.Zone, s.Node, s.StartPfn, s.SpannedPages, s.ManagedPages, s.FreePages, s.PcpPages,
             s.Watermarks, s.LowmemReserve, s.Pcp));
     }
 
     public static async Task<Results<Ok<ZoneStatsResponse>, ProblemHttpResult>> ImportFreeLists(
-        MachineHost host, HttpRequest request, string zone, [Description("Seed of the layout (default 1).")] int? seed, CancellationToken cancellationToken)
+        ZoneScope scope, MachineRegistry registry, HttpRequest request, [Description("Seed of the layout (default 1).")] int? seed, CancellationToken cancellationToken)
     {
         using var reader = new StreamReader(request.Body);
         var text = await reader.ReadToEndAsync(cancellationToken);
-        var target = ZoneOf(host, zone);
+        var target = scope.Zone;
         var key = target.Key;
         if (PageAlloc.Domain.Import.FreeListCounts.Parse(text, ZoneTypes.Name(target.Type), target.NodeId) is not { } counts)
         {
@@ -258,7 +234,7 @@ public static class ZonesEndpoints
         MachineConfig? sized = null;
         if (PageAlloc.Domain.Import.ZoneInfoSize.ManagedPages(text, ZoneTypes.Name(target.Type), target.NodeId) is { } managed)
         {
-            sized = host.Config.WithZonePages(target.NodeId, ZoneTypes.Name(target.Type), managed);
+            sized = scope.Hosted.Config.WithZonePages(target.NodeId, ZoneTypes.Name(target.Type), managed);
             if (new MachineConfigValidation().Validate(null, sized) is { Failed: true } invalid)
             {
                 return Problems.From(new PageError(PageErrorKind.ImportDoesNotFit,
@@ -271,7 +247,7 @@ public static class ZonesEndpoints
                 + $"is configured with. With the machine's /proc/zoneinfo in the same body, the zone takes its "
                 + $"managed pages as its size; send both with: sudo cat /proc/zoneinfo /proc/pagetypeinfo | curl -X POST '{Microsoft.AspNetCore.Http.Extensions.UriHelper.GetEncodedUrl(request)}' "
                 + "-H 'Content-Type: application/octet-stream' --data-binary @-";
-        return RebootWithFreeLists(host, key, counts, seed ?? 1, sized, hint);
+        return RebootWithFreeLists(scope.Hosted, registry, key, counts, seed ?? 1, sized, hint);
     }
 
     /// <summary>
@@ -279,36 +255,44 @@ public static class ZonesEndpoints
     /// refused, nothing changes, and a refusal for counts that do not fit ends with <paramref name="doesNotFitHint"/>.
     /// </summary>
     private static Results<Ok<ZoneStatsResponse>, ProblemHttpResult> RebootWithFreeLists(
-        MachineHost host, string key, PageAlloc.Domain.Import.FreeListCounts counts, int seed, MachineConfig? config = null, string? doesNotFitHint = null) =>
-        host.ResetWith(machine => machine.FindZone(key)!.ImportFreeLists(counts, seed), config) is { } error
-            ? Problems.From(error.Kind == PageErrorKind.ImportDoesNotFit && doesNotFitHint is not null ? error with { Detail = $"{error.Detail} {doesNotFitHint}" } : error)
-            : TypedResults.Ok(ZoneStatsResponse.From(ZoneOf(host, key).Stats()));
-
-    public static Results<Ok<ZoneStatsResponse>, ProblemHttpResult> Fragment(MachineHost host, string zone, FragmentRequest request)
+        HostedMachine hosted, MachineRegistry registry, string key, PageAlloc.Domain.Import.FreeListCounts counts, int seed, MachineConfig? config = null, string? doesNotFitHint = null)
     {
-        var key = ZoneOf(host, zone).Key;
+        Zone? imported = null;
+        var error = hosted.ResetWith(machine =>
+        {
+            imported = machine.FindZone(key)!;
+            return imported.ImportFreeLists(counts, seed);
+        }, config, delta => registry.Resize(hosted, delta));
+        return error is not null
+            ? Problems.From(error.Kind == PageErrorKind.ImportDoesNotFit && doesNotFitHint is not null ? error with { Detail = $"{error.Detail} {doesNotFitHint}" } : error)
+            : TypedResults.Ok(ZoneStatsResponse.From(imported!.Stats()));
+    }
+
+    public static Results<Ok<ZoneStatsResponse>, ProblemHttpResult> Fragment(ZoneScope scope, MachineRegistry registry, FragmentRequest request)
+    {
+        var key = scope.Zone.Key;
         var counts = PageAlloc.Domain.Import.Fragmenter.Target(key, request.FreePages!.Value, request.Order!.Value, request.UnusableIndex!.Value, request.Seed ?? 1)!;
-        return RebootWithFreeLists(host, key, counts, request.Seed ?? 1);
+        return RebootWithFreeLists(scope.Hosted, registry, key, counts, request.Seed ?? 1);
     }
 
     /// <summary>The most cells a pageblock map may ask for.</summary>
     public const int MaxPageblockCells = 65536;
 
-    public static Results<Ok<PageblockMapResponse>, ProblemHttpResult> GetPageblocks(MachineHost host, string zone,
+    public static Results<Ok<PageblockMapResponse>, ProblemHttpResult> GetPageblocks(ZoneScope scope,
         [Description("The most cells to return (1..65536, default 4096); pageblocks are grouped to fit.")] int? cells)
     {
         if (cells is < 1 or > MaxPageblockCells)
         {
             return Problems.Of(ProblemCatalog.Validation, $"cells must be 1..{MaxPageblockCells}, not {cells}.");
         }
-        return TypedResults.Ok(PageblockMapResponse.From(ZoneOf(host, zone).PageblockMap(), cells ?? 4096));
+        return TypedResults.Ok(PageblockMapResponse.From(scope.Zone.PageblockMap(), cells ?? 4096));
     }
 
-    public static Results<CreatedJson<AllocPagesResponse>, ProblemHttpResult> AllocPages(MachineHost host, HttpContext http, string zone, AllocPagesRequest request)
+    public static Results<CreatedJson<AllocPagesResponse>, ProblemHttpResult> AllocPages(ZoneScope scope, AllocPagesRequest request)
     {
-        var machine = host.Machine; // one machine for the zone, the memcg and the zonelist, even across a reset
-        var z = machine.FindZone(zone)!;
-        var caller = Caller.Of(http, machine);
+        var machine = scope.Machine; // one machine for the zone, the memcg and the zonelist, even across a reset
+        var z = scope.Zone;
+        var caller = scope.Caller;
         if (!TryParseGfp(request.Gfp, out var gfp, out var invalid))
         {
             return invalid;
@@ -317,20 +301,20 @@ public static class ZonesEndpoints
         {
             gfp |= GfpFlags.Account; // a key's allocations are charged to its memcg, as a cgroup's process's are
         }
-        var result = machine.AllocPages(z, request.Order!.Value, gfp, CpuOf(host, request.Cpu), caller.Charge);
+        var result = machine.AllocPages(z, request.Order!.Value, gfp, scope.Cpu(request.Cpu), caller.Charge);
         if (result.Error is { } error)
         {
-            host.OnAllocationRefused(error, request.Order.Value, gfp, z);
+            scope.Hosted.OnAllocationRefused(machine, error, request.Order.Value, gfp, z);
             return Problems.From(error);
         }
         var b = result.Value;
-        return KnownLengthJson.Created($"/zones/{b.Zone.Key}/pages/{b.Pfn}",
+        return KnownLengthJson.Created($"{scope.PathBase}/zones/{b.Zone.Key}/pages/{b.Pfn}",
             new AllocPagesResponse(b.Pfn, b.Order, b.Zone.Key, b.MigrateType, b.Compound, b.FromPcp, Gfp.Format(gfp)));
     }
 
-    public static Results<CreatedJson<ContigRangeResponse>, ProblemHttpResult> AllocContigRange(MachineHost host, string zone, AllocContigRangeRequest request)
+    public static Results<CreatedJson<ContigRangeResponse>, ProblemHttpResult> AllocContigRange(ZoneScope scope, AllocContigRangeRequest request)
     {
-        var z = ZoneOf(host, zone);
+        var z = scope.Zone;
         if (!TryParseGfp(request.Gfp, out var gfp, out var invalid))
         {
             return invalid;
@@ -338,25 +322,25 @@ public static class ZonesEndpoints
         var result = z.AllocContigRange(request.Pfn!.Value, request.NrPages!.Value, gfp);
         return result.Error is { } error
             ? Problems.From(error)
-            : ContigCreated(z, result.Value, request.NrPages.Value);
+            : ContigCreated(scope, z, result.Value, request.NrPages.Value);
     }
 
     public static Results<CreatedJson<ContigRangeResponse>, ProblemHttpResult> AllocContigPages(
-        MachineHost host, string zone, AllocContigPagesRequest request, CancellationToken cancellationToken)
+        ZoneScope scope, AllocContigPagesRequest request, CancellationToken cancellationToken)
     {
-        var machine = host.Machine;
+        var machine = scope.Machine;
         if (!TryParseGfp(request.Gfp, out var gfp, out var invalid))
         {
             return invalid;
         }
-        var result = machine.AllocContigPages(machine.FindZone(zone)!, request.NrPages!.Value, gfp, cancellationToken);
+        var result = machine.AllocContigPages(scope.Zone, request.NrPages!.Value, gfp, cancellationToken);
         return result.Error is { } error
             ? Problems.From(error)
-            : ContigCreated(result.Value.Zone, result.Value.Pfn, request.NrPages.Value);
+            : ContigCreated(scope, result.Value.Zone, result.Value.Pfn, request.NrPages.Value);
     }
 
-    private static CreatedJson<ContigRangeResponse> ContigCreated(Zone zone, long pfn, long nrPages) =>
-        KnownLengthJson.Created($"/zones/{zone.Key}/pages/{pfn}", new ContigRangeResponse(pfn, nrPages, zone.Key));
+    private static CreatedJson<ContigRangeResponse> ContigCreated(MachineScope scope, Zone zone, long pfn, long nrPages) =>
+        KnownLengthJson.Created($"{scope.PathBase}/zones/{zone.Key}/pages/{pfn}", new ContigRangeResponse(pfn, nrPages, zone.Key));
 
     /// <summary>A request's gfp mask (GFP_KERNEL when left out); false with the 400 when a name is not the kernel's.</summary>
     private static bool TryParseGfp(string? text, out GfpFlags gfp, [System.Diagnostics.CodeAnalysis.NotNullWhen(false)] out ProblemHttpResult? problem)
@@ -371,29 +355,28 @@ public static class ZonesEndpoints
         return false;
     }
 
-    public static Results<OkJson<SplitPageResponse>, ProblemHttpResult> SplitPage(MachineHost host, HttpContext http, string zone, BlockRequest request)
+    public static Results<OkJson<SplitPageResponse>, ProblemHttpResult> SplitPage(ZoneScope scope, BlockRequest request)
     {
-        var z = ZoneOf(host, zone);
-        return Respond(z.SplitPage(request.Pfn!.Value, request.Order!.Value, OwnerOf(host, http)), s => new SplitPageResponse(s.Pfn, s.Order, s.Pages));
+        return Respond(scope.Zone.SplitPage(request.Pfn!.Value, request.Order!.Value, scope.Owner), s => new SplitPageResponse(s.Pfn, s.Order, s.Pages));
     }
 
     public static Results<OkJson<RangeFreeResponse>, ProblemHttpResult> FreeContigRange(
-        MachineHost host, IOptions<LimitsOptions> limits, HttpContext http, string zone, FreeContigRangeRequest request, [Description(ListChunksHelp)] bool? listChunks)
+        ZoneScope scope, IOptions<LimitsOptions> limits, FreeContigRangeRequest request, [Description(ListChunksHelp)] bool? listChunks)
     {
-        var z = ZoneOf(host, zone);
+        var z = scope.Zone;
         var strategy = request.Strategy ?? FreeStrategy.Chunked;
         var chunks = new ChunkTally(listChunks == true ? limits.Value.ChunkListLimit : 0);
-        var result = z.FreeContigRange(request.Pfn!.Value, request.NrPages!.Value, strategy, CpuOf(host, request.Cpu), chunks, OwnerOf(host, http));
+        var result = z.FreeContigRange(request.Pfn!.Value, request.NrPages!.Value, strategy, scope.Cpu(request.Cpu), chunks, scope.Owner);
         return Respond(result, s => RangeResponse(s, chunks, strategy, listChunks == true));
     }
 
     public static Results<OkJson<RangeFreeResponse>, ProblemHttpResult> FreePagesBulk(
-        MachineHost host, IOptions<LimitsOptions> limits, HttpContext http, string zone, FreePagesBulkRequest request, [Description(ListChunksHelp)] bool? listChunks)
+        ZoneScope scope, IOptions<LimitsOptions> limits, FreePagesBulkRequest request, [Description(ListChunksHelp)] bool? listChunks)
     {
-        var z = ZoneOf(host, zone);
+        var z = scope.Zone;
         var strategy = request.Strategy ?? FreeStrategy.Chunked;
         var chunks = new ChunkTally(listChunks == true ? limits.Value.ChunkListLimit : 0);
-        var result = z.FreePagesBulk(request.Pfns!, strategy, CpuOf(host, request.Cpu), chunks, OwnerOf(host, http));
+        var result = z.FreePagesBulk(request.Pfns!, strategy, scope.Cpu(request.Cpu), chunks, scope.Owner);
         return Respond(result, s => RangeResponse(s, chunks, strategy, listChunks == true));
     }
 
@@ -403,38 +386,37 @@ public static class ZonesEndpoints
         new(s.Freed, s.NotFreed, s.Leaked, chunks.ByOrder, listed ? [.. chunks.Select(c => new ChunkResponse(c.Pfn, c.Order))] : null,
             chunks.Unlisted, strategy);
 
-    public static Results<OkJson<FreePagesResponse>, ProblemHttpResult> FreePages(MachineHost host, HttpContext http, string zone, BlockRequest request)
+    public static Results<OkJson<FreePagesResponse>, ProblemHttpResult> FreePages(ZoneScope scope, BlockRequest request)
     {
-        var z = ZoneOf(host, zone);
+        var z = scope.Zone;
         var order = request.Order!.Value;
-        return Respond(z.FreePages(request.Pfn!.Value, order, CpuOf(host, request.Cpu), OwnerOf(host, http)), r => new FreePagesResponse(r.Pfn, order, r.Freed, r.Refcount));
+        return Respond(z.FreePages(request.Pfn!.Value, order, scope.Cpu(request.Cpu), scope.Owner), r => new FreePagesResponse(r.Pfn, order, r.Freed, r.Refcount));
     }
 
-    public static Results<OkJson<RefcountResponse>, ProblemHttpResult> GetPage(MachineHost host, HttpContext http, string zone, PageRequest request) =>
-        RefcountCall(host, zone, z => z.GetPage(request.Pfn!.Value, OwnerOf(host, http)));
+    public static Results<OkJson<RefcountResponse>, ProblemHttpResult> GetPage(ZoneScope scope, PageRequest request) =>
+        RefcountCall(scope.Zone.GetPage(request.Pfn!.Value, scope.Owner));
 
-    public static Results<OkJson<RefcountResponse>, ProblemHttpResult> PutPage(MachineHost host, HttpContext http, string zone, PageRequest request) =>
-        RefcountCall(host, zone, z => z.PutPage(request.Pfn!.Value, CpuOf(host, request.Cpu), OwnerOf(host, http)));
+    public static Results<OkJson<RefcountResponse>, ProblemHttpResult> PutPage(ZoneScope scope, PageRequest request) =>
+        RefcountCall(scope.Zone.PutPage(request.Pfn!.Value, scope.Cpu(request.Cpu), scope.Owner));
 
-    public static Results<OkJson<RefcountResponse>, ProblemHttpResult> HwPoison(MachineHost host, HttpContext http, string zone, PageRequest request) =>
-        RefcountCall(host, zone, z => z.SetHwPoison(request.Pfn!.Value, OwnerOf(host, http)));
+    public static Results<OkJson<RefcountResponse>, ProblemHttpResult> HwPoison(ZoneScope scope, PageRequest request) =>
+        RefcountCall(scope.Zone.SetHwPoison(request.Pfn!.Value, scope.Owner));
 
-    private static Results<OkJson<RefcountResponse>, ProblemHttpResult> RefcountCall(
-        MachineHost host, string zone, Func<Zone, PageResult<RefcountResult>> call) =>
-        Respond(call(ZoneOf(host, zone)), r => new RefcountResponse(r.Pfn, r.Refcount, r.Freed));
+    private static Results<OkJson<RefcountResponse>, ProblemHttpResult> RefcountCall(PageResult<RefcountResult> result) =>
+        Respond(result, r => new RefcountResponse(r.Pfn, r.Refcount, r.Freed));
 
     /// <summary>A domain result as a response: 200 with the mapped value, or the refusal as a problem.</summary>
     private static Results<OkJson<TResponse>, ProblemHttpResult> Respond<T, TResponse>(PageResult<T> result, Func<T, TResponse> map) =>
         result.Error is { } error ? Problems.From(error) : KnownLengthJson.Ok(map(result.Value));
 
-    public static Results<OkJson<PageState>, ProblemHttpResult> GetPageState(MachineHost host, string zone, Pfn pfn) =>
-        Respond(ZoneOf(host, zone).GetPageState(pfn.Value), state => state);
+    public static Results<OkJson<PageState>, ProblemHttpResult> GetPageState(ZoneScope scope, Pfn pfn) =>
+        Respond(scope.Zone.GetPageState(pfn.Value), state => state);
 
-    public static Results<OkJson<DrainPagesResponse>, ProblemHttpResult> DrainPages(MachineHost host, string zone, DrainPagesRequest? request)
+    public static Results<OkJson<DrainPagesResponse>, ProblemHttpResult> DrainPages(ZoneScope scope, DrainPagesRequest? request)
     {
-        return Respond(ZoneOf(host, zone).DrainPages(request?.Cpu), drained => new DrainPagesResponse(drained));
+        return Respond(scope.Zone.DrainPages(request?.Cpu), drained => new DrainPagesResponse(drained));
     }
 
-    public static Ok<ZoneStatsResponse> GetZoneStats(MachineHost host, string zone) =>
-        TypedResults.Ok(ZoneStatsResponse.From(ZoneOf(host, zone).Stats()));
+    public static Ok<ZoneStatsResponse> GetZoneStats(ZoneScope scope) =>
+        TypedResults.Ok(ZoneStatsResponse.From(scope.Zone.Stats()));
 }

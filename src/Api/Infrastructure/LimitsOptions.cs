@@ -52,6 +52,42 @@ public sealed class LimitsOptions : IValidatableObject
     [Range(16, 1 << 24)]
     public int EventBufferEvents { get; set; } = 1 << 16;
 
+    /// <summary>
+    /// The most machines the service holds at once, default included (POST /machines beyond it: 507 machine-limit).
+    /// </summary>
+    [Range(1, 10_000)]
+    public int MaxMachines { get; set; } = 128;
+
+    /// <summary>
+    /// The page state all machines together may hold, in bytes (each machine counted by its zones'
+    /// pages, MachineConfig.StateBytes(): about 15 bytes a page, 31.5 MB for the default 8 GiB
+    /// machine). A create, restore, fork or import that would pass it is refused (507 machine-limit).
+    /// The default, 4 GiB, holds the default machine and 100 more of its size. A process that may use
+    /// less than twice the budget (a container's memory limit) is held to half of what it may use,
+    /// since a reset boots a machine's successor while it still serves (<see cref="EffectiveMachineMemoryBytes"/>).
+    /// </summary>
+    [Range(1L << 20, 1L << 50)]
+    public long MachineMemoryBytes { get; set; } = 4L << 30;
+
+    /// <summary>The budget in force: <see cref="MachineMemoryBytes"/>, at most half the memory this process may use.</summary>
+    public long EffectiveMachineMemoryBytes()
+    {
+        var available = GC.GetGCMemoryInfo().TotalAvailableMemoryBytes;
+        return available > 0 ? Math.Min(MachineMemoryBytes, available / 2) : MachineMemoryBytes;
+    }
+
+    /// <summary>The most machines one API key may own at once (administrators included; default is nobody's).</summary>
+    [Range(0, 10_000)]
+    public int MachinesPerKey { get; set; } = 8;
+
+    /// <summary>A machine nobody has named in a request for this long is deleted, unless pinned (0: never).</summary>
+    [Range(0, 10_080)]
+    public int MachineIdleMinutes { get; set; } = 60;
+
+    /// <summary>The largest snapshot POST /machines restores (compressed; the machine it describes is bounded by MachineMemoryBytes).</summary>
+    [Range(1 << 10, 1L << 34)]
+    public long SnapshotBodyBytes { get; set; } = 512L << 20;
+
     public IEnumerable<ValidationResult> Validate(ValidationContext validationContext)
     {
         if (OpenFileLimit() is { } limit && MaxConcurrentConnections > limit - ReservedFileDescriptors)

@@ -1,4 +1,3 @@
-using Microsoft.Extensions.Diagnostics.HealthChecks;
 using Microsoft.Extensions.Options;
 using PageAlloc.Domain.Model;
 
@@ -24,11 +23,4 @@ public sealed class MachineConfigValidation : IValidateOptions<MachineConfig>
         }
         return problems.Count == 0 ? ValidateOptionsResult.Success : ValidateOptionsResult.Fail(problems);
     }
-}
-
-/// <summary>Ready once the served machine has booted.</summary>
-public sealed class MachineReadyCheck(MachineHost host) : IHealthCheck
-{
-    public Task<HealthCheckResult> CheckHealthAsync(HealthCheckContext context, CancellationToken cancellationToken = default) =>
-        Task.FromResult(host.IsBooted ? HealthCheckResult.Healthy("The machine has booted.") : HealthCheckResult.Unhealthy("The machine is booting."));
 }

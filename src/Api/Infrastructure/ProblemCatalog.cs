@@ -23,6 +23,14 @@ public static class ProblemCatalog
 
     // Kinds the service itself answers with (not domain refusals); named so call sites cannot misspell them.
     public static readonly ProblemKind UnknownZone = new("unknown-zone", 404, "Unknown zone", "The zone in the path is not one of the machine's zones.");
+    public static readonly ProblemKind UnknownMachine = new("unknown-machine", 404, "Unknown machine",
+        "No machine has the name in the path, or it belongs to another API key (GET /machines lists the ones the caller may use).");
+    public static readonly ProblemKind MachineExists = new("machine-exists", 409, "Machine exists", "POST /machines (or a fork) named a machine that exists already.");
+    public static readonly ProblemKind MachineLimit = new("machine-limit", 507, "Machine limit reached",
+        "Another machine would pass Limits:MaxMachines, Limits:MachineMemoryBytes or the key's Limits:MachinesPerKey; delete one first.");
+    public static readonly ProblemKind DefaultMachine = new("default-machine", 409, "The default machine stays", "DELETE /machines/default: the configured machine cannot be deleted (POST /reset reboots it).");
+    public static readonly ProblemKind InvalidSnapshot = new("invalid-snapshot", 400, "Invalid snapshot",
+        "The body is not a PageAlloc snapshot of this format version, or it is damaged (its checksum does not match) or inconsistent.");
     public static readonly ProblemKind InvalidPfn = new("invalid-pfn", 400, "Invalid pfn", "The pfn in the path is neither decimal nor 0x-prefixed hex.");
     public static readonly ProblemKind InvalidEventFilter = new("invalid-event-filter", 400, "Invalid event filter", "GET /events was asked for a format, tracepoint or order that does not exist.");
     public static readonly ProblemKind NotATrace = new("not-a-trace", 400, "Not a kmem trace", "POST /replay was given a body with no kmem event in it, or bad gzip.");
@@ -42,7 +50,7 @@ public static class ProblemCatalog
     public static readonly ProblemKind Internal = new("internal", 500, "Internal error", "A fault in the service; it should never happen, and is a bug to report.");
 
     private static readonly ProblemKind[] ServiceKinds =
-        [UnknownZone, InvalidPfn, InvalidEventFilter, NotATrace, InvalidImport, Validation, MalformedRequest, BodyTooLarge, UnsupportedMediaType, Unauthenticated, Forbidden,
+        [UnknownZone, UnknownMachine, MachineExists, MachineLimit, DefaultMachine, InvalidSnapshot, InvalidPfn, InvalidEventFilter, NotATrace, InvalidImport, Validation, MalformedRequest, BodyTooLarge, UnsupportedMediaType, Unauthenticated, Forbidden,
          TooManyRequests, Booting, Timeout, NotFound, MethodNotAllowed, Internal];
 
     private static readonly Dictionary<PageErrorKind, ProblemKind> DomainKinds =

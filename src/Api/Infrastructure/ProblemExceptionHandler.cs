@@ -2,6 +2,8 @@ using System.Text.Json;
 using System.Text.RegularExpressions;
 using Microsoft.AspNetCore.Diagnostics;
 
+using PageAlloc.Api.Machines;
+
 namespace PageAlloc.Api.Infrastructure;
 
 /// <summary>

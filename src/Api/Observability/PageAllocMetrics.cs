@@ -1,5 +1,5 @@
 using System.Diagnostics.Metrics;
-using PageAlloc.Api.Infrastructure;
+using PageAlloc.Api.Machines;
 using PageAlloc.Domain.Allocator;
 using PageAlloc.Domain.Concurrency;
 using PageAlloc.Domain.Model;
@@ -10,7 +10,8 @@ namespace PageAlloc.Api.Observability;
 /// The meter "PageAlloc": the allocator's counters as metrics, mirroring /proc/vmstat,
 /// /proc/pagetypeinfo and lock_stat. Every instrument is observable: nothing is recorded on the
 /// allocation and free paths; a scrape reads each zone's counters without its locks
-/// (<see cref="Zone.Counters"/>). Tags are bounded: zone, order (0..10), migratetype, cpu, lock.
+/// (<see cref="Zone.Counters"/>). Tags are bounded: machine (at most Limits:MaxMachines), zone,
+/// order (0..10), migratetype, cpu, lock.
 /// </summary>
 public sealed class PageAllocMetrics
 {
@@ -18,11 +19,11 @@ public sealed class PageAllocMetrics
 
     private static readonly string[] LockNames = ["zone", "pcp", "refcount"];
 
-    private readonly MachineHost _host;
+    private readonly MachineRegistry _machines;
 
-    public PageAllocMetrics(IMeterFactory meters, MachineHost host)
+    public PageAllocMetrics(IMeterFactory meters, MachineRegistry machines)
     {
-        _host = host;
+        _machines = machines;
         var meter = meters.Create(MeterName);
         meter.CreateObservableCounter("pagealloc.pages.allocated", () => PerZone(c => c.Event(VmEvent.PgAlloc)), "{page}",
             "Pages allocated from the zone (vmstat pgalloc_<zone>).");
@@ -56,40 +57,44 @@ public sealed class PageAllocMetrics
             "Time spent waiting for the lock (lock_stat waittime-total).");
     }
 
-    /// <summary>The served machine's zones' counters, or none while it boots.</summary>
-    private List<ZoneCounters> Zones() =>
-        _host.IsBooted ? [.. _host.Machine.Zones.Select(z => z.Counters())] : [];
+    /// <summary>Every booted machine's zones' counters, with the machine's name.</summary>
+    private List<(string Machine, ZoneCounters Counters)> Zones() =>
+        [.. _machines.All.Where(m => m.IsBooted).SelectMany(m => m.Machine.Zones.Select(z => (m.Name, z.Counters())))];
 
-    private static KeyValuePair<string, object?> Zone(ZoneCounters c) => new("zone", c.Zone);
+    private static KeyValuePair<string, object?> Machine(string name) => new("machine", name);
 
     private IEnumerable<Measurement<long>> PerZone(Func<ZoneCounters, long> read) =>
-        Zones().Select(c => new Measurement<long>(read(c), Zone(c)));
+        Zones().Select(z => new Measurement<long>(read(z.Counters), Machine(z.Machine), new("zone", z.Counters.Zone)));
 
     private IEnumerable<Measurement<long>> PerZoneAndOrder(Func<ZoneCounters, long[]> read) =>
-        Zones().SelectMany(c => read(c).Select((n, order) => new Measurement<long>(n, Zone(c), new("order", order))));
+        Zones().SelectMany(z => read(z.Counters).Select((n, order) =>
+            new Measurement<long>(n, Machine(z.Machine), new("zone", z.Counters.Zone), new("order", order))));
 
     private IEnumerable<Measurement<long>> InjectedFailures() =>
-        _host.IsBooted ? [new Measurement<long>(_host.Machine.FailPageAlloc.Injected)] : [];
+        _machines.All.Where(m => m.IsBooted).Select(m => new Measurement<long>(m.Machine.FailPageAlloc.Injected, Machine(m.Name)));
 
     private IEnumerable<Measurement<long>> FreeBlocks() =>
-        Zones().SelectMany(c => c.FreeBlocksByType.SelectMany((orders, mt) => orders.Select((n, order) =>
-            new Measurement<long>(n, Zone(c), new("order", order), new("migratetype", MigrateTypes.Name((MigrateType)mt))))));
+        Zones().SelectMany(z => z.Counters.FreeBlocksByType.SelectMany((orders, mt) => orders.Select((n, order) =>
+            new Measurement<long>(n, Machine(z.Machine), new("zone", z.Counters.Zone), new("order", order), new("migratetype", MigrateTypes.Name((MigrateType)mt))))));
 
     private IEnumerable<Measurement<long>> PcpPages() =>
-        Zones().SelectMany(c => c.PcpPagesByCpu.Select((n, cpu) => new Measurement<long>(n, Zone(c), new("cpu", cpu))));
+        Zones().SelectMany(z => z.Counters.PcpPagesByCpu.Select((n, cpu) =>
+            new Measurement<long>(n, Machine(z.Machine), new("zone", z.Counters.Zone), new("cpu", cpu))));
 
     private IEnumerable<Measurement<long>> Fallbacks() =>
-        Zones().SelectMany(c => new[]
+        Zones().SelectMany(z => new[]
         {
-            new Measurement<long>(c.Event(VmEvent.FallbackClaim), Zone(c), new("kind", "claim")),
-            new Measurement<long>(c.Event(VmEvent.FallbackSteal), Zone(c), new("kind", "steal")),
+            new Measurement<long>(z.Counters.Event(VmEvent.FallbackClaim), Machine(z.Machine), new("zone", z.Counters.Zone), new("kind", "claim")),
+            new Measurement<long>(z.Counters.Event(VmEvent.FallbackSteal), Machine(z.Machine), new("zone", z.Counters.Zone), new("kind", "steal")),
         });
 
     private IEnumerable<Measurement<long>> PerLock(Func<LockStats, long> read) =>
-        Zones().SelectMany(c => Locks(c).Select((l, i) => new Measurement<long>(read(l), Zone(c), new("lock", LockNames[i]))));
+        Zones().SelectMany(z => Locks(z.Counters).Select((l, i) =>
+            new Measurement<long>(read(l), Machine(z.Machine), new("zone", z.Counters.Zone), new("lock", LockNames[i]))));
 
     private IEnumerable<Measurement<double>> PerLockSeconds(Func<LockStats, long> readNs) =>
-        Zones().SelectMany(c => Locks(c).Select((l, i) => new Measurement<double>(readNs(l) / 1e9, Zone(c), new("lock", LockNames[i]))));
+        Zones().SelectMany(z => Locks(z.Counters).Select((l, i) =>
+            new Measurement<double>(readNs(l) / 1e9, Machine(z.Machine), new("zone", z.Counters.Zone), new("lock", LockNames[i]))));
 
     private static LockStats[] Locks(ZoneCounters c) => [c.ZoneLock, c.PcpLocks, c.RefLock];
 }

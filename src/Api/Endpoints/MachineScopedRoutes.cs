@@ -1,0 +1,43 @@
+using PageAlloc.Api.Machines;
+
+namespace PageAlloc.Api.Endpoints;
+
+/// <summary>
+/// The routes that act on one machine (zones and page calls, stats, /proc, debugfs, events, reset,
+/// import, fragment, replay, tests, fault injection, vmstat_update), mapped on a group that names
+/// the machine: /machines/{machine}, or the root, whose routes are default's.
+/// </summary>
+public static class MachineScopedRoutes
+{
+    public static void MapMachineScoped(this IEndpointRouteBuilder app, RouteGroupBuilder group)
+    {
+        group.RequireMachineScope();
+        group.MapZones();
+        group.MapMachine();
+        group.MapTests();
+        group.MapEvents();
+        group.MapReplay();
+        group.MapFaultInjection();
+    }
+
+    /// <summary>
+    /// Makes the group's routes the default machine's aliases: out of the OpenAPI document (which
+    /// describes them once, under /machines/{machine}) and without endpoint names, which must be
+    /// unique and belong to the documented routes.
+    /// </summary>
+    public static RouteGroupBuilder AsDefaultMachineAliases(this RouteGroupBuilder group)
+    {
+        group.ExcludeFromDescription();
+        ((IEndpointConventionBuilder)group).Finally(endpoint =>
+        {
+            for (var i = endpoint.Metadata.Count - 1; i >= 0; i--)
+            {
+                if (endpoint.Metadata[i] is IEndpointNameMetadata or IRouteNameMetadata)
+                {
+                    endpoint.Metadata.RemoveAt(i);
+                }
+            }
+        });
+        return group;
+    }
+}
