@@ -98,50 +98,52 @@ builder.Services.AddPageAllocOpenApi();
 // Metrics: the PageAlloc meter (vmstat, pagetypeinfo, lock_stat) with OpenTelemetry; GET /metrics.
 builder.Services.AddPageAllocObservability(builder.Configuration);
 
-var app = builder.Build();
-app.Lifetime.ApplicationStarted.Register(() => hostStarted = true);
-
-app.UseExceptionHandler();
-app.UseStatusCodePages();
-// "/" is the page: rewritten to "/index.html" before routing picks an endpoint, so its static asset
-// answers it. (UseDefaultFiles would do this by asking the file system on every GET.)
-app.Use((context, next) =>
-{
-    if (context.Request.Path == "/")
-    {
-        context.Request.Path = "/index.html";
-    }
-    return next(context);
-});
-app.UseRouting();
-// Swagger UI and the document are on unless "Swagger:Enabled" is false; open to all, like health.
-if (app.Configuration.GetValue("Swagger:Enabled", defaultValue: true))
-{
-    app.UseSwagger();
-    app.UseSwaggerUI();
-}
-// The page at / (wwwroot: static HTML, CSS and JS modules, no build step); open to all, like health.
-app.MapStaticAssets().AllowAnonymous();
-app.Use(JsonOnlyWrites.InvokeAsync);
-if (security.Enabled)
-{
-    app.UseAuthentication();
-    app.UseAuthorization();
-}
-app.UseRequestTimeouts();
-app.UseRateLimiter();
-app.MapHealth();
-app.MapPageAllocMetrics();
-
-// Every machine-scoped route twice, with one code path: under /machines/{machine}/ (in the
-// OpenAPI document), and at today's paths, which name the default machine (aliases, left out of
-// the document). A request's machine is resolved once, as it is bound (MachineScope).
-app.MapMachines();
-app.MapMachineScoped(app.MapGroup("/machines/{machine}"));
-app.MapMachineScoped(app.MapGroup("/").AsDefaultMachineAliases());
-
+// Building and mapping resolve the validated options too (the metrics, the machines), so a bad
+// value can stop the start here as well as in Run: both are inside the try.
 try
 {
+    var app = builder.Build();
+    app.Lifetime.ApplicationStarted.Register(() => hostStarted = true);
+
+    app.UseExceptionHandler();
+    app.UseStatusCodePages();
+    // "/" is the page: rewritten to "/index.html" before routing picks an endpoint, so its static asset
+    // answers it. (UseDefaultFiles would do this by asking the file system on every GET.)
+    app.Use((context, next) =>
+    {
+        if (context.Request.Path == "/")
+        {
+            context.Request.Path = "/index.html";
+        }
+        return next(context);
+    });
+    app.UseRouting();
+    // Swagger UI and the document are on unless "Swagger:Enabled" is false; open to all, like health.
+    if (app.Configuration.GetValue("Swagger:Enabled", defaultValue: true))
+    {
+        app.UseSwagger();
+        app.UseSwaggerUI();
+    }
+    // The page at / (wwwroot: static HTML, CSS and JS modules, no build step); open to all, like health.
+    app.MapStaticAssets().AllowAnonymous();
+    app.Use(JsonOnlyWrites.InvokeAsync);
+    if (security.Enabled)
+    {
+        app.UseAuthentication();
+        app.UseAuthorization();
+    }
+    app.UseRequestTimeouts();
+    app.UseRateLimiter();
+    app.MapHealth();
+    app.MapPageAllocMetrics();
+
+    // Every machine-scoped route twice, with one code path: under /machines/{machine}/ (in the
+    // OpenAPI document), and at today's paths, which name the default machine (aliases, left out of
+    // the document). A request's machine is resolved once, as it is bound (MachineScope).
+    app.MapMachines();
+    app.MapMachineScoped(app.MapGroup("/machines/{machine}"));
+    app.MapMachineScoped(app.MapGroup("/").AsDefaultMachineAliases());
+
     app.Run();
     return 0;
 }
@@ -155,8 +157,9 @@ catch (Exception failure) when (StartupFailure.ConfigurationProblems(failure) is
     }
     return 2;
 }
-catch (Exception failure) when (!hostStarted)
+catch (Exception failure) when (!hostStarted && failure is not HostAbortedException)
 {
+    // (HostAbortedException is how WebApplicationFactory stops this entry point once it has the host.)
     // Any other start failure (a busy port, an address it may not bind): one line, and the host's
     // own stack trace was held back (the filter above).
     Console.Error.WriteLine("PageAlloc cannot start: " + StartupFailure.Describe(failure));

@@ -54,12 +54,12 @@ public class LogTests
 
         Assert.Equal(507, refused.StatusCode);
         var entries = recorder.Entries.ToList();
-        var boot = Assert.Single(entries, e => e.Message.StartsWith("Booted a machine", StringComparison.Ordinal));
+        var boot = Assert.Single(entries, e => e.Message.StartsWith("Booted machine default", StringComparison.Ordinal));
         Assert.Equal(LogLevel.Information, boot.Level);
         Assert.Contains("Normal pfn 0x100000+1048576 (min/low/high", boot.Message, StringComparison.Ordinal);
         Assert.Contains(boot.Values, v => v.Key == "Cpus" && Equals(v.Value, 4));
-        Assert.Single(entries, e => e.Message.StartsWith("Reset: rebooted a machine", StringComparison.Ordinal));
-        var failure = Assert.Single(entries, e => e.Message.StartsWith("alloc_pages failed", StringComparison.Ordinal));
+        Assert.Single(entries, e => e.Message.StartsWith("Reset: rebooted machine default", StringComparison.Ordinal));
+        var failure = Assert.Single(entries, e => e.Message.StartsWith("alloc_pages failed on machine default", StringComparison.Ordinal));
         Assert.Equal(LogLevel.Debug, failure.Level);
         Assert.Contains(failure.Values, v => v.Key == "Kind" && Equals(v.Value, "out-of-memory"));
         Assert.Contains(failure.Values, v => v.Key == "Gfp" && Equals(v.Value, "GFP_DMA"));

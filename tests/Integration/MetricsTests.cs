@@ -114,7 +114,7 @@ public partial class MetricsTests
 
         foreach (var zone in stats.Zones)
         {
-            var z = $"zone=\"{zone.Zone}\"";
+            var z = $"machine=\"default\",zone=\"{zone.Zone}\"";
             Assert.Equal(zone.Vmstat["pgalloc"], metrics[$"pagealloc_pages_allocated_total{{{z}}}"]);
             Assert.Equal(zone.Vmstat["pgfree"], metrics[$"pagealloc_pages_freed_total{{{z}}}"]);
             Assert.Equal(zone.Vmstat["alloc_fail"], metrics[$"pagealloc_allocation_failures_total{{{z}}}"]);
@@ -127,15 +127,16 @@ public partial class MetricsTests
             {
                 var free = zone.Pagetypeinfo.Sum(t => t.Value[order]);
                 Assert.Equal(free, metrics.Where(m => m.Key.StartsWith("pagealloc_free_blocks{", StringComparison.Ordinal)
-                    && m.Key.Contains($"order=\"{order}\",", StringComparison.Ordinal) && m.Key.EndsWith($"{z}}}", StringComparison.Ordinal)).Sum(m => m.Value));
+                    && m.Key.Contains("machine=\"default\",", StringComparison.Ordinal) && m.Key.Contains($"order=\"{order}\",", StringComparison.Ordinal)
+                    && m.Key.EndsWith($"zone=\"{zone.Zone}\"}}", StringComparison.Ordinal)).Sum(m => m.Value));
             }
-            var pagesByOrder = Enumerable.Range(0, 11).Sum(o => metrics[$"pagealloc_allocations_total{{order=\"{o}\",{z}}}"] * (1L << o));
+            var pagesByOrder = Enumerable.Range(0, 11).Sum(o => metrics[$"pagealloc_allocations_total{{machine=\"default\",order=\"{o}\",zone=\"{zone.Zone}\"}}"] * (1L << o));
             Assert.Equal(zone.Vmstat["pgalloc"], pagesByOrder);
         }
-        Assert.Equal(1, metrics["pagealloc_allocation_injected_failures_total{}"]); // apart from the zones' real failures
-        Assert.Equal(1, metrics["pagealloc_allocations_total{order=\"9\",zone=\"Normal\"}"]);
-        Assert.Equal(512, metrics["pagealloc_frees_total{order=\"0\",zone=\"Normal\"}"]);
-        Assert.True(metrics["pagealloc_lock_acquisitions_total{lock=\"zone\",zone=\"Normal\"}"] > 0);
+        Assert.Equal(1, metrics["pagealloc_allocation_injected_failures_total{machine=\"default\"}"]); // apart from the zones' real failures
+        Assert.Equal(1, metrics["pagealloc_allocations_total{machine=\"default\",order=\"9\",zone=\"Normal\"}"]);
+        Assert.Equal(512, metrics["pagealloc_frees_total{machine=\"default\",order=\"0\",zone=\"Normal\"}"]);
+        Assert.True(metrics["pagealloc_lock_acquisitions_total{lock=\"zone\",machine=\"default\",zone=\"Normal\"}"] > 0);
     }
 
     [Fact]

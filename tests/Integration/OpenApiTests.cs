@@ -23,26 +23,30 @@ public class OpenApiTests
     }
 
     [Theory]
-    [InlineData("/zones", "get", "200")]
-    [InlineData("/zones/{zone}", "get", "200 404")]
-    [InlineData("/zones/{zone}/alloc_pages", "post", "201 400 404 507")]
-    [InlineData("/zones/{zone}/split_page", "post", "200 400 404 409")]
-    [InlineData("/zones/{zone}/free_contig_range", "post", "200 400 404 409")]
-    [InlineData("/zones/{zone}/free_pages", "post", "200 400 404 409")]
-    [InlineData("/zones/{zone}/free_pages_bulk", "post", "200 400 404 409")]
-    [InlineData("/zones/{zone}/get_page", "post", "200 400 404 409")]
-    [InlineData("/zones/{zone}/put_page", "post", "200 400 404 409")]
-    [InlineData("/zones/{zone}/hwpoison", "post", "200 400 404 409")]
-    [InlineData("/zones/{zone}/pages/{pfn}", "get", "200 400 404")]
-    [InlineData("/zones/{zone}/drain_pages", "post", "200 400 404")]
-    [InlineData("/zones/{zone}/stats", "get", "200 404")]
-    [InlineData("/stats", "get", "200")]
-    [InlineData("/reset", "post", "200")]
-    [InlineData("/proc/buddyinfo", "get", "200")]
-    [InlineData("/proc/pagetypeinfo", "get", "200")]
-    [InlineData("/proc/zoneinfo", "get", "200")]
-    [InlineData("/proc/vmstat", "get", "200")]
-    [InlineData("/tests/page_alloc_high_order", "post", "200 400 429")]
+    [InlineData("/machines", "post", "201 400 409 507")]
+    [InlineData("/machines", "get", "200")]
+    [InlineData("/machines/{machine}", "get", "200 404")]
+    [InlineData("/machines/{machine}", "delete", "204 404 409")]
+    [InlineData("/machines/{machine}/zones", "get", "200 404")]
+    [InlineData("/machines/{machine}/zones/{zone}", "get", "200 404")]
+    [InlineData("/machines/{machine}/zones/{zone}/alloc_pages", "post", "201 400 404 507")]
+    [InlineData("/machines/{machine}/zones/{zone}/split_page", "post", "200 400 404 409")]
+    [InlineData("/machines/{machine}/zones/{zone}/free_contig_range", "post", "200 400 404 409")]
+    [InlineData("/machines/{machine}/zones/{zone}/free_pages", "post", "200 400 404 409")]
+    [InlineData("/machines/{machine}/zones/{zone}/free_pages_bulk", "post", "200 400 404 409")]
+    [InlineData("/machines/{machine}/zones/{zone}/get_page", "post", "200 400 404 409")]
+    [InlineData("/machines/{machine}/zones/{zone}/put_page", "post", "200 400 404 409")]
+    [InlineData("/machines/{machine}/zones/{zone}/hwpoison", "post", "200 400 404 409")]
+    [InlineData("/machines/{machine}/zones/{zone}/pages/{pfn}", "get", "200 400 404")]
+    [InlineData("/machines/{machine}/zones/{zone}/drain_pages", "post", "200 400 404")]
+    [InlineData("/machines/{machine}/zones/{zone}/stats", "get", "200 404")]
+    [InlineData("/machines/{machine}/stats", "get", "200 404")]
+    [InlineData("/machines/{machine}/reset", "post", "200 404")]
+    [InlineData("/machines/{machine}/proc/buddyinfo", "get", "200 404")]
+    [InlineData("/machines/{machine}/proc/pagetypeinfo", "get", "200 404")]
+    [InlineData("/machines/{machine}/proc/zoneinfo", "get", "200 404")]
+    [InlineData("/machines/{machine}/proc/vmstat", "get", "200 404")]
+    [InlineData("/machines/{machine}/tests/page_alloc_high_order", "post", "200 400 429")]
     public async Task Document_ListsEveryRouteWithItsStatusCodes(string path, string method, string statuses)
     {
         var operation = (await Served())["paths"]?[path]?[method];
@@ -157,9 +161,11 @@ public class OpenApiTests
     {
         var document = await Served();
         var paths = document["paths"]!.AsObject().Select(p => p.Key).ToList();
-        Assert.Equal(["/zones/{zone}/alloc_pages", "/zones/{zone}/split_page", "/zones/{zone}/free_contig_range"], paths.Take(3));
-        var zone = document["paths"]!["/zones/{zone}/alloc_pages"]!["post"]!["parameters"]!.AsArray().Single(p => p!["name"]!.GetValue<string>() == "zone")!;
-        Assert.Equal("Normal", zone["example"]!.GetValue<string>());
+        Assert.Equal(["/machines/{machine}/zones/{zone}/alloc_pages", "/machines/{machine}/zones/{zone}/split_page", "/machines/{machine}/zones/{zone}/free_contig_range"], paths.Take(3));
+        var parameters = document["paths"]!["/machines/{machine}/zones/{zone}/alloc_pages"]!["post"]!["parameters"]!.AsArray();
+        Assert.Equal(["machine", "zone"], parameters.Select(p => p!["name"]!.GetValue<string>()));
+        Assert.Equal("default", parameters[0]!["example"]!.GetValue<string>());
+        Assert.Equal("Normal", parameters[1]!["example"]!.GetValue<string>());
     }
 
     [Fact]

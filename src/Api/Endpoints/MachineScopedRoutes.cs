@@ -1,4 +1,5 @@
 using PageAlloc.Api.Machines;
+using PageAlloc.Api.OpenApi;
 
 namespace PageAlloc.Api.Endpoints;
 
@@ -11,7 +12,8 @@ public static class MachineScopedRoutes
 {
     public static void MapMachineScoped(this IEndpointRouteBuilder app, RouteGroupBuilder group)
     {
-        group.RequireMachineScope();
+        group.RequireMachineScope()
+            .Refuses("No machine has the name in the path, or it is another API key's (GET /machines lists yours).", Infrastructure.ProblemCatalog.UnknownMachine);
         group.MapZones();
         group.MapMachine();
         group.MapTests();

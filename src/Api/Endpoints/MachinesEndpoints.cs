@@ -39,10 +39,13 @@ public static partial class MachinesEndpoints
             .Refuses("The machines would pass Limits:MaxMachines or Limits:MachineMemoryBytes, or the key owns Limits:MachinesPerKey machines.", ProblemCatalog.MachineLimit);
         machines.MapGet("/", List).WithName("ListMachines")
             .WithSummary("The machines the caller may use, and the service's bounds on machines")
-            .WithDescription("Every machine when keys are off (or for an administrator); with keys, default and the key's own.")
+            .WithDescription("Every machine when keys are off (or for an administrator); with keys, default and the key's own. Beside them, how many "
+                + "machines the service holds of its most (Limits:MaxMachines), and their page state against the memory budget (Limits:MachineMemoryBytes).")
             .Answers(200, "The machines, default first.");
         machines.MapGet("/{machine}", Get).WithName("GetMachine")
             .WithSummary("One machine: owner, lifetime, shape and totals")
+            .WithDescription("The machine as a resource: its owner (with keys), whether it is pinned, when it was created and last used and when it "
+                + "would be deleted for being idle, the page state it is counted for, its shape (what a reset boots) and its zones' totals.")
             .Answers(200, "The machine.")
             .Refuses(UnknownMachineHelp, ProblemCatalog.UnknownMachine);
         machines.MapDelete("/{machine}", Delete).WithName("DeleteMachine")

@@ -13,6 +13,12 @@ namespace PageAlloc.Api.Machines;
 /// When the machine does not exist (or is another key's), <see cref="Problem"/> says so and
 /// <see cref="MachineScopeFilter"/> answers it before the handler.
 /// </summary>
+// Resolved by the service, not sent by the client: nothing in it to validate, and the validator
+// must not walk it (it holds the HttpContext; a page call once paid the whole validator walking one).
+// SkipValidation is the framework's way to say so; it is marked experimental in .NET 10 (ASP0029).
+#pragma warning disable ASP0029
+[Microsoft.Extensions.Validation.SkipValidation]
+#pragma warning restore ASP0029
 public class MachineScope
 {
     private readonly Machine? _machine;

@@ -19,6 +19,9 @@ public sealed class DocumentShapeFilter : IDocumentFilter
         ("Pages", "The allocator's calls on pages in one zone, in the seed's flow: alloc_pages, split_page, free_contig_range; then the other frees, references, HWPoison, one page's state, pcp drains and the zone's counters."),
         ("Zones", "The machine's zones: sizes, watermarks, lowmem reserve, pcp high and batch."),
         ("Machine", "Machine-wide counters, and reset (reboot the simulated machine)."),
+        ("Machines", "Simulated machines as resources, each of its own shape: create one (from a shape, or by restoring a snapshot), list, delete, "
+            + "snapshot and fork. Every route above and below is a machine's, under /machines/{machine}/; default is the configured machine, "
+            + "whose routes are also served without that prefix (POST /zones/Normal/alloc_pages is POST /machines/default/zones/Normal/alloc_pages)."),
         ("Proc", "/proc/buddyinfo, pagetypeinfo, zoneinfo and vmstat in the kernel's own text formats."),
         ("Tests", "The seed's in-kernel test, run on a private machine."),
         ("Events", "The kmem tracepoints as a live stream, as perf and ftrace show them."),
