@@ -1,3 +1,4 @@
+using System.Net.Http.Json;
 using System.Globalization;
 using Microsoft.Playwright;
 using PageAlloc.Client;
@@ -63,6 +64,37 @@ public class PageTests
             await page.Locator("header").ScreenshotAsync(new LocatorScreenshotOptions { Path = screenshot.Replace(".png", "-header.png", StringComparison.Ordinal) });
             await page.Locator("article.zone[data-zone='Normal']").ScreenshotAsync(new LocatorScreenshotOptions { Path = screenshot });
         }
+        Assert.True(errors.Count == 0, string.Join("\n", errors));
+    }
+
+    [Fact]
+    public async Task ChoosingAMachine_ShowsItsZones_AndTheAddressNamesIt()
+    {
+        Chromium.SkipUnlessInstalled();
+        await using var app = PageAllocApp.OnKestrel();
+        using var http = new HttpClient { BaseAddress = app.Address };
+        var created = await http.PostAsJsonAsync("/machines", new
+        {
+            name = "lab-2",
+            config = new { cpus = 2, nodes = new[] { new { id = 0, zones = new[] { new { name = "Normal", startPfn = 0x100000, pages = 8192 } } } } },
+        }, Ct);
+        Assert.Equal(System.Net.HttpStatusCode.Created, created.StatusCode);
+        using var playwright = await Playwright.CreateAsync();
+        await using var browser = await Chromium.Launch(playwright);
+        var page = await browser.NewPageAsync();
+        var errors = Chromium.Errors(page);
+
+        await page.GotoAsync(app.Address.ToString());
+        await Assertions.Expect(page.Locator("article.zone")).ToHaveCountAsync(3);
+        await Assertions.Expect(page.Locator("#machine option")).ToHaveCountAsync(2, new() { Timeout = 10_000 });
+        await page.Locator("#machine").SelectOptionAsync("lab-2");
+
+        await Assertions.Expect(page.Locator("article.zone")).ToHaveCountAsync(1);
+        await Assertions.Expect(page.Locator("article.zone .zone-summary")).ToContainTextAsync("8192 pages");
+        Assert.EndsWith("/?machine=lab-2", page.Url, StringComparison.Ordinal);
+        Assert.EndsWith("/machines/lab-2/proc/buddyinfo", await page.Locator("a[data-machine-path='/proc/buddyinfo']").GetAttributeAsync("href"), StringComparison.Ordinal);
+        await page.GotoAsync(page.Url); // the address alone brings the same machine back
+        await Assertions.Expect(page.Locator("article.zone .zone-summary")).ToContainTextAsync("8192 pages");
         Assert.True(errors.Count == 0, string.Join("\n", errors));
     }
 

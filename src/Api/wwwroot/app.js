@@ -15,6 +15,36 @@ const keyInput = document.getElementById("api-key");
 keyInput.value = sessionStorage.getItem("pagealloc-key") ?? "";
 keyInput.addEventListener("change", () => sessionStorage.setItem("pagealloc-key", keyInput.value));
 
+// The machine shown: ?machine=name in the address (so a view can be shared), default otherwise.
+// Every machine's routes are under /machines/{name}; the page always uses that form.
+const machineSelect = document.getElementById("machine");
+let machine = new URLSearchParams(location.search).get("machine") ?? "default";
+const machinePath = path => `/machines/${encodeURIComponent(machine)}${path}`;
+
+function showMachine(name) {
+  machine = name;
+  const url = new URL(location.href);
+  if (name === "default") url.searchParams.delete("machine"); else url.searchParams.set("machine", name);
+  history.replaceState(null, "", url);
+  for (const link of document.querySelectorAll("a[data-machine-path]")) link.href = machinePath(link.dataset.machinePath);
+  zones.clear();
+  document.getElementById("zones").replaceChildren();
+}
+
+async function listMachines() {
+  try {
+    const list = await api("/machines");
+    const names = list.machines.map(m => m.name);
+    if (!names.includes(machine)) names.push(machine); // shown until the refresh says it is gone
+    if (machineSelect.options.length !== names.length || names.some((n, i) => machineSelect.options[i].value !== n)) {
+      machineSelect.replaceChildren(...names.map(n => new Option(n, n, false, n === machine)));
+    }
+  } catch (error) {
+    status(error.message, true);
+  }
+}
+machineSelect.addEventListener("change", () => { showMachine(machineSelect.value); refresh(); });
+
 async function api(path, init = {}) {
   const headers = { ...(init.headers ?? {}) };
   if (keyInput.value) headers["X-Api-Key"] = keyInput.value;
@@ -126,11 +156,14 @@ function fillTables(element, stats) {
 
 async function refresh() {
   try {
-    const list = await api("/zones");
+    const shown = machine; // a switch meanwhile drops what this refresh reads
+    const list = await api(machinePath("/zones"));
     for (const zone of list) {
+      if (shown !== machine) return;
       const entry = zoneElement(zone);
       const name = encodeURIComponent(zone.name);
-      const stats = await api(`/zones/${name}/stats`);
+      const stats = await api(machinePath(`/zones/${name}/stats`));
+      if (shown !== machine) return;
       entry.history.push({ free: stats.freePages, large: (stats.buddyinfo[9] << 9) + (stats.buddyinfo[10] << 10) });
       if (entry.history.length > HISTORY) entry.history.shift();
       entry.element.querySelector(".zone-summary").textContent =
@@ -138,9 +171,9 @@ async function refresh() {
       drawOrders(entry.element.querySelector(".buddy-bars"), stats);
       drawTimeline(entry.element.querySelector(".free-line"), entry.history);
       fillTables(entry.element, stats);
-      drawPageblocks(entry.element.querySelector("canvas"), await api(`/zones/${name}/pageblocks`));
+      drawPageblocks(entry.element.querySelector("canvas"), await api(machinePath(`/zones/${name}/pageblocks`)));
     }
-    status(`Updated ${new Date().toLocaleTimeString()}`);
+    status(`Machine ${machine}: updated ${new Date().toLocaleTimeString()}`);
   } catch (error) {
     status(error.message, true);
   }
@@ -152,7 +185,7 @@ document.getElementById("run-seed").addEventListener("click", async event => {
   button.disabled = true;
   result.textContent = "Running…";
   try {
-    const run = await api("/tests/page_alloc_high_order", {
+    const run = await api(machinePath("/tests/page_alloc_high_order"), {
       method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify({ iterations: 10000 }),
     });
     const max = Math.max(...run.results.map(r => r.nsPerIteration));
@@ -231,5 +264,8 @@ async function showText(path) {
   }
 }
 
+showMachine(machine);
+listMachines();
 refresh();
 setInterval(refresh, 1000);
+setInterval(listMachines, 5000);
