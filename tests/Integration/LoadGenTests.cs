@@ -273,6 +273,67 @@ public class LoadGenTests
         Assert.Equal(0, (await api.GetStatsAsync("default", Ct)).Totals.AllocatedPages);
     }
 
+    [Fact]
+    public async Task Machines_SpreadsTheWorkersOverPrivateMachines_ReportsEach_AndDeletesThem()
+    {
+        await using var app = new PageAllocApp();
+        var options = new LoadOptions { Workload = "mixed", Machines = 3, Concurrency = 6, Requests = 120, LiveBlocks = 8 };
+
+        var report = await LoadRunner.RunAsync(CallsTo(app), options, progress: null, Ct);
+
+        Assert.NotNull(report.Machines);
+        Assert.Equal(3, report.Machines.Count);
+        Assert.All(report.Machines, m =>
+        {
+            Assert.StartsWith("loadgen-", m.Name, StringComparison.Ordinal);
+            Assert.True(m.Requests > 0);
+            Assert.Equal(m.PagesAllocated, m.PagesFreed);
+            Assert.Equal(m.PagesAllocated, m.Server!.PagesAllocated); // its own machine saw exactly its calls
+            Assert.Equal(0, m.Server.AllocatedPagesChange);
+        });
+        Assert.Equal(report.Requests, report.Machines.Sum(m => m.Requests));
+        Assert.Equal(report.Server!.PagesAllocated, report.Machines.Sum(m => m.Server!.PagesAllocated));
+        var api = new PageAllocClient(app.CreateClient());
+        Assert.Equal(["default"], (await api.ListMachinesAsync(Ct)).Machines.Select(m => m.Name));
+        Assert.Equal(0, (await api.GetStatsAsync("default", Ct)).Totals.AllocatedPages);
+    }
+
+    /// <summary>Ctrl+C in a run over private machines: the process deletes every machine it made.</summary>
+    [Fact]
+    public async Task CtrlC_WithMachines_DeletesThemBeforeExiting()
+    {
+        Assert.SkipUnless(OperatingSystem.IsLinux() || OperatingSystem.IsMacOS(), "sends SIGINT with kill(1)");
+        await using var app = PageAllocApp.OnKestrel();
+        var start = new System.Diagnostics.ProcessStartInfo("dotnet")
+        {
+            ArgumentList = { Path.Combine(AppContext.BaseDirectory, "PageAlloc.LoadGen.dll"), "--url", app.Address.ToString(), "--machines", "2", "--duration", "2m", "--no-progress" },
+            RedirectStandardOutput = true,
+            RedirectStandardError = true,
+        };
+        using var process = System.Diagnostics.Process.Start(start)!;
+        var stdout = process.StandardOutput.ReadToEndAsync(Ct);
+        var api = new PageAllocClient(new HttpClient { BaseAddress = app.Address });
+        for (var i = 0; i < 400 && (await api.ListMachinesAsync(Ct)).Machines.Count < 3; i++)
+        {
+            await Task.Delay(50, Ct);
+        }
+        Assert.Equal(3, (await api.ListMachinesAsync(Ct)).Machines.Count);
+        await Task.Delay(300, Ct);
+
+        using (var kill = System.Diagnostics.Process.Start("kill", ["-INT", process.Id.ToString(System.Globalization.CultureInfo.InvariantCulture)]))
+        {
+            await kill.WaitForExitAsync(Ct);
+        }
+        using var timeout = CancellationTokenSource.CreateLinkedTokenSource(Ct);
+        timeout.CancelAfter(TimeSpan.FromSeconds(60));
+        await process.WaitForExitAsync(timeout.Token);
+
+        var report = await stdout;
+        Assert.True(process.ExitCode == 130, $"exit {process.ExitCode}\n{report}");
+        Assert.Contains("machine loadgen-", report, StringComparison.Ordinal);
+        Assert.Equal(["default"], (await api.ListMachinesAsync(Ct)).Machines.Select(m => m.Name));
+    }
+
     /// <summary>Answers every request with one status (or fails the connection when null) and counts them.</summary>
     private sealed class CountingHandler(HttpStatusCode? status) : HttpMessageHandler
     {
