@@ -2,7 +2,10 @@
 -- Each wrk thread keeps a queue of pfns it allocated; a request frees one when the queue has
 -- one, and allocates otherwise, so every alloc is followed by its free. Requests per second / 2
 -- is the pair rate. Usage: wrk -t2 -c32 -d10s -s alloc-free.lua http://127.0.0.1:8080
+-- MACHINE=name calls /machines/name/zones/...; left out, today's paths (default's aliases).
 local zone = os.getenv("ZONE") or "Normal"
+local machine = os.getenv("MACHINE")
+local prefix = machine and ("/machines/" .. machine) or ""
 local order = tonumber(os.getenv("ORDER") or "0")
 local pending = {}
 local headers = { ["Content-Type"] = "application/json" }
@@ -10,10 +13,10 @@ local headers = { ["Content-Type"] = "application/json" }
 request = function()
   local pfn = table.remove(pending)
   if pfn then
-    return wrk.format("POST", "/zones/" .. zone .. "/free_pages", headers,
+    return wrk.format("POST", prefix .. "/zones/" .. zone .. "/free_pages", headers,
       '{"pfn":' .. pfn .. ',"order":' .. order .. '}')
   end
-  return wrk.format("POST", "/zones/" .. zone .. "/alloc_pages", headers,
+  return wrk.format("POST", prefix .. "/zones/" .. zone .. "/alloc_pages", headers,
     '{"order":' .. order .. ',"gfp":"GFP_KERNEL"}')
 end
 
