@@ -25,6 +25,10 @@ public sealed class FailPageAlloc
     private long _count;
     private long _injected;
 
+    // The probability's draws: SplitMix64's state, one per machine (it was Random.Shared), so that a
+    // machine restored from a snapshot, or forked, draws what the original would have drawn.
+    private long _random = Random.Shared.NextInt64();
+
     /// <summary>probability: percent of the calls that pass every other test which fail (0 turns injection off).</summary>
     public int Probability { get => Volatile.Read(ref _probability); set => Volatile.Write(ref _probability, value); }
 
@@ -87,7 +91,7 @@ public sealed class FailPageAlloc
         {
             return false;
         }
-        if (probability <= Random.Shared.Next(100))
+        if (probability <= NextPercent())
         {
             return false;
         }
@@ -97,6 +101,35 @@ public sealed class FailPageAlloc
         }
         Interlocked.Increment(ref _injected);
         return true;
+    }
+
+    /// <summary>
+    /// A draw in 0..99 (the kernel's prandom_u32() % 100): SplitMix64 (Steele, Lea and Flood 2014),
+    /// whose state advances by the golden gamma in one atomic add, so racing calls each get a draw
+    /// of their own and the same state always gives the same sequence.
+    /// </summary>
+    private int NextPercent()
+    {
+        var z = (ulong)Interlocked.Add(ref _random, unchecked((long)0x9E3779B97F4A7C15));
+        z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9;
+        z = (z ^ (z >> 27)) * 0x94D049BB133111EB;
+        z ^= z >> 31;
+        return (int)(((z >> 32) * 100) >> 32);
+    }
+
+    /// <summary>Every attribute and internal counter, as a snapshot or a fork carries them.</summary>
+    internal FailPageAllocState State
+    {
+        get => new(Probability, Interval, Times, Space, Verbose, MinOrder, IgnoreGfpWait, IgnoreGfpHighmem,
+            Interlocked.Read(ref _count), Injected, Interlocked.Read(ref _random));
+        set
+        {
+            (Probability, Interval, Times, Space, Verbose, MinOrder, IgnoreGfpWait, IgnoreGfpHighmem) =
+                (value.Probability, value.Interval, value.Times, value.Space, value.Verbose, value.MinOrder, value.IgnoreGfpWait, value.IgnoreGfpHighmem);
+            Interlocked.Exchange(ref _count, value.IntervalCount);
+            Interlocked.Exchange(ref _injected, value.Injected);
+            Interlocked.Exchange(ref _random, value.RandomState);
+        }
     }
 
     /// <summary>
@@ -124,3 +157,11 @@ public sealed class FailPageAlloc
         }
     }
 }
+
+/// <summary>
+/// fail_page_alloc's whole state: the debugfs attributes, the calls counted for interval
+/// (fault_attr.count), the failures injected, and the random generator's state.
+/// </summary>
+internal readonly record struct FailPageAllocState(
+    int Probability, long Interval, int Times, int Space, int Verbose, int MinOrder, bool IgnoreGfpWait, bool IgnoreGfpHighmem,
+    long IntervalCount, long Injected, long RandomState);
