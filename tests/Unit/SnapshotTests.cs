@@ -510,12 +510,14 @@ public class SnapshotTests
         m.FindZone("DMA32")!.FreePages(b.Pfn, 0, 0); // two blocks on cpu 0's order-0 Unmovable pcp list
         var snapshot = Snapshot(m);
         var body = BodyOf(snapshot);
+        // The list's first heads, each as its distance from the one before: b, then a - b; a
+        // distance of 0 names b again.
         var first = BitConverter.GetBytes((int)(b.Pfn - 4096));
-        var second = BitConverter.GetBytes((int)(a.Pfn - 4096));
+        var second = BitConverter.GetBytes((int)(a.Pfn - b.Pfn));
         var pcps = body.AsSpan().IndexOf("PCPS"u8);
         var at = body.AsSpan(pcps).IndexOf([.. first, .. second]) + pcps;
         Assert.True(at > pcps);
-        first.CopyTo(body, at + 4);
+        BitConverter.GetBytes(0).CopyTo(body, at + 4);
 
         var e = Refused(Signed(ConfigOf(snapshot), body));
 
