@@ -487,6 +487,25 @@ public class SnapshotTests
     }
 
     [Fact]
+    public void AChargeOnAFreePage_IsInconsistent()
+    {
+        var config = MachineConfig.SingleNode(1, 0, new ZoneConfig { Name = "Normal", StartPfn = 0x100000, Pages = 8192 });
+        config.Memcgs = [new MemcgConfig { Name = "a" }];
+        var m = new Machine(config);
+        Assert.True(m.AllocPages(m.Normal(), 3, Gfp.KernelAccount, 0, m.FindMemcg("a")).IsSuccess);
+        var free = Array.FindLastIndex(m.Normal().Flags, f => f == (byte)PageFlags.Buddy);
+        var snapshot = Snapshot(m);
+        var body = BodyOf(snapshot);
+        var ids = FirstRefcountAt(body) + (8192 * (4 + 1 + 1)); // past the refcounts, flags and orders
+        BinaryPrimitives.WriteUInt16LittleEndian(body.AsSpan(ids + (2 * free)), 1);
+
+        var e = Refused(Signed(ConfigOf(snapshot), body));
+
+        Assert.Equal(SnapshotProblem.Inconsistent, e.Problem);
+        Assert.Contains($"Normal: pfn 0x{0x100000 + free:x} is charged to memcg a but not in use (flags Buddy)", e.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
     public void AnOrderAboveMaxPageOrder_IsRefusedBeforeAnyWalkUsesIt()
     {
         var snapshot = Snapshot(Busy());
