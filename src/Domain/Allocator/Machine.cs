@@ -96,13 +96,12 @@ public sealed class Machine
     /// about 20 ms for the default 8 GiB machine. The copy emits to <paramref name="tracepoints"/>
     /// (or tracepoints of its own); listeners are not copied.
     /// <para>The caller keeps page calls off this machine while the fork runs (the service holds a
-    /// per-machine gate): the fork reads without taking the allocator's locks, which would count in
-    /// the lock statistics it copies. A lock found held is refused with an
-    /// <see cref="InvalidOperationException"/>.</para>
+    /// per-machine gate), and the fork assumes it: it reads without taking the allocator's locks,
+    /// which would count in the lock statistics it copies. A page call running meanwhile would give a
+    /// torn copy. Readers such as <see cref="Stats"/> may run: they change only lock statistics.</para>
     /// </summary>
     public Machine Fork(Tracepoints? tracepoints = null)
     {
-        ThrowIfNotQuiescent("fork");
         var fork = new Machine(_config, tracepoints, boot: false);
         for (var i = 0; i < _zones.Length; i++)
         {
@@ -121,19 +120,6 @@ public sealed class Machine
 
     /// <summary>The memcg with this id (1..), as pages record it.</summary>
     internal Memcg MemcgById(int id) => _memcgs[id]!;
-
-    /// <summary>Refuses to snapshot or fork while a page call holds one of the machine's locks.</summary>
-    internal void ThrowIfNotQuiescent(string operation)
-    {
-        foreach (var zone in _zones)
-        {
-            if (zone.HeldLock() is { } held)
-            {
-                throw new InvalidOperationException(
-                    $"Cannot {operation} the machine while {held.Name} is held: callers keep page calls off a machine while it is snapshotted or forked.");
-            }
-        }
-    }
 
     // Zonelists per preferred zone, highest zone type and __GFP_THISNODE, built once at boot as
     // build_zonelists() does.

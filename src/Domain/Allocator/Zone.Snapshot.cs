@@ -339,10 +339,6 @@ public sealed partial class Zone
             _pcp[cpu].Lock.Restore(locks.Pcps[cpu]);
         }
     }
-
-    /// <summary>The first of the zone's locks that some thread holds, or null when the zone is quiescent.</summary>
-    internal InstrumentedLock? HeldLock() =>
-        ZoneLock.IsHeld ? ZoneLock : RefLock.IsHeld ? RefLock : _pcp.FirstOrDefault(p => p.Lock.IsHeld)?.Lock;
 }
 
 /// <summary>A zone's lock statistics as a snapshot recorded them: zone->lock, the refcount lock, each cpu's pcp->lock.</summary>

@@ -125,9 +125,6 @@ public sealed class InstrumentedLock
 
     private static long TicksToNs(long ticks) => (long)(ticks * (1_000_000_000.0 / Stopwatch.Frequency));
 
-    /// <summary>Whether any thread holds the lock now (a snapshot or fork refuses a machine that is not quiescent).</summary>
-    internal bool IsHeld => Volatile.Read(ref _held) != 0;
-
     /// <summary>
     /// The counters as a snapshot keeps them: wait and sampled hold time in nanoseconds rather than
     /// Stopwatch ticks, so that a restore on a clock of another frequency reads the same figures.

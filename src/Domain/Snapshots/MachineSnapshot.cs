@@ -24,15 +24,15 @@ public static class MachineSnapshot
     /// Writes <paramref name="machine"/>'s snapshot to <paramref name="output"/> (which need not
     /// seek: the compressed body is collected first, then header, configuration and body are written
     /// in one pass). The caller keeps page calls off the machine while it runs (the service holds a
-    /// per-machine gate): nothing is locked, since the lock statistics being written would count the
-    /// write's own locking. A lock found held is refused with an <see cref="InvalidOperationException"/>.
-    /// The machine is not changed.
+    /// per-machine gate), and Write assumes it: nothing is locked, since the lock statistics being
+    /// written would count the write's own locking. A page call running meanwhile would give a torn
+    /// snapshot (which Read then refuses as inconsistent); readers such as <see cref="Machine.Stats"/>
+    /// may run, as they change only lock statistics. The machine is not changed.
     /// </summary>
     public static void Write(Machine machine, Stream output)
     {
         ArgumentNullException.ThrowIfNull(machine);
         ArgumentNullException.ThrowIfNull(output);
-        machine.ThrowIfNotQuiescent("snapshot");
         var config = SnapshotConfig.Encode(machine.Config);
         using var compressed = new ChunkedBuffer();
         long bodyLength;
