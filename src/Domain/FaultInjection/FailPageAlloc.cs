@@ -10,7 +10,9 @@ namespace PageAlloc.Domain.FaultInjection;
 /// 0 (off), interval 1, times 1, space 0, verbose 2, min-order 1, ignore-gfp-wait and
 /// ignore-gfp-highmem Y. Each machine boots with the defaults, as a kernel does. The attributes
 /// are written one at a time and read without locks, as the kernel's are; times and space are
-/// changed atomically. Injected failures are counted here, apart from real ones.
+/// changed atomically. Injected failures are counted here, apart from real ones. The probability
+/// is drawn from a generator of the machine's own (the kernel's prandom is per cpu), whose state a
+/// snapshot and a fork carry, so that a restored machine injects the failures the original would.
 /// </summary>
 public sealed class FailPageAlloc
 {
