@@ -432,6 +432,38 @@ public class SnapshotTests
         Assert.True(e.Problem is SnapshotProblem.Inconsistent or SnapshotProblem.Malformed, e.Message);
     }
 
+    /// <summary>
+    /// The bound Read holds a header's body length to covers what Write writes where it is largest:
+    /// many cpus, memcgs, and as many listed blocks as can be (every other page free, on the buddy
+    /// and on pcp lists).
+    /// </summary>
+    [Fact]
+    public void TheBodyBound_CoversTheLargestBodies()
+    {
+        var config = MachineConfig.SingleNode(8, 0, new ZoneConfig { Name = "DMA", StartPfn = 1, Pages = 4095 }, new ZoneConfig { Name = "Normal", StartPfn = 4096, Pages = 8192 });
+        config.Memcgs = [.. Enumerable.Range(0, 50).Select(i => new MemcgConfig { Name = $"m{i}" })];
+        var m = new Machine(config);
+        foreach (var zone in m.Zones)
+        {
+            var taken = new List<long>();
+            while (m.AllocPages(zone, 0, Gfp.Kernel | GfpFlags.MemAlloc | GfpFlags.ThisNode | GfpFlags.NoRetry, 0) is { IsSuccess: true } r && r.Value.Zone == zone)
+            {
+                taken.Add(r.Value.Pfn);
+            }
+            foreach (var pfn in taken.Where(p => p % 2 == 0))
+            {
+                zone.FreePages(pfn, 0, (int)(pfn / 2 % 8)); // some stay on pcp lists, the rest drain to the buddy
+            }
+        }
+        m.AssertConsistent();
+        var snapshot = Snapshot(m);
+
+        var body = BinaryPrimitives.ReadInt64LittleEndian(snapshot.AsSpan(BodyLengthAt));
+
+        Assert.InRange(body, 1, SnapshotBounds.MaxBodyLength(config));
+        Assert.Equal(snapshot, Snapshot(Restore(snapshot)));
+    }
+
     [Fact]
     public void ACallerMayRefuseTheConfiguration_BeforeAnythingIsAllocated()
     {
