@@ -35,6 +35,7 @@ public class BenchCommandTests
     [Theory]
     [InlineData("seed")]
     [InlineData("zonesize")]
+    [InlineData("snapshot")]
     public void OtherCommands_KeepTheirLoopIterations(string command) => Assert.Equal(100_000, Parse(command).Iterations);
 
     /// <summary>

@@ -71,6 +71,22 @@ internal sealed class IntrusiveLists<TSlots>
 
     public bool IsEmpty(int list) => _head[list] == IntrusiveLists.Nil;
 
+    /// <summary>
+    /// Takes over another set's heads and tails (a fork). The links are copied with them only when
+    /// <paramref name="links"/> says this set owns its link arrays; per-page sets share the zone's
+    /// Next and Prev, which the zone copies once for all of them.
+    /// </summary>
+    public void CopyFrom(IntrusiveLists<TSlots> source, bool links)
+    {
+        source._head.CopyTo(_head, 0);
+        source._tail.CopyTo(_tail, 0);
+        if (links)
+        {
+            source._next.CopyTo(_next, 0);
+            source._prev.CopyTo(_prev, 0);
+        }
+    }
+
     public int First(int list) => _head[list];
 
     public int Last(int list) => _tail[list];

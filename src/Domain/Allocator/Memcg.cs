@@ -59,4 +59,11 @@ public sealed class Memcg
     }
 
     internal void Uncharge(long pages) => Interlocked.Add(ref _usage, -pages);
+
+    /// <summary>Takes over memory.current and the max events of a snapshot or of the machine forked, before anyone charges.</summary>
+    internal void Restore(long usagePages, long maxEvents)
+    {
+        _usage = usagePages;
+        _maxEvents = maxEvents;
+    }
 }

@@ -96,6 +96,26 @@ internal sealed class PerCpuPages
     /// <inheritdoc cref="AllocsByOrder"/>
     public readonly long[] FreesByOrder = new long[PageAllocConstants.NrPageOrders];
 
+    /// <summary>
+    /// Takes over another pcp's state (a fork): its lists' heads and tails (the links live in the
+    /// zone's Next and Prev, which the zone copies), count, tuning, counters and lock statistics.
+    /// batch, high_min and high_max are the zone's tuning, the same on both.
+    /// </summary>
+    public void CopyFrom(PerCpuPages source)
+    {
+        Lists.CopyFrom(source.Lists, links: false);
+        Count = source.Count;
+        High = source.High;
+        AllocFactor = source.AllocFactor;
+        PrevFreeHighOrder = source.PrevFreeHighOrder;
+        FreeCount = source.FreeCount;
+        source.ListBlocks.CopyTo(ListBlocks, 0);
+        source.Events.CopyTo(Events, 0);
+        source.AllocsByOrder.CopyTo(AllocsByOrder, 0);
+        source.FreesByOrder.CopyTo(FreesByOrder, 0);
+        Lock.CopyCountersFrom(source.Lock);
+    }
+
     /// <summary>order_to_pindex().</summary>
     public static int OrderToPindex(MigrateType mt, int order)
     {

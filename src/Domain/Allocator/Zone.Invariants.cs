@@ -23,6 +23,7 @@ public sealed partial class Zone
         CheckFreeLists(Report);
         CheckPcpLists(Report);
         CheckEveryPage(Report);
+        CheckMemcgData(Report);
         return problems;
     }
 

@@ -70,7 +70,12 @@ public sealed partial class Zone
     // HWPoison pages still in use (changed under RefLock): while there are none, no range can hold one.
     private long _hwPoisonInUse;
 
-    internal Zone(int index, int nodeId, ZoneType type, string key, long startPfn, int pages, ZoneTuning tuning, int cpus, Tracepoints tracepoints)
+    /// <summary>
+    /// Builds the zone and, with <paramref name="boot"/>, boots it (<see cref="Boot"/>). Without, the
+    /// zone is empty (no free page, every pageblock Unmovable, every list empty) for a snapshot or a
+    /// fork to fill: its state is then not consistent until they have.
+    /// </summary>
+    internal Zone(int index, int nodeId, ZoneType type, string key, long startPfn, int pages, ZoneTuning tuning, int cpus, Tracepoints tracepoints, bool boot = true)
     {
         _trace = tracepoints;
         Index = index;
@@ -102,7 +107,10 @@ public sealed partial class Zone
         {
             _pcp[cpu] = new PerCpuPages(cpu, Next, Prev, tuning.Batch, tuning.HighMin, tuning.HighMax, key);
         }
-        Boot();
+        if (boot)
+        {
+            Boot();
+        }
     }
 
     /// <summary>The zone's place in <see cref="Machine.Zones"/>, which indexes its zonelists.</summary>

@@ -125,6 +125,41 @@ public sealed class InstrumentedLock
 
     private static long TicksToNs(long ticks) => (long)(ticks * (1_000_000_000.0 / Stopwatch.Frequency));
 
+    /// <summary>
+    /// The counters as a snapshot keeps them: wait and sampled hold time in nanoseconds rather than
+    /// Stopwatch ticks, so that a restore on a clock of another frequency reads the same figures.
+    /// Exact integer arithmetic: on Linux (1 GHz ticks) a round trip gives the ticks back unchanged.
+    /// </summary>
+    internal LockCounters Counters() => new(
+        _acquisitions, _contended, Interlocked.Read(ref _failedTryLocks),
+        (long)((Int128)_waitTicks * 1_000_000_000 / Stopwatch.Frequency),
+        (long)((Int128)_holdTicksSampled * 1_000_000_000 / Stopwatch.Frequency),
+        _holdSamples);
+
+    /// <summary>Takes over counters a snapshot recorded, on a lock nobody holds (a machine being restored).</summary>
+    internal void Restore(LockCounters counters)
+    {
+        _acquisitions = counters.Acquisitions;
+        _contended = counters.Contended;
+        _failedTryLocks = counters.FailedTryLocks;
+        _waitTicks = (long)((Int128)counters.WaitNs * Stopwatch.Frequency / 1_000_000_000);
+        _holdTicksSampled = (long)((Int128)counters.HoldNsSampled * Stopwatch.Frequency / 1_000_000_000);
+        _holdSamples = counters.HoldSamples;
+        _holdStart = 0;
+    }
+
+    /// <summary>Takes over another lock's counters as they are (a fork: same process, same clock).</summary>
+    internal void CopyCountersFrom(InstrumentedLock source)
+    {
+        _acquisitions = source._acquisitions;
+        _contended = source._contended;
+        _failedTryLocks = source._failedTryLocks;
+        _waitTicks = source._waitTicks;
+        _holdTicksSampled = source._holdTicksSampled;
+        _holdSamples = source._holdSamples;
+        _holdStart = 0;
+    }
+
     /// <summary>Releases the lock at the end of a using block.</summary>
     public readonly ref struct Scope
     {
@@ -158,3 +193,9 @@ public sealed record LockStats(
         return new LockStats(name, a, c, f, w, h, s);
     }
 }
+
+/// <summary>
+/// The state of one lock that a machine snapshot carries (lock_stat's counters): acquisitions,
+/// contended acquisitions, failed trylocks, wait time and the sampled hold time with its sample count.
+/// </summary>
+internal readonly record struct LockCounters(long Acquisitions, long Contended, long FailedTryLocks, long WaitNs, long HoldNsSampled, long HoldSamples);

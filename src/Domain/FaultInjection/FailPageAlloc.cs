@@ -10,7 +10,9 @@ namespace PageAlloc.Domain.FaultInjection;
 /// 0 (off), interval 1, times 1, space 0, verbose 2, min-order 1, ignore-gfp-wait and
 /// ignore-gfp-highmem Y. Each machine boots with the defaults, as a kernel does. The attributes
 /// are written one at a time and read without locks, as the kernel's are; times and space are
-/// changed atomically. Injected failures are counted here, apart from real ones.
+/// changed atomically. Injected failures are counted here, apart from real ones. The probability
+/// is drawn from a generator of the machine's own (the kernel's prandom is per cpu), whose state a
+/// snapshot and a fork carry, so that a restored machine injects the failures the original would.
 /// </summary>
 public sealed class FailPageAlloc
 {
@@ -24,6 +26,10 @@ public sealed class FailPageAlloc
     private bool _ignoreGfpHighmem = true;
     private long _count;
     private long _injected;
+
+    // The probability's draws: SplitMix64's state, one per machine (it was Random.Shared), so that a
+    // machine restored from a snapshot, or forked, draws what the original would have drawn.
+    private long _random = Random.Shared.NextInt64();
 
     /// <summary>probability: percent of the calls that pass every other test which fail (0 turns injection off).</summary>
     public int Probability { get => Volatile.Read(ref _probability); set => Volatile.Write(ref _probability, value); }
@@ -87,7 +93,7 @@ public sealed class FailPageAlloc
         {
             return false;
         }
-        if (probability <= Random.Shared.Next(100))
+        if (probability <= NextPercent())
         {
             return false;
         }
@@ -97,6 +103,35 @@ public sealed class FailPageAlloc
         }
         Interlocked.Increment(ref _injected);
         return true;
+    }
+
+    /// <summary>
+    /// A draw in 0..99 (the kernel's prandom_u32() % 100): SplitMix64 (Steele, Lea and Flood 2014),
+    /// whose state advances by the golden gamma in one atomic add, so racing calls each get a draw
+    /// of their own and the same state always gives the same sequence.
+    /// </summary>
+    private int NextPercent()
+    {
+        var z = (ulong)Interlocked.Add(ref _random, unchecked((long)0x9E3779B97F4A7C15));
+        z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9;
+        z = (z ^ (z >> 27)) * 0x94D049BB133111EB;
+        z ^= z >> 31;
+        return (int)(((z >> 32) * 100) >> 32);
+    }
+
+    /// <summary>Every attribute and internal counter, as a snapshot or a fork carries them.</summary>
+    internal FailPageAllocState State
+    {
+        get => new(Probability, Interval, Times, Space, Verbose, MinOrder, IgnoreGfpWait, IgnoreGfpHighmem,
+            Interlocked.Read(ref _count), Injected, Interlocked.Read(ref _random));
+        set
+        {
+            (Probability, Interval, Times, Space, Verbose, MinOrder, IgnoreGfpWait, IgnoreGfpHighmem) =
+                (value.Probability, value.Interval, value.Times, value.Space, value.Verbose, value.MinOrder, value.IgnoreGfpWait, value.IgnoreGfpHighmem);
+            Interlocked.Exchange(ref _count, value.IntervalCount);
+            Interlocked.Exchange(ref _injected, value.Injected);
+            Interlocked.Exchange(ref _random, value.RandomState);
+        }
     }
 
     /// <summary>
@@ -124,3 +159,11 @@ public sealed class FailPageAlloc
         }
     }
 }
+
+/// <summary>
+/// fail_page_alloc's whole state: the debugfs attributes, the calls counted for interval
+/// (fault_attr.count), the failures injected, and the random generator's state.
+/// </summary>
+internal readonly record struct FailPageAllocState(
+    int Probability, long Interval, int Times, int Space, int Verbose, int MinOrder, bool IgnoreGfpWait, bool IgnoreGfpHighmem,
+    long IntervalCount, long Injected, long RandomState);

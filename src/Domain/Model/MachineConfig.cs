@@ -32,7 +32,21 @@ public sealed class MachineConfig
     public List<MemcgConfig> Memcgs { get; set; } = [];
 
     /// <summary>A copy with one zone resized (to a real machine's managed pages, say); Validate() says whether it still fits.</summary>
-    public MachineConfig WithZonePages(int node, string zone, long pages) => new()
+    public MachineConfig WithZonePages(int node, string zone, long pages)
+    {
+        var copy = Copy();
+        foreach (var z in copy.Nodes.Where(n => n.Id == node).SelectMany(n => n.Zones))
+        {
+            if (string.Equals(z.Name, zone, StringComparison.OrdinalIgnoreCase))
+            {
+                z.Pages = pages;
+            }
+        }
+        return copy;
+    }
+
+    /// <summary>A deep copy: changing it (the configuration binder's objects are mutable) leaves this one as it is.</summary>
+    public MachineConfig Copy() => new()
     {
         Cpus = Cpus,
         MinFreeKbytes = MinFreeKbytes,
@@ -43,12 +57,7 @@ public sealed class MachineConfig
             Id = n.Id,
             Cpus = n.Cpus,
             Distances = n.Distances is null ? null : [.. n.Distances],
-            Zones = [.. n.Zones.Select(z => new ZoneConfig
-            {
-                Name = z.Name,
-                StartPfn = z.StartPfn,
-                Pages = n.Id == node && string.Equals(z.Name, zone, StringComparison.OrdinalIgnoreCase) ? pages : z.Pages,
-            })],
+            Zones = [.. n.Zones.Select(z => new ZoneConfig { Name = z.Name, StartPfn = z.StartPfn, Pages = z.Pages })],
         })],
     };
 
