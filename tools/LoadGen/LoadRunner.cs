@@ -103,7 +103,7 @@ public static class LoadRunner
         for (var i = 0; i < count; i++)
         {
             var name = $"loadgen-{run}-{i}";
-            var created = await calls.Run((c, t) => c.CreateMachineAsync(new CreateMachineRequest { Name = name }, t), abort);
+            var created = await calls.Run((c, t) => c.CreateMachineAsync(name: null, pinned: null, new CreateMachineRequest { Name = name }, t), abort);
             if (created.Value is null)
             {
                 await DeleteMachines(calls, made, progress);

@@ -7,6 +7,8 @@ using PageAlloc.Api.Infrastructure;
 using PageAlloc.Api.Machines;
 using PageAlloc.Api.OpenApi;
 using PageAlloc.Domain.Model;
+using PageAlloc.Domain.Snapshots;
+using PageAlloc.Domain.Tracing;
 
 namespace PageAlloc.Api.Endpoints;
 
@@ -21,20 +23,28 @@ public static partial class MachinesEndpoints
     /// <summary>The largest JSON body POST /machines takes: a shape of many nodes fits.</summary>
     public const int CreateBodyBytes = 64 << 10;
 
+    /// <summary>The media type of a snapshot (docs/snapshot-format.md).</summary>
+    public const string SnapshotMediaType = "application/vnd.pagealloc.snapshot";
+
     public static IEndpointRouteBuilder MapMachines(this IEndpointRouteBuilder app)
     {
+        var limits = app.ServiceProvider.GetRequiredService<IOptions<LimitsOptions>>().Value;
         var machines = app.MapGroup("/machines").WithTags("Machines").Refuses(NoKey, ProblemCatalog.Unauthenticated);
         machines.MapPost("/", Create).WithName("CreateMachine")
             .WithSummary("Create a machine: booted from a shape (JSON), or restored from a snapshot")
             .WithDescription("With a JSON body {name?, config?, pinned?}: boots a new machine of that shape (the Machine configuration section's: cpus, "
-                + "nodes and zones, minFreeKbytes, transparentHugepages; what is left out is the default machine's). With API keys, it belongs to "
-                + "the key (others get 404; administrators see every machine) and has a memcg per key as default has. Bounded by Limits:MaxMachines, "
-                + "Limits:MachineMemoryBytes and Limits:MachinesPerKey; idle machines are deleted after Limits:MachineIdleMinutes unless pinned.")
-            .Accepts<CreateMachineRequest>("application/json")
-            .WithMetadata(new RequestSizeLimitAttribute(CreateBodyBytes))
+                + "nodes and zones, minFreeKbytes, transparentHugepages; what is left out is the default machine's). With a snapshot body "
+                + $"({SnapshotMediaType}, as GET /machines/{{machine}}/snapshot gives, name and pinned in the query): restores it, a machine that "
+                + "answers every later call as the original would. With API keys, it belongs to the key (others get 404; administrators see "
+                + "every machine) and has a memcg per key as default has. Bounded by Limits:MaxMachines, Limits:MachineMemoryBytes and "
+                + "Limits:MachinesPerKey; idle machines are deleted after Limits:MachineIdleMinutes unless pinned.")
+            .Accepts<CreateMachineRequest>("application/json", SnapshotMediaType) // routing's content-type check lets both in
+            .WithMetadata(new NonJsonBody(SnapshotMediaType), new OptionalBodyMetadata())
+            .WithMetadata(new RequestSizeLimitAttribute(limits.SnapshotBodyBytes)) // a JSON body is held to CreateBodyBytes in the handler
             .Answers(201, "The machine (the Location header names it).")
             .Refuses("The name is not a DNS label, the shape is invalid (every bad value named), or the body is not JSON; nothing was created.",
                 ProblemCatalog.Validation, ProblemCatalog.MalformedRequest)
+            .Refuses("The snapshot is of another format version, damaged, truncated or inconsistent; nothing was created.", ProblemCatalog.InvalidSnapshot)
             .Refuses("A machine of this name exists.", ProblemCatalog.MachineExists)
             .Refuses("The machines would pass Limits:MaxMachines or Limits:MachineMemoryBytes, or the key owns Limits:MachinesPerKey machines.", ProblemCatalog.MachineLimit);
         machines.MapGet("/", List).WithName("ListMachines")
@@ -55,14 +65,44 @@ public static partial class MachinesEndpoints
             .Answers(204, "Deleted.")
             .Refuses(UnknownMachineHelp, ProblemCatalog.UnknownMachine)
             .Refuses("The machine is default.", ProblemCatalog.DefaultMachine);
+        machines.MapGet("/{machine}/snapshot", Snapshot).WithName("GetMachineSnapshot")
+            .WithSummary("The machine's whole state as one file: versioned, checksummed, compressed")
+            .WithDescription("Every page's state, the order of every free list and pcp list, every counter, pcp tuning, watermarks, highatomic "
+                + "reserves, memcgs and page charges, fail_page_alloc with its random state, and the machine's shape "
+                + $"(docs/snapshot-format.md), as {SnapshotMediaType}. POST /machines with it as the body restores it. Page calls on the "
+                + "machine wait while it is written (a few milliseconds for the default machine).")
+            .Produces<Stream>(200, SnapshotMediaType)
+            .Answers(200, "The snapshot.")
+            .Refuses(UnknownMachineHelp, ProblemCatalog.UnknownMachine);
+        machines.MapPost("/{machine}/fork", Fork).WithName("ForkMachine")
+            .WithSummary("Copy a machine as it is now, as a new machine")
+            .WithDescription("The fork starts in the machine's exact state and behaves as the machine would from here: the same answers to the same "
+                + "calls. It is a new machine (the caller's, with keys), counted against the same bounds as a create. Page calls on the "
+                + "machine wait while it is copied (a few milliseconds for the default machine).")
+            .Answers(201, "The fork (the Location header names it).")
+            .Refuses(UnknownMachineHelp, ProblemCatalog.UnknownMachine)
+            .Refuses("The name is not a DNS label.", ProblemCatalog.Validation, ProblemCatalog.MalformedRequest)
+            .Refuses("A machine of this name exists.", ProblemCatalog.MachineExists)
+            .Refuses("The fork would pass Limits:MaxMachines or Limits:MachineMemoryBytes, or the key owns Limits:MachinesPerKey machines.", ProblemCatalog.MachineLimit);
         return app;
     }
 
     private const string UnknownMachineHelp = "No machine has this name, or it is another key's (GET /machines lists yours).";
 
+    /// <param name="name">With a snapshot body: the restored machine's name (made up when left out).</param>
+    /// <param name="pinned">With a snapshot body: whether the restored machine is pinned.</param>
     public static async Task<Results<Created<MachineResponse>, ProblemHttpResult, ValidationProblem>> Create(
-        HttpRequest request, MachineRegistry registry, IOptions<Microsoft.AspNetCore.Http.Json.JsonOptions> json, CancellationToken cancellationToken)
+        HttpRequest request, MachineRegistry registry, IOptions<Microsoft.AspNetCore.Http.Json.JsonOptions> json, string? name, bool? pinned,
+        CancellationToken cancellationToken)
     {
+        if (request.ContentType?.StartsWith(SnapshotMediaType, StringComparison.OrdinalIgnoreCase) == true)
+        {
+            return await Restore(request, registry, name, pinned ?? false, cancellationToken);
+        }
+        if (request.HttpContext.Features.Get<Microsoft.AspNetCore.Http.Features.IHttpMaxRequestBodySizeFeature>() is { IsReadOnly: false } size)
+        {
+            size.MaxRequestBodySize = CreateBodyBytes; // the endpoint's limit is a snapshot's
+        }
         CreateMachineRequest body;
         try
         {
@@ -90,6 +130,87 @@ public static partial class MachinesEndpoints
             return Problems.Of(refusal.Kind, refusal.Detail);
         }
         return TypedResults.Created(Href(hosted!), Describe(registry, hosted!));
+    }
+
+    /// <summary>
+    /// Restores a snapshot as a new machine. The snapshot's shape is checked against the bounds (and
+    /// its room reserved) from its header, before its pages are read, so a snapshot of a machine that
+    /// would not fit allocates nothing; a damaged one is refused and leaves nothing behind.
+    /// </summary>
+    private static async Task<Results<Created<MachineResponse>, ProblemHttpResult, ValidationProblem>> Restore(
+        HttpRequest request, MachineRegistry registry, string? name, bool pinned, CancellationToken cancellationToken)
+    {
+        if (InvalidName(name) is { } badName)
+        {
+            return badName;
+        }
+        // The body is read whole first (bounded by Limits:SnapshotBodyBytes): the reader is synchronous.
+        using var body = new MemoryStream();
+        await request.Body.CopyToAsync(body, cancellationToken);
+        body.Position = 0;
+        var owner = registry.OwnerFor(request.HttpContext.User);
+        MachineReservation? reservation = null;
+        MachineRefusal? refusal = null;
+        var tracepoints = new Tracepoints();
+        PageAlloc.Domain.Allocator.Machine machine;
+        try
+        {
+            machine = MachineSnapshot.Read(body, tracepoints, config =>
+            {
+                (reservation, refusal) = registry.Reserve(name, owner, config.StateBytes());
+                return refusal?.Detail;
+            });
+        }
+        catch (SnapshotException bad)
+        {
+            if (reservation is not null)
+            {
+                registry.Cancel(reservation);
+            }
+            return refusal is not null ? Problems.Of(refusal.Kind, refusal.Detail) : Problems.Of(ProblemCatalog.InvalidSnapshot, bad.Message);
+        }
+        var hosted = registry.Publish(reservation!, pinned, machine.Config, tracepoints, h => h.Serve(machine, "Restored (from a snapshot)"));
+        return TypedResults.Created(Href(hosted), Describe(registry, hosted));
+    }
+
+    public static Results<FileContentHttpResult, ProblemHttpResult> Snapshot(HttpContext http, MachineRegistry registry, string machine)
+    {
+        if (Find(http, registry, machine) is not { } hosted)
+        {
+            return Unknown(machine);
+        }
+        var served = hosted.Machine;
+        using var file = new MemoryStream();
+        hosted.Gate.Exclusive(() =>
+        {
+            MachineSnapshot.Write(served, file);
+            return true;
+        });
+        return TypedResults.File(file.ToArray(), SnapshotMediaType, $"{hosted.Name}.pasnap");
+    }
+
+    public static Results<Created<MachineResponse>, ProblemHttpResult, ValidationProblem> Fork(
+        HttpContext http, MachineRegistry registry, string machine, ForkMachineRequest? request)
+    {
+        if (Find(http, registry, machine) is not { } original)
+        {
+            return Unknown(machine);
+        }
+        if (InvalidName(request?.Name) is { } badName)
+        {
+            return badName;
+        }
+        var served = original.Machine;
+        var config = served.Config;
+        var (reservation, refusal) = registry.Reserve(request?.Name, registry.OwnerFor(http.User), config.StateBytes());
+        if (reservation is null)
+        {
+            return Problems.Of(refusal!.Kind, refusal.Detail);
+        }
+        var tracepoints = new Tracepoints();
+        var copy = original.Gate.Exclusive(() => served.Fork(tracepoints));
+        var hosted = registry.Publish(reservation, request?.Pinned ?? false, config, tracepoints, h => h.Serve(copy, $"Forked (from {original.Name})"));
+        return TypedResults.Created(Href(hosted), Describe(registry, hosted));
     }
 
     /// <summary>A name that is not a DNS label, as a validation problem; null for a good name or none.</summary>

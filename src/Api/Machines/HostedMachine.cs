@@ -23,9 +23,10 @@ public sealed partial class HostedMachine
     private long _boots;
     private long _lastUsedMs;
 
-    internal HostedMachine(string name, string? owner, bool pinned, MachineConfig config, Func<MachineConfig, Tracepoints, Machine> boot,
+    internal HostedMachine(string name, string? owner, bool pinned, MachineConfig config, Tracepoints tracepoints, Func<MachineConfig, Tracepoints, Machine> boot,
         ILogger logger, DateTimeOffset createdAt, long nowMs)
     {
+        Tracepoints = tracepoints;
         Name = name;
         Owner = owner;
         Pinned = pinned;
@@ -55,7 +56,7 @@ public sealed partial class HostedMachine
     public long StateBytes { get; private set; }
 
     /// <summary>This machine's kmem tracepoints, across its resets.</summary>
-    public Tracepoints Tracepoints { get; } = new();
+    public Tracepoints Tracepoints { get; }
 
     /// <summary>Page calls enter it shared; a snapshot or fork, exclusive.</summary>
     public MachineGate Gate { get; } = new();
@@ -86,8 +87,8 @@ public sealed partial class HostedMachine
 
     internal void MarkDeleted() => Deleted = true;
 
-    /// <summary>Serves an existing machine (a restored snapshot or a fork) as this machine's first.</summary>
-    internal void Serve(Machine machine, string how)
+    /// <summary>Serves an existing machine (a restored snapshot or a fork, built with <see cref="Tracepoints"/>) as this machine's first.</summary>
+    public void Serve(Machine machine, string how)
     {
         lock (_bootLock)
         {

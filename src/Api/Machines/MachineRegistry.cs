@@ -13,6 +13,9 @@ namespace PageAlloc.Api.Machines;
 /// <summary>A refused change to the set of machines: the problem's kind and what was wrong.</summary>
 public sealed record MachineRefusal(ProblemKind Kind, string Detail);
 
+/// <summary>A name and room in the budget taken for a machine still being made (<see cref="MachineRegistry.Reserve"/>).</summary>
+public sealed record MachineReservation(string Name, string? Owner, long Bytes);
+
 /// <summary>
 /// Every machine the service holds, by name: "default" (the Machine section, booted at start,
 /// shared, never deleted) and the ones clients create, restore or fork. Lookups are lock-free; a
@@ -50,7 +53,7 @@ public sealed partial class MachineRegistry
         SecurityEnabled = security.Value.Enabled;
         KeyMemcgs = config.Value.Memcgs;
         BudgetBytes = _limits.EffectiveMachineMemoryBytes();
-        Default = NewHosted(DefaultName, owner: null, pinned: true, config.Value);
+        Default = NewHosted(DefaultName, owner: null, pinned: true, config.Value, new Tracepoints());
         _machines[DefaultName] = Default;
         _usedBytes = Default.StateBytes;
         _count = 1;
@@ -111,46 +114,58 @@ public sealed partial class MachineRegistry
     public (HostedMachine? Machine, MachineRefusal? Refusal) Create(string? name, string? owner, bool pinned, MachineConfig config)
     {
         config.Memcgs = [.. KeyMemcgs];
-        return Add(name, owner, pinned, config, hosted => hosted.Reset());
+        var (reservation, refusal) = Reserve(name, owner, config.StateBytes());
+        return reservation is null ? (null, refusal) : (Publish(reservation, pinned, config, new Tracepoints(), hosted => hosted.Reset()), null);
     }
 
-    /// <summary>A new machine serving <paramref name="machine"/> (a restored snapshot or a fork), as it is.</summary>
-    public (HostedMachine? Machine, MachineRefusal? Refusal) Adopt(string? name, string? owner, bool pinned, MachineConfig config,
-        Func<Tracepoints, Machine> build, string how) =>
-        Add(name, owner, pinned, config, hosted => hosted.Serve(build(hosted.Tracepoints), how));
-
-    private (HostedMachine?, MachineRefusal?) Add(string? name, string? owner, bool pinned, MachineConfig config, Action<HostedMachine> boot)
+    /// <summary>
+    /// Takes a name and room for <paramref name="bytes"/> of page state, before the machine exists
+    /// (a restore learns its size from the snapshot's header, a fork from its original): refused,
+    /// nothing is taken. The reservation is then published or cancelled.
+    /// </summary>
+    public (MachineReservation? Reservation, MachineRefusal? Refusal) Reserve(string? name, string? owner, long bytes)
     {
-        var bytes = config.StateBytes();
-        string taken;
         lock (_changes)
         {
             if (Refuse(name, owner, bytes) is { } refusal)
             {
                 return (null, refusal);
             }
-            taken = name ?? NewName();
+            var taken = name ?? NewName();
             _reserved.Add(taken, owner);
             _usedBytes += bytes;
             _count++;
+            return (new MachineReservation(taken, owner, bytes), null);
         }
-        var hosted = NewHosted(taken, owner, pinned, config);
+    }
+
+    /// <summary>Gives back what <see cref="Reserve"/> took, when the machine could not be made.</summary>
+    public void Cancel(MachineReservation reservation) => Release(reservation.Name, reservation.Bytes);
+
+    /// <summary>
+    /// Makes the reserved machine and serves it: <paramref name="serve"/> boots or adopts its first
+    /// machine (with <paramref name="tracepoints"/>, which a restore or fork has built it with).
+    /// </summary>
+    public HostedMachine Publish(MachineReservation reservation, bool pinned, MachineConfig config, Tracepoints tracepoints, Action<HostedMachine> serve)
+    {
+        var hosted = NewHosted(reservation.Name, reservation.Owner, pinned, config, tracepoints);
+        System.Diagnostics.Debug.Assert(hosted.StateBytes == reservation.Bytes, "a machine is counted for the page state it was reserved for");
         try
         {
-            boot(hosted);
+            serve(hosted);
         }
         catch
         {
-            Release(taken, bytes);
+            Cancel(reservation);
             throw;
         }
         lock (_changes)
         {
-            _reserved.Remove(taken);
-            _machines[taken] = hosted;
+            _reserved.Remove(reservation.Name);
+            _machines[reservation.Name] = hosted;
         }
-        LogCreated(_logger, taken, owner ?? "(shared)", bytes);
-        return (hosted, null);
+        LogCreated(_logger, reservation.Name, reservation.Owner ?? "(shared)", reservation.Bytes);
+        return hosted;
     }
 
     private MachineRefusal? Refuse(string? name, string? owner, long bytes)
@@ -267,8 +282,8 @@ public sealed partial class MachineRegistry
         return _time.GetUtcNow().AddMilliseconds((_limits.MachineIdleMinutes * 60_000L) - idleMs);
     }
 
-    private HostedMachine NewHosted(string name, string? owner, bool pinned, MachineConfig config) =>
-        new(name, owner, pinned, config, (c, t) => BootMachine(c, t), _machineLogger, _time.GetUtcNow(), NowMs);
+    private HostedMachine NewHosted(string name, string? owner, bool pinned, MachineConfig config, Tracepoints tracepoints) =>
+        new(name, owner, pinned, config, tracepoints, (c, t) => BootMachine(c, t), _machineLogger, _time.GetUtcNow(), NowMs);
 
     [LoggerMessage(Level = LogLevel.Information, Message = "Machine {Machine} created for {Owner}: {Bytes} bytes of page state")]
     private static partial void LogCreated(ILogger logger, string machine, string owner, long bytes);

@@ -44,6 +44,7 @@ public static class OpenApiSetup
             o.SchemaFilter<ExamplesSchemaFilter>();
             o.OperationFilter<ResponsesOperationFilter>();
             o.OperationFilter<ParameterExamplesFilter>();
+            o.OperationFilter<NonJsonBodyFilter>();
             o.DocumentFilter<DocumentShapeFilter>();
             // X-Api-Key: required when the service has keys configured (Security:ApiKeys), ignored otherwise.
             o.AddSecurityDefinition(ApiKeyAuthenticationHandler.SchemeName, new OpenApiSecurityScheme
