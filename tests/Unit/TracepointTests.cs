@@ -138,6 +138,30 @@ public class TracepointTests
     }
 
     [Fact]
+    public void TheVmstatWorkersDrains_AreTheDecayedCpusEvents_WhateverCpuTheThreadLastCalledOn()
+    {
+        var (machine, listener) = Traced();
+        var zone = machine.Zones[0];
+        var pages = new List<long>();
+        for (var i = 0; i < 3000; i++)
+        {
+            pages.Add(machine.AllocPages(zone, 0, Gfp.Kernel, cpu: 1).Value.Pfn);
+        }
+        foreach (var pfn in pages)
+        {
+            Assert.True(zone.FreePages(pfn, 0, 1).IsSuccess); // cpu 1's pcp grows past high_min
+        }
+        Assert.True(machine.AllocPages(zone, 0, Gfp.Kernel, cpu: 0).IsSuccess); // the thread's last call is on cpu 0
+        Drain(listener);
+
+        Assert.True(machine.VmstatUpdate() > 0);
+
+        var drains = Drain(listener).Where(e => e.Type == TraceEventType.MmPagePcpuDrain).ToArray();
+        Assert.NotEmpty(drains);
+        Assert.All(drains, e => Assert.Equal(1, e.Cpu));
+    }
+
+    [Fact]
     public void AFilter_KeepsOnlyItsTypesZoneAndOrder()
     {
         var (machine, listener) = Traced(new TraceFilter(TraceFilter.TypeBit(TraceEventType.MmPageAlloc), Zone: 0, Order: 2));

@@ -179,6 +179,10 @@ public sealed partial class Zone
     /// </summary>
     internal int DecayPcpHigh(int cpu)
     {
+        if (_trace.Enabled)
+        {
+            Tracepoints.OnCpu(cpu); // the vmstat worker runs on the cpu it decays: its drains are that cpu's events
+        }
         var pcp = _pcp[cpu];
         using var _ = pcp.Lock.Enter();
         if (pcp.High > pcp.HighMin)
