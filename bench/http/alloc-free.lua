@@ -5,6 +5,7 @@
 -- MACHINE=name calls /machines/name/zones/...; left out, today's paths (default's aliases).
 local zone = os.getenv("ZONE") or "Normal"
 local machine = os.getenv("MACHINE")
+if machine == "" then machine = nil end
 local prefix = machine and ("/machines/" .. machine) or ""
 local order = tonumber(os.getenv("ORDER") or "0")
 local pending = {}
