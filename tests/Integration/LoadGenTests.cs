@@ -258,13 +258,7 @@ public class LoadGenTests
             await Task.Delay(50, Ct);
         }
 
-        using (var kill = System.Diagnostics.Process.Start("kill", ["-INT", process.Id.ToString(System.Globalization.CultureInfo.InvariantCulture)]))
-        {
-            await kill.WaitForExitAsync(Ct);
-        }
-        using var timeout = CancellationTokenSource.CreateLinkedTokenSource(Ct);
-        timeout.CancelAfter(TimeSpan.FromSeconds(60));
-        await process.WaitForExitAsync(timeout.Token);
+        await Interrupt(process);
 
         var report = await stdout;
         Assert.True(process.ExitCode == 130, $"exit {process.ExitCode}\n{report}\n{await stderr}");
@@ -320,6 +314,17 @@ public class LoadGenTests
         Assert.Equal(3, (await api.ListMachinesAsync(Ct)).Machines.Count);
         await Task.Delay(300, Ct);
 
+        await Interrupt(process);
+
+        var report = await stdout;
+        Assert.True(process.ExitCode == 130, $"exit {process.ExitCode}\n{report}");
+        Assert.Contains("machine loadgen-", report, StringComparison.Ordinal);
+        Assert.Equal(["default"], (await api.ListMachinesAsync(Ct)).Machines.Select(m => m.Name));
+    }
+
+    /// <summary>Ctrl+C as a terminal sends it (SIGINT with kill(1)), then waits up to a minute for the process to wind down.</summary>
+    private static async Task Interrupt(System.Diagnostics.Process process)
+    {
         using (var kill = System.Diagnostics.Process.Start("kill", ["-INT", process.Id.ToString(System.Globalization.CultureInfo.InvariantCulture)]))
         {
             await kill.WaitForExitAsync(Ct);
@@ -327,11 +332,6 @@ public class LoadGenTests
         using var timeout = CancellationTokenSource.CreateLinkedTokenSource(Ct);
         timeout.CancelAfter(TimeSpan.FromSeconds(60));
         await process.WaitForExitAsync(timeout.Token);
-
-        var report = await stdout;
-        Assert.True(process.ExitCode == 130, $"exit {process.ExitCode}\n{report}");
-        Assert.Contains("machine loadgen-", report, StringComparison.Ordinal);
-        Assert.Equal(["default"], (await api.ListMachinesAsync(Ct)).Machines.Select(m => m.Name));
     }
 
     /// <summary>Answers every request with one status (or fails the connection when null) and counts them.</summary>

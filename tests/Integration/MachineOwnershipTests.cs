@@ -7,26 +7,15 @@ namespace PageAlloc.Tests.Integration;
 /// <summary>With API keys: a machine is its creator's (others get 404), administrators see all, each key has a machine quota.</summary>
 public class MachineOwnershipTests
 {
-    private const string AliceKey = "alice-0123456789abcdef";
-    private const string BobKey = "bob-0123456789abcdef";
-    private const string RootKey = "root-0123456789abcdef";
+    private const string AliceKey = SecurityTests.AliceKey;
+    private const string BobKey = SecurityTests.BobKey;
+    private const string RootKey = SecurityTests.RootKey;
 
     private static CancellationToken Ct => TestContext.Current.CancellationToken;
 
-    private static PageAllocApp WithKeys(params (string Key, string Value)[] more) => new(
-    [
-        ("Security:ApiKeys:0:Name", "alice"), ("Security:ApiKeys:0:Key", AliceKey),
-        ("Security:ApiKeys:1:Name", "bob"), ("Security:ApiKeys:1:Key", BobKey),
-        ("Security:ApiKeys:2:Name", "root"), ("Security:ApiKeys:2:Key", RootKey), ("Security:ApiKeys:2:Admin", "true"),
-        .. more,
-    ]);
+    private static PageAllocApp WithKeys(params (string Key, string Value)[] more) => SecurityTests.WithKeys(more);
 
-    private static HttpClient As(PageAllocApp app, string key)
-    {
-        var client = app.CreateClient();
-        client.DefaultRequestHeaders.Add("X-Api-Key", key);
-        return client;
-    }
+    private static HttpClient As(PageAllocApp app, string key) => SecurityTests.As(app, key);
 
     private static readonly object Small = new
     {

@@ -9,13 +9,14 @@ namespace PageAlloc.Tests.Integration;
 /// <summary>With API keys on: identity, ownership of pages, page and request quotas, administrators.</summary>
 public class SecurityTests
 {
-    private const string AliceKey = "alice-0123456789abcdef";
-    private const string BobKey = "bob-0123456789abcdef";
-    private const string RootKey = "root-0123456789abcdef";
+    internal const string AliceKey = "alice-0123456789abcdef";
+    internal const string BobKey = "bob-0123456789abcdef";
+    internal const string RootKey = "root-0123456789abcdef";
 
     private static CancellationToken Ct => TestContext.Current.CancellationToken;
 
-    private static PageAllocApp WithKeys(params (string Key, string Value)[] more) => new(
+    /// <summary>A host with three keys: alice (64 pages), bob, and root, an administrator.</summary>
+    internal static PageAllocApp WithKeys(params (string Key, string Value)[] more) => new(
     [
         ("Security:ApiKeys:0:Name", "alice"), ("Security:ApiKeys:0:Key", AliceKey), ("Security:ApiKeys:0:MaxPages", "64"),
         ("Security:ApiKeys:1:Name", "bob"), ("Security:ApiKeys:1:Key", BobKey),
@@ -23,7 +24,7 @@ public class SecurityTests
         .. more,
     ]);
 
-    private static HttpClient As(PageAllocApp app, string key)
+    internal static HttpClient As(PageAllocApp app, string key)
     {
         var client = app.CreateClient();
         client.DefaultRequestHeaders.Add("X-Api-Key", key);

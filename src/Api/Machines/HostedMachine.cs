@@ -61,9 +61,6 @@ public sealed partial class HostedMachine
     /// <summary>Page calls enter it shared; a snapshot or fork, exclusive.</summary>
     public MachineGate Gate { get; } = new();
 
-    /// <summary>Set once the machine is deleted: requests already running finish, new ones do not find it.</summary>
-    public bool Deleted { get; private set; }
-
     /// <summary>True once its first boot has finished.</summary>
     public bool IsBooted => Volatile.Read(ref _machine) is not null;
 
@@ -84,8 +81,6 @@ public sealed partial class HostedMachine
             Volatile.Write(ref _lastUsedMs, nowMs);
         }
     }
-
-    internal void MarkDeleted() => Deleted = true;
 
     /// <summary>Serves an existing machine (a restored snapshot or a fork, built with <see cref="Tracepoints"/>) as this machine's first.</summary>
     public void Serve(Machine machine, string how)

@@ -244,7 +244,6 @@ public sealed partial class MachineRegistry
             {
                 return new(ProblemCatalog.UnknownMachine, $"There is no machine '{hosted.Name}' (it was deleted).");
             }
-            hosted.MarkDeleted();
             _usedBytes -= hosted.StateBytes;
             _count--;
         }
