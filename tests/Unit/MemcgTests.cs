@@ -144,7 +144,7 @@ public class MemcgTests
     }
 
     [Fact]
-    public void AHwPoisonPage_StaysChargedWhenFreed_AsFreePagesPrepareReturnsFirst()
+    public void AHwPoisonPage_IsUnchargedWhenFreed_AsFreePagesPrepareUnchargesBeforeItsHwPoisonCheck()
     {
         var m = WithMemcgs();
         var zone = m.Normal();
@@ -154,7 +154,7 @@ public class MemcgTests
 
         Assert.True(zone.FreePages(page.Pfn, 0, 0, a).IsSuccess);
 
-        Assert.Equal(1, a.UsagePages);
+        Assert.Equal(0, a.UsagePages); // the page is leaked, not charged: memory.current no longer counts it
         m.AssertConsistent();
     }
 

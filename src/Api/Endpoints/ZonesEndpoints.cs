@@ -91,6 +91,7 @@ public static class ZonesEndpoints
             .Answers(201, "The block: its first pfn (the Location header names it), order, the zone it came from (a lower one after a fallback), its migratetype, and whether the pcp served it.")
             .Refuses("The gfp mask is not the kernel's, the order is above 10, or the cpu does not exist; nothing changed.",
                 ProblemCatalog.Of(PageErrorKind.InvalidGfp), ProblemCatalog.Of(PageErrorKind.InvalidOrder), ProblemCatalog.Of(PageErrorKind.InvalidCpu))
+            .Refuses("With API keys, __GFP_MEMALLOC from a key that is not an administrator's.", ProblemCatalog.Forbidden)
             .Refuses("No zone of the zonelist could give the block (as the kernel would return NULL), the key's memcg is at memory.max, "
                 + "or fail_page_alloc injected a failure; nothing changed.",
                 ProblemCatalog.Of(PageErrorKind.OutOfMemory), ProblemCatalog.Of(PageErrorKind.MemcgMax), ProblemCatalog.Of(PageErrorKind.InjectedFailure));
@@ -174,8 +175,11 @@ public static class ZonesEndpoints
         pages.MapPost("/hwpoison", HwPoison).WithName("HwPoison")
             .WithSummary("Mark an in-use order-0 page HWPoison (memory_failure()); freeing it later leaks it deliberately")
             .WithDescription("Sets PG_hwpoison on an allocated order-0 page, as memory_failure() does for a page with a hardware error. "
-                + "The free paths then keep it out of the buddy (free_pages_prepare() refuses it): range frees count it as leaked.")
+                + "The free paths then keep it out of the buddy (free_pages_prepare() refuses it, after uncharging it): range frees count it "
+                + "as leaked, and it is gone until the machine reboots. With API keys, only an administrator (or a machine's owner, on its own machine) may poison a page.")
+            .RequireMachineAdministration()
             .Answers(200, "The page and its refcount.")
+            .Refuses(NotAdministrator, ProblemCatalog.Forbidden)
             .Refuses("The pfn is outside the zone, or the cpu out of range; nothing changed.", ProblemCatalog.Of(PageErrorKind.OutOfZone))
             .Refuses("The page is free, already HWPoison, a tail, or part of an order > 0 block; nothing changed.",
                 [.. NotLive, ProblemCatalog.Of(PageErrorKind.NotSplit)]);
@@ -300,6 +304,12 @@ public static class ZonesEndpoints
         if (caller.Charge is not null)
         {
             gfp |= GfpFlags.Account; // a key's allocations are charged to its memcg, as a cgroup's process's are
+        }
+        if ((gfp & GfpFlags.MemAlloc) != 0 && caller.Owner is not null)
+        {
+            // The reserves below the min watermark are for the kernel's own memory-freeing paths
+            // (PF_MEMALLOC); no user process can ask for them. With keys, only an administrator may.
+            return Problems.Of(ProblemCatalog.Forbidden, "__GFP_MEMALLOC takes pages from the reserves below the min watermark; only an administrator's key may ask for it.");
         }
         var result = machine.AllocPages(z, request.Order!.Value, gfp, scope.Cpu(request.Cpu), caller.Charge);
         if (result.Error is { } error)

@@ -51,7 +51,7 @@ public sealed partial class MachineRegistry
         _machineLogger = loggers.CreateLogger<HostedMachine>();
         _time = time ?? TimeProvider.System;
         SecurityEnabled = security.Value.Enabled;
-        KeyMemcgs = config.Value.Memcgs;
+        _security = security.Value;
         BudgetBytes = _limits.EffectiveMachineMemoryBytes();
         Default = NewHosted(DefaultName, owner: null, pinned: true, config.Value, new Tracepoints());
         _machines[DefaultName] = Default;
@@ -68,8 +68,7 @@ public sealed partial class MachineRegistry
     /// <summary>Whether API keys are configured: then machines have owners.</summary>
     public bool SecurityEnabled { get; }
 
-    /// <summary>The memcgs every machine gets, one per API key (empty when keys are off).</summary>
-    public IReadOnlyList<MemcgConfig> KeyMemcgs { get; }
+    private readonly SecurityOptions _security;
 
     /// <summary>Limits:MachineMemoryBytes as it applies to this process.</summary>
     public long BudgetBytes { get; }
@@ -109,11 +108,12 @@ public sealed partial class MachineRegistry
 
     /// <summary>
     /// A new machine of <paramref name="config"/>, booted: refused, nothing is held. With keys on, the
-    /// keys' memcgs are the machine's, as they are the default machine's.
+    /// keys' memcgs are the machine's, as they are the default machine's (a key's default share is
+    /// of this machine's pages).
     /// </summary>
     public (HostedMachine? Machine, MachineRefusal? Refusal) Create(string? name, string? owner, bool pinned, MachineConfig config)
     {
-        config.Memcgs = [.. KeyMemcgs];
+        config.Memcgs = SecurityEnabled ? SecuritySetup.MemcgsFor(_security, config) : [];
         var (reservation, refusal) = Reserve(name, owner, config.StateBytes());
         return reservation is null ? (null, refusal) : (Publish(reservation, pinned, config, new Tracepoints(), hosted => hosted.Reset()), null);
     }

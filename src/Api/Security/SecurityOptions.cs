@@ -63,7 +63,10 @@ public sealed class ApiKeyOptions
     /// <summary>An administrator may reset the machine, run /tests and free any client's pages.</summary>
     public bool Admin { get; set; }
 
-    /// <summary>memory.max of the client's memcg, in pages; none when left out.</summary>
+    /// <summary>
+    /// memory.max of the client's memcg, in pages. Left out: an equal share of each machine's pages
+    /// (its pages over the number of keys) for a key that is not an administrator's, none for an administrator's.
+    /// </summary>
     [Range(0, long.MaxValue)]
     public long? MaxPages { get; set; }
 

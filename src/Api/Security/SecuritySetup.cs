@@ -29,7 +29,7 @@ public static class SecuritySetup
         {
             if (security.Value.Enabled)
             {
-                machine.Memcgs = [.. security.Value.ApiKeys.Select(k => new MemcgConfig { Name = k.Name, MaxPages = k.MaxPages ?? long.MaxValue })];
+                machine.Memcgs = MemcgsFor(security.Value, machine);
             }
         });
 
@@ -44,6 +44,19 @@ public static class SecuritySetup
                 .SetFallbackPolicy(new AuthorizationPolicyBuilder().RequireAuthenticatedUser().Build());
         }
         return services;
+    }
+
+    /// <summary>
+    /// The keys' memcgs on a machine of <paramref name="machine"/>'s shape. A key's memory.max is its
+    /// MaxPages; left out, a key that is not an administrator's gets an equal share of the machine's
+    /// pages (its pages over the number of keys), so that no key can take all of a shared machine
+    /// and the others, administrators among them, keep some; an administrator has no limit.
+    /// </summary>
+    public static List<MemcgConfig> MemcgsFor(SecurityOptions security, MachineConfig machine)
+    {
+        var pages = machine.Nodes.SelectMany(n => n.Zones).Sum(z => Math.Max(0, z.Pages));
+        var share = Math.Max(1, pages / Math.Max(1, security.ApiKeys.Count));
+        return [.. security.ApiKeys.Select(k => new MemcgConfig { Name = k.Name, MaxPages = k.MaxPages ?? (k.Admin ? long.MaxValue : share) })];
     }
 
     public static bool IsEnabled(IConfiguration configuration) =>

@@ -91,7 +91,7 @@ public sealed partial class Zone
 
     /// <summary>
     /// 4. For the invariant checker: page->memcg_data only on pages in use (an allocation's head,
-    /// each page of a split one) and on leaked HWPoison pages, which stay charged. A charge left on
+    /// each page of a split one); a leaked HWPoison page was uncharged when freed. A charge left on
     /// a free page would charge its next allocation that is not accounted. Steps from one charged
     /// page to the next, so a machine with few charges costs little. Caller holds every lock.
     /// </summary>
@@ -105,7 +105,7 @@ public sealed partial class Zone
         for (var i = ids.IndexOfAnyExcept((ushort)0); i >= 0;)
         {
             var flags = (PageFlags)Flags[i];
-            if ((flags & PageFlags.Allocated) == 0 && flags != PageFlags.HwPoison)
+            if ((flags & PageFlags.Allocated) == 0)
             {
                 report($"pfn {Hex(PfnOf(i))} is charged to memcg {_memcgs[ids[i]]?.Name ?? $"id {ids[i]}"} but not in use (flags {flags})");
             }
@@ -128,10 +128,6 @@ public sealed partial class Zone
             if ((flags & PageFlags.Allocated) != 0)
             {
                 byMemcg[_memcgIds[i]] += 1L << Order[i];
-            }
-            else if (flags == PageFlags.HwPoison)
-            {
-                byMemcg[_memcgIds[i]]++; // free_pages_prepare() returns before uncharging a poisoned page
             }
         }
     }

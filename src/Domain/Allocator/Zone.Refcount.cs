@@ -77,8 +77,9 @@ public sealed partial class Zone
 
     /// <summary>
     /// free_pages_prepare(), the part PageAlloc models: clear the allocation and compound flags.
-    /// An order-0 HWPoison page fails the check and is deliberately leaked: it stays out of every
-    /// list, flagged HWPoison (and charged to its memcg). Otherwise the memcg charge is dropped.
+    /// The memcg charge is dropped first (__memcg_kmem_uncharge_page() comes before the HWPoison
+    /// check in free_pages_prepare(), mm tree 2026): an order-0 HWPoison page then fails the check
+    /// and is deliberately leaked, out of every list, flagged HWPoison, charged to nobody.
     /// Returns true when the page was leaked. Caller holds RefLock.
     /// </summary>
     private bool PrepareFree(int idx, int order, bool compound, bool tracing)
@@ -91,6 +92,7 @@ public sealed partial class Zone
         {
             Flags.AsSpan(idx + 1, (1 << order) - 1).Clear();
         }
+        Uncharge(idx, 1L << order);
         if ((Flags[idx] & (byte)PageFlags.HwPoison) != 0 && order == 0)
         {
             Flags[idx] = (byte)PageFlags.HwPoison;
@@ -98,7 +100,6 @@ public sealed partial class Zone
             _hwPoisonInUse--;
             return true;
         }
-        Uncharge(idx, 1L << order); // after the HWPoison return, as in the kernel: a poisoned page stays charged
         Flags[idx] = (byte)PageFlags.None;
         Order[idx] = 0;
         return false;
