@@ -153,3 +153,13 @@ public sealed record ContigRangeResponse(long Pfn, long NrPages, string Zone);
 
 /// <summary>What POST /vmstat_update did: the intervals run and the pcp pages decay_pcp_high() returned to the buddy.</summary>
 public sealed record VmstatUpdateResponse(int Intervals, long DrainedPages);
+
+/// <summary>A live allocation: its head pfn, order, the head's references, and whether it is a compound page.</summary>
+public sealed record AllocationResponse(long Pfn, int Order, int Refcount, bool Compound);
+
+/// <summary>A page of the zone's live allocations (the caller's own, with API keys), and where the next page starts.</summary>
+public sealed record AllocationsResponse(AllocationResponse[] Allocations,
+    [property: System.ComponentModel.Description("The pfn to ask from for the next page (?from=); null when the zone has no more.")] long? Next);
+
+/// <summary>What POST .../free_allocations freed: blocks and pages, and the references it dropped.</summary>
+public sealed record FreeAllocationsResponse(long Blocks, long Pages, long References);

@@ -189,6 +189,20 @@ public static class ZonesEndpoints
                 + "migratetype), where that block is (buddy, pcp, allocated, frozen, hw-poison-leaked) and its flags.")
             .Answers(200, "The page.")
             .Refuses("The pfn is not a number, or outside the zone.", ProblemCatalog.InvalidPfn, ProblemCatalog.Of(PageErrorKind.OutOfZone));
+        pages.MapGet("/allocations", ListAllocations).WithName("ListAllocations")
+            .WithSummary("The zone's live allocations: with API keys, the caller's own")
+            .WithDescription("Every block allocated and not yet freed, in pfn order, as /sys/kernel/debug/page_owner lists them: its head, order, "
+                + "the head's references and whether it is a compound page. With API keys, a key sees the allocations charged to its memcg "
+                + "(an administrator sees all), so a client that lost an answer (it hung up before the 201 arrived) can find its pages. "
+                + $"At most `limit` (1..{MaxAllocationsListed}, default 1000) per answer; `next` is where the next answer starts (?from=).")
+            .Answers(200, "The allocations, and the pfn the next page starts at.")
+            .Refuses("limit is outside its range.", ProblemCatalog.Validation);
+        pages.MapPost("/free_allocations", FreeAllocations).WithName("FreeAllocations")
+            .WithSummary("Free every live allocation of the zone the caller owns (with API keys), or every one (without)")
+            .WithDescription("Drops every reference on each block GET .../allocations lists for the caller, as __free_pages() would, until it is "
+                + "freed: a client's way to give back everything it holds, including pages whose 201 it never read. Without API keys it "
+                + "frees every allocation of the zone; with keys, a key's own (an administrator's: every one).")
+            .Answers(200, "Blocks and pages freed, and references dropped.");
         pages.MapPost("/drain_pages", DrainPages).WithName("DrainPages")
             .WithSummary("drain_pages(cpu): return one cpu's (or every cpu's) pcp pages to the buddy")
             .WithDescription("Models drain_pages_zone() for one cpu, or drain_all_pages() for every cpu when cpu is left out: every page on the pcp lists goes "
@@ -421,6 +435,52 @@ public static class ZonesEndpoints
 
     public static Results<OkJson<PageState>, ProblemHttpResult> GetPageState(ZoneScope scope, Pfn pfn) =>
         Respond(scope.Zone.GetPageState(pfn.Value), state => state);
+
+    /// <summary>The most allocations one answer of GET .../allocations lists.</summary>
+    public const int MaxAllocationsListed = 10_000;
+
+    /// <param name="from">The pfn to start from (the previous answer's next); the zone's start when left out.</param>
+    /// <param name="limit">The most allocations to list, 1..10000 (default 1000).</param>
+    public static Results<Ok<AllocationsResponse>, ProblemHttpResult> ListAllocations(ZoneScope scope, long? from, int? limit)
+    {
+        if (limit is < 1 or > MaxAllocationsListed)
+        {
+            return Problems.Of(ProblemCatalog.Validation, $"limit must be 1..{MaxAllocationsListed}, not {limit}.");
+        }
+        var found = scope.Zone.Allocations(scope.Owner, from ?? scope.Zone.StartPfn, limit ?? 1000, out var next);
+        return TypedResults.Ok(new AllocationsResponse([.. found.Select(a => new AllocationResponse(a.Pfn, a.Order, a.Refcount, a.Compound))], next));
+    }
+
+    public static Ok<FreeAllocationsResponse> FreeAllocations(ZoneScope scope)
+    {
+        var zone = scope.Zone;
+        long blocks = 0, pages = 0, references = 0;
+        for (long? from = zone.StartPfn; from is { } start;)
+        {
+            var batch = zone.Allocations(scope.Owner, start, 4096, out from);
+            foreach (var a in batch)
+            {
+                // Each __free_pages() drops one reference; the block is freed with the last. A racing
+                // call may free it first: then this one is refused, and the loop moves on.
+                for (var refs = a.Refcount; refs > 0; refs--)
+                {
+                    var result = zone.FreePages(a.Pfn, a.Order, scope.Cpu(null), scope.Owner);
+                    if (result.Error is not null)
+                    {
+                        break;
+                    }
+                    references++;
+                    if (result.Value.Freed)
+                    {
+                        blocks++;
+                        pages += 1L << a.Order;
+                        break;
+                    }
+                }
+            }
+        }
+        return TypedResults.Ok(new FreeAllocationsResponse(blocks, pages, references));
+    }
 
     public static Results<OkJson<DrainPagesResponse>, ProblemHttpResult> DrainPages(ZoneScope scope, DrainPagesRequest? request)
     {
