@@ -5,7 +5,7 @@ using System.Text.RegularExpressions;
 namespace PageAlloc.Tests.Integration;
 
 /// <summary>
-/// The curl flows the README and docs/http-api.md show, run by bash against a real server as a
+/// The curl flows the README, docs/http-api.md and docs/machines.md show, run by bash against a real server as a
 /// reader pastes them: each command's answer must be what the comment under it says ("..." stands
 /// for anything), and the same on a second run after POST /reset, since a reader runs them again.
 /// </summary>
@@ -16,6 +16,7 @@ public partial class DocFlowTests
     [Theory]
     [InlineData("README.md", "## The seed's flow in three calls")]
     [InlineData("docs/http-api.md", "## The seed scenario with curl")]
+    [InlineData("docs/machines.md", "## The resource")]
     public async Task TheDocumentsCurlFlow_AnswersWhatItsCommentsSay_OnEveryRun(string document, string section)
     {
         Assert.True(File.Exists("/usr/bin/curl") || string.IsNullOrEmpty(Environment.GetEnvironmentVariable("CI")), "curl is not installed");
