@@ -134,8 +134,7 @@ public class BodyStatusTests
         await using var app = PageAllocApp.OnKestrel();
         using var client = new HttpClient { BaseAddress = app.Address };
         var padded = """{"order":0,"cpu":0""" + new string(' ', 8 << 10) + "}";
-        var content = new StreamContent(new MemoryStream(Encoding.UTF8.GetBytes(padded))); // no length: chunked
-        content.Headers.ContentType = new("application/json");
+        var content = new Chunked(Encoding.UTF8.GetBytes(padded));
 
         var response = await client.PostAsync("/zones/Normal/alloc_pages", content, Ct);
 
@@ -174,6 +173,26 @@ public class BodyStatusTests
 
         Assert.StartsWith("HTTP/1.1 415", answer, StringComparison.Ordinal);
         Assert.Contains("Connection: close", answer, StringComparison.OrdinalIgnoreCase);
+    }
+
+    /// <summary>A JSON body without a length: HttpClient sends it chunked.</summary>
+    private sealed class Chunked : HttpContent
+    {
+        private readonly byte[] _bytes;
+
+        public Chunked(byte[] bytes)
+        {
+            _bytes = bytes;
+            Headers.ContentType = new("application/json");
+        }
+
+        protected override Task SerializeToStreamAsync(Stream stream, TransportContext? context) => stream.WriteAsync(_bytes, Ct).AsTask();
+
+        protected override bool TryComputeLength(out long length)
+        {
+            length = 0;
+            return false;
+        }
     }
 
     /// <summary>Everything the server sends until it closes the connection (or the time is up).</summary>

@@ -210,20 +210,21 @@ public sealed class HealthOnlyConnection
     }
 
     /// <summary>
-    /// The HTTP middleware of health slots: one feature lookup per request; on a health slot's
+    /// The HTTP middleware of health slots: one feature lookup per request (and no allocation: the
+    /// RequestDelegate overload of Use); on a health slot's
     /// connection, health answers with Connection: close and anything else is 503.
     /// </summary>
-    public static Task InvokeAsync(HttpContext context, Func<Task> next)
+    public static Task InvokeAsync(HttpContext context, RequestDelegate next)
     {
         if (context.Features.Get<HealthOnlyConnection>() is null)
         {
-            return next();
+            return next(context);
         }
         context.Response.Headers.Connection = "close";
         var path = context.Request.Path;
         if (path.StartsWithSegments("/health") || path.Equals("/healthz", StringComparison.Ordinal))
         {
-            return next();
+            return next(context);
         }
         context.Response.Headers.RetryAfter = "1";
         return Problems.WriteAsync(context, ProblemCatalog.ServiceFull,
