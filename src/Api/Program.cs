@@ -41,10 +41,15 @@ builder.Services.AddPageAllocSecurity(builder.Configuration);
 var security = builder.Configuration.GetSection(SecurityOptions.Section).Get<SecurityOptions>() ?? new SecurityOptions();
 
 // What one client may cost: connections, bodies, time, response sizes (LimitsOptions, bound above).
-builder.Services.AddOptions<KestrelServerOptions>().Configure<IOptions<LimitsOptions>>((kestrel, limits) =>
+// Connections: ConnectionFairness holds them to Limits:MaxConcurrentConnections, each client to its
+// share, and keeps Limits:HealthConnections of them for health probes (one check when a connection
+// opens and closes). Kestrel's own MaxConcurrentConnections stays unset: it counts every connection
+// alike, before any connection middleware, and logs a warning per refused connection.
+builder.Services.AddSingleton<ConnectionFairness>();
+builder.Services.AddOptions<KestrelServerOptions>().Configure<IOptions<LimitsOptions>, ConnectionFairness>((kestrel, limits, fairness) =>
 {
     kestrel.AddServerHeader = false;
-    kestrel.Limits.MaxConcurrentConnections = limits.Value.MaxConcurrentConnections;
+    kestrel.ConfigureEndpointDefaults(listen => listen.Use(next => connection => fairness.OnConnectionAsync(connection, next)));
     kestrel.Limits.MaxConcurrentUpgradedConnections = limits.Value.MaxConcurrentConnections;
     kestrel.Limits.KeepAliveTimeout = TimeSpan.FromSeconds(limits.Value.KeepAliveSeconds);
     kestrel.Limits.MaxRequestBodySize = limits.Value.PageCallBodyBytes; // endpoints that take more say so
@@ -82,9 +87,19 @@ builder.Services.AddHealthChecks()
     .AddCheck<MachineReadyCheck>("machine-booted", tags: ["ready"]);
 
 // POST /tests/page_alloc_high_order boots a whole machine and spins for seconds: one at a time.
+// GET /metrics reads every machine's counters: a few scrapes a second (Limits:MetricsScrapesPerSecond).
+// Every 429 says when to come back (Retry-After: the limiter's own figure, else 1 s).
 builder.Services.AddRateLimiter(o =>
 {
     o.RejectionStatusCode = StatusCodes.Status429TooManyRequests;
+    o.OnRejected = (rejected, _) =>
+    {
+        var retryAfter = rejected.Lease.TryGetMetadata(System.Threading.RateLimiting.MetadataName.RetryAfter, out var after)
+            ? Math.Max(1, (int)Math.Ceiling(after.TotalSeconds)) : 1;
+        rejected.HttpContext.Response.Headers.RetryAfter = retryAfter.ToString(System.Globalization.CultureInfo.InvariantCulture);
+        UnreadBody.CloseConnection(rejected.HttpContext);
+        return ValueTask.CompletedTask;
+    };
     o.GlobalLimiter = SecuritySetup.PerKeyLimiter(security);
     o.AddConcurrencyLimiter(TestsEndpoints.OneAtATime, l =>
     {
@@ -92,6 +107,13 @@ builder.Services.AddRateLimiter(o =>
         l.QueueLimit = 0;
     });
 });
+builder.Services.AddOptions<Microsoft.AspNetCore.RateLimiting.RateLimiterOptions>().Configure<IOptions<LimitsOptions>>((o, limits) =>
+    o.AddFixedWindowLimiter(ObservabilitySetup.ScrapePolicy, l =>
+    {
+        l.PermitLimit = limits.Value.MetricsScrapesPerSecond;
+        l.Window = TimeSpan.FromSeconds(1);
+        l.QueueLimit = 0;
+    }));
 
 builder.Services.AddPageAllocOpenApi();
 
@@ -105,6 +127,7 @@ try
     var app = builder.Build();
     app.Lifetime.ApplicationStarted.Register(() => hostStarted = true);
 
+    app.Use(HealthOnlyConnection.InvokeAsync); // a feature lookup per request: is this a health slot's connection?
     app.UseExceptionHandler();
     app.UseStatusCodePages();
     // "/" is the page: rewritten to "/index.html" before routing picks an endpoint, so its static asset

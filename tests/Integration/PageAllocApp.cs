@@ -17,13 +17,18 @@ namespace PageAlloc.Tests.Integration;
 internal sealed class PageAllocApp(params (string Key, string Value)[] settings) : WebApplicationFactory<Program>
 {
     /// <summary>The same host on Kestrel at a free port of 127.0.0.1, started.</summary>
-    public static PageAllocApp OnKestrel(params (string Key, string Value)[] settings)
+    public static PageAllocApp OnKestrel(params (string Key, string Value)[] settings) => OnKestrel(null, settings);
+
+    /// <summary>The same, with services of the test's own added (a logger provider).</summary>
+    public static PageAllocApp OnKestrel(Action<IServiceCollection>? services, params (string Key, string Value)[] settings)
     {
-        var app = new PageAllocApp(settings);
+        var app = new PageAllocApp(settings) { _services = services };
         app.UseKestrel(0);
         app.StartServer();
         return app;
     }
+
+    private Action<IServiceCollection>? _services;
 
     /// <summary>
     /// A client whose every answer is checked against the committed OpenAPI document
@@ -42,6 +47,10 @@ internal sealed class PageAllocApp(params (string Key, string Value)[] settings)
         foreach (var (key, value) in settings)
         {
             builder.UseSetting(key, value);
+        }
+        if (_services is { } services)
+        {
+            builder.ConfigureServices(services);
         }
     }
 }

@@ -3,6 +3,7 @@ using System.Net.Http.Json;
 using System.Net.Sockets;
 using System.Text;
 using System.Text.Json.Nodes;
+using Microsoft.Extensions.DependencyInjection;
 
 namespace PageAlloc.Tests.Integration;
 
@@ -18,7 +19,7 @@ public class ResourceLimitTests
     [Fact]
     public async Task IdleConnectionsBeyondTheLimit_AreClosed_AndTheServiceStillAnswers()
     {
-        await using var app = PageAllocApp.OnKestrel(("Limits:MaxConcurrentConnections", "8"));
+        await using var app = PageAllocApp.OnKestrel(("Limits:MaxConcurrentConnections", "9"), ("Limits:HealthConnections", "1"));
         var address = app.Address;
         var held = new List<TcpClient>();
         try
@@ -31,7 +32,10 @@ public class ResourceLimitTests
                 await connection.GetStream().WriteAsync("GET /health/live HTTP/1.1\r\nHost: localhost\r\n\r\n"u8.ToArray(), Ct);
                 Assert.True(await connection.GetStream().ReadAsync(new byte[4096], Ct) > 0);
             }
-            // Kestrel accepts each further socket and closes it at once: the read sees the end of the stream.
+            // The ninth is kept for health probes (Limits:HealthConnections): held too, idle.
+            held.Add(await Connect(address));
+            await WaitUntil(() => Task.FromResult(app.Services.GetRequiredService<PageAlloc.Api.Infrastructure.ConnectionFairness>().Open == 9));
+            // Each further socket is accepted and closed at once: the read sees the end of the stream.
             for (var i = 0; i < 8; i++)
             {
                 using var extra = await Connect(address);

@@ -149,10 +149,13 @@ public static class ZonesEndpoints
             .WithSummary("alloc_contig_pages(nr_pages, gfp): find and take any free range of nr_pages")
             .WithDescription("Models alloc_contig_pages(): over the zonelist of gfp_zone(gfp) from this zone, tries alloc_contig_range() on each "
                 + "range at ALIGN(zone_start_pfn, nr_pages) and every nr_pages after it, and answers the first that succeeds. "
-                + "The scan stops after Limits:TestTimeoutSeconds (504). With API keys, only an administrator may call it.")
+                + "The scan stops after Limits:TestTimeoutSeconds (504). One scan at a time per machine (429 with Retry-After). "
+                + "With API keys, only an administrator may call it.")
             .RequireMachineAdministration()
             .WithRequestTimeout(TestsEndpoints.TestTimeout)
             .Refuses("The scan took longer than Limits:TestTimeoutSeconds and was stopped; nothing changed.", ProblemCatalog.Timeout)
+            .Refuses("Another alloc_contig_pages scan is running on this machine (one at a time), or the key's request budget is spent; nothing changed.",
+                ProblemCatalog.TooManyRequests)
             .Answers(201, "The range: its first pfn (the Location header names it), its length and zone.")
             .Refuses("nr_pages is out of range, or the gfp mask is invalid or has __GFP_COMP; nothing changed.",
                 ProblemCatalog.Of(PageErrorKind.InvalidLength), ProblemCatalog.Of(PageErrorKind.InvalidGfp))
@@ -357,7 +360,21 @@ public static class ZonesEndpoints
         {
             return invalid;
         }
-        var result = machine.AllocContigPages(scope.Zone, request.NrPages!.Value, gfp, cancellationToken);
+        if (!scope.Hosted.TryStartContigScan())
+        {
+            scope.Http.Response.Headers.RetryAfter = "1";
+            return Problems.Of(ProblemCatalog.TooManyRequests,
+                $"An alloc_contig_pages scan is running on machine '{scope.Hosted.Name}' already (one at a time per machine); retry after it.");
+        }
+        PageResult<(Zone Zone, long Pfn)> result;
+        try
+        {
+            result = machine.AllocContigPages(scope.Zone, request.NrPages!.Value, gfp, cancellationToken);
+        }
+        finally
+        {
+            scope.Hosted.EndContigScan();
+        }
         return result.Error is { } error
             ? Problems.From(error)
             : ContigCreated(scope, result.Value.Zone, result.Value.Pfn, request.NrPages.Value);

@@ -16,7 +16,8 @@ namespace PageAlloc.Api.Infrastructure;
 /// buffers) the framework's own ReadFromJsonAsync reads it.
 ///
 /// A request type opts in by declaring <see cref="IJsonBody{TSelf}"/>. What a client sees does
-/// not change: the same failures (BadHttpRequestException around the JsonException, or "no body"),
+/// not change: the same failures (BadHttpRequestException around the JsonException, Kestrel's own
+/// for a body too large or too slow, or "no body"),
 /// which <see cref="ProblemExceptionHandler"/> words; the same accepted media type
 /// (<see cref="Declare{T}"/> declares what the framework declares for a JSON body), so routing's
 /// 415 and the OpenAPI document are unchanged.
@@ -77,10 +78,13 @@ public static class JsonBody
         {
             throw Unreadable(parameter, failure);
         }
-        catch (IOException)
+        catch (IOException gone) when (gone is not BadHttpRequestException)
         {
             return null; // the client went away mid-body, as the framework treats it: the handler does not run
         }
+        // A BadHttpRequestException (an IOException too) is Kestrel's refusal of the body: too large
+        // (413, a chunked body past the limit) or too slow (408). It goes to ProblemExceptionHandler
+        // as it is; taken for a client gone, it became 400 "A JSON request body is required."
     }
 
     /// <summary>As RequestDelegateFactory reports a body that is not JSON of the type (ThrowOnBadRequest): 400 with the JsonException inside.</summary>

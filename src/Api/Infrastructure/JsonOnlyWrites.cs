@@ -18,6 +18,7 @@ public static class JsonOnlyWrites
             await next();
             return;
         }
+        UnreadBody.CloseConnection(context); // the body is not read
         await Problems.WriteAsync(context, ProblemCatalog.UnsupportedMediaType,
             $"Requests that change state take application/json (or no body), not '{request.ContentType ?? "a body without a content type"}'.");
     }

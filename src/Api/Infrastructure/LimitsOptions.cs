@@ -53,6 +53,32 @@ public sealed class LimitsOptions : IValidatableObject
     public int EventBufferEvents { get; set; } = 1 << 16;
 
     /// <summary>
+    /// The most connections one client (one IPv4 address, or one IPv6 /64) may hold open at once;
+    /// its connections beyond are closed on accept, before they count against
+    /// <see cref="MaxConcurrentConnections"/>. The default, 64 of 512, lets eight clients fill the
+    /// service and none take it alone. Behind a proxy every client has the proxy's address: raise it
+    /// to MaxConcurrentConnections there.
+    /// </summary>
+    [Range(1, 1_000_000)]
+    public int ConnectionsPerClient { get; set; } = 64;
+
+    /// <summary>
+    /// Connections of <see cref="MaxConcurrentConnections"/> kept for health probes: once the others
+    /// are all taken, a new connection may ask /health/* (and /healthz) once and is then closed;
+    /// anything else on it gets 503. Each is closed after 5 s whatever it did.
+    /// </summary>
+    [Range(1, 1024)]
+    public int HealthConnections { get; set; } = 8;
+
+    /// <summary>The most GET /events streams one API key may hold open at once (with API keys; the global bound is EventListeners).</summary>
+    [Range(1, 1024)]
+    public int EventListenersPerKey { get; set; } = 2;
+
+    /// <summary>GET /metrics answers at most this many scrapes a second, service-wide (429 beyond); a scrape every 15 s is Prometheus' default.</summary>
+    [Range(1, 10_000)]
+    public int MetricsScrapesPerSecond { get; set; } = 4;
+
+    /// <summary>
     /// The most machines the service holds at once, default included (POST /machines beyond it: 507 machine-limit).
     /// </summary>
     [Range(1, 10_000)]
@@ -90,6 +116,12 @@ public sealed class LimitsOptions : IValidatableObject
 
     public IEnumerable<ValidationResult> Validate(ValidationContext validationContext)
     {
+        if (HealthConnections >= MaxConcurrentConnections)
+        {
+            yield return new ValidationResult(
+                $"Limits:HealthConnections {HealthConnections} must be below Limits:MaxConcurrentConnections {MaxConcurrentConnections}.",
+                [nameof(HealthConnections)]);
+        }
         if (OpenFileLimit() is { } limit && MaxConcurrentConnections > limit - ReservedFileDescriptors)
         {
             yield return new ValidationResult(

@@ -39,10 +39,15 @@ public static class ProblemCatalog
         "A request member is missing or out of range, and the members that failed share no domain kind; errors names each one.");
     public static readonly ProblemKind MalformedRequest = new("malformed-request", 400, "Malformed request", "The body is not JSON, has a member the request does not have, or a value of the wrong type or spelling.");
     public static readonly ProblemKind BodyTooLarge = new("body-too-large", 413, "Body too large", "The body is larger than the endpoint accepts (Limits:PageCallBodyBytes, Limits:BulkBodyBytes).");
+    public static readonly ProblemKind RequestTimeout = new("request-timeout", 408, "Request body too slow",
+        "The request body arrived more slowly than Kestrel's minimum data rate (240 bytes/s after a 5 s grace); the connection is closed.");
     public static readonly ProblemKind UnsupportedMediaType = new("unsupported-media-type", 415, "Unsupported media type", "A POST body that is not application/json.");
     public static readonly ProblemKind Unauthenticated = new("unauthenticated", 401, "API key required", "API keys are configured and the request has none, or an unknown one, in X-Api-Key.");
     public static readonly ProblemKind Forbidden = new("forbidden", 403, "Administrators only", "The call (reset, tests) takes an administrator's API key.");
-    public static readonly ProblemKind TooManyRequests = new("too-many-requests", 429, "Too many requests", "The API key's request budget is spent, or a test is already running.");
+    public static readonly ProblemKind TooManyRequests = new("too-many-requests", 429, "Too many requests",
+        "The API key's request budget is spent, a test, replay or alloc_contig_pages scan is already running, every event stream is open, or /metrics was scraped too often; retry after Retry-After.");
+    public static readonly ProblemKind ServiceFull = new("service-full", 503, "Every connection taken",
+        "Every connection but those kept for health probes is taken (Limits:MaxConcurrentConnections); this one may only ask /health/*.");
     public static readonly ProblemKind Booting = new("booting", 503, "Booting", "The machine is booting (at start or during a reset); retry after Retry-After.");
     public static readonly ProblemKind Timeout = new("timeout", 504, "Timed out", "A test ran past Limits:TestTimeoutSeconds.");
     public static readonly ProblemKind NotFound = new("not-found", 404, "Not Found", "No endpoint has this path.");
@@ -50,8 +55,8 @@ public static class ProblemCatalog
     public static readonly ProblemKind Internal = new("internal", 500, "Internal error", "A fault in the service; it should never happen, and is a bug to report.");
 
     private static readonly ProblemKind[] ServiceKinds =
-        [UnknownZone, UnknownMachine, MachineExists, MachineLimit, DefaultMachine, InvalidSnapshot, InvalidPfn, InvalidEventFilter, NotATrace, InvalidImport, Validation, MalformedRequest, BodyTooLarge, UnsupportedMediaType, Unauthenticated, Forbidden,
-         TooManyRequests, Booting, Timeout, NotFound, MethodNotAllowed, Internal];
+        [UnknownZone, UnknownMachine, MachineExists, MachineLimit, DefaultMachine, InvalidSnapshot, InvalidPfn, InvalidEventFilter, NotATrace, InvalidImport, Validation, MalformedRequest, BodyTooLarge, RequestTimeout, UnsupportedMediaType, Unauthenticated, Forbidden,
+         TooManyRequests, ServiceFull, Booting, Timeout, NotFound, MethodNotAllowed, Internal];
 
     private static readonly Dictionary<PageErrorKind, ProblemKind> DomainKinds =
         Enum.GetValues<PageErrorKind>().ToDictionary(k => k, k => new ProblemKind(Slug(k), StatusOf(k), TitleOf(k), WhenOf(k)));
@@ -130,6 +135,7 @@ public static class ProblemCatalog
         403 => Forbidden,
         404 => NotFound,
         405 => MethodNotAllowed,
+        408 => RequestTimeout,
         413 => BodyTooLarge,
         415 => UnsupportedMediaType,
         429 => TooManyRequests,

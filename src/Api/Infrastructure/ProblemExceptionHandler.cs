@@ -8,7 +8,7 @@ namespace PageAlloc.Api.Infrastructure;
 
 /// <summary>
 /// Turns the exceptions a client can cause into problem responses: request-binding failures
-/// (malformed JSON, wrong types, unknown members, bodies too large or missing) into 400/413/415,
+/// (malformed JSON, wrong types, unknown members, bodies too large, too slow or missing) into 400/408/413/415,
 /// and a request that arrives while the machine boots into 503. Details say what was wrong in the
 /// request's own terms, never the service's internal type names. Anything else is left to the
 /// default handler.
@@ -20,6 +20,8 @@ public sealed partial class ProblemExceptionHandler : IExceptionHandler
         var (kind, detail) = exception switch
         {
             BadHttpRequestException { StatusCode: StatusCodes.Status413PayloadTooLarge } => (ProblemCatalog.BodyTooLarge, "The request body is larger than this endpoint accepts."),
+            BadHttpRequestException { StatusCode: StatusCodes.Status408RequestTimeout } => (ProblemCatalog.RequestTimeout,
+                "The request body arrived too slowly (under 240 bytes a second after 5 s); the connection is closed."),
             BadHttpRequestException bad when PfnText(bad) is { } text => (ProblemCatalog.InvalidPfn, Contracts.Pfn.Invalid(text)),
             BadHttpRequestException bad => (ProblemCatalog.MalformedRequest, Describe(bad, BodyType(httpContext))),
             MachineNotBootedException booting => (ProblemCatalog.Booting, booting.Message),

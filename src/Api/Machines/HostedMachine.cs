@@ -61,6 +61,16 @@ public sealed partial class HostedMachine
     /// <summary>Page calls enter it shared; a snapshot or fork, exclusive.</summary>
     public MachineGate Gate { get; } = new();
 
+    private int _contigScan;
+
+    /// <summary>
+    /// Takes the machine's one alloc_contig_pages slot (a scan of a big zone can take a core for a
+    /// minute): false when a scan runs already. <see cref="EndContigScan"/> gives it back.
+    /// </summary>
+    public bool TryStartContigScan() => Interlocked.CompareExchange(ref _contigScan, 1, 0) == 0;
+
+    public void EndContigScan() => Volatile.Write(ref _contigScan, 0);
+
     /// <summary>True once its first boot has finished.</summary>
     public bool IsBooted => Volatile.Read(ref _machine) is not null;
 

@@ -70,11 +70,22 @@ public static class ObservabilitySetup
         return services;
     }
 
-    /// <summary>GET /metrics (Prometheus text), open to all like health; the meter is created on first use.</summary>
+    /// <summary>The rate-limiter policy of GET /metrics: Limits:MetricsScrapesPerSecond, service-wide.</summary>
+    public const string ScrapePolicy = "metrics-scrapes";
+
+    /// <summary>
+    /// GET /metrics (Prometheus text), at most Limits:MetricsScrapesPerSecond scrapes a second (429
+    /// beyond); open to all like health unless "Metrics:RequireKey" is true (with API keys, a scrape
+    /// then carries one). The meter is created on first use.
+    /// </summary>
     public static IEndpointRouteBuilder MapPageAllocMetrics(this IEndpointRouteBuilder app)
     {
         _ = app.ServiceProvider.GetRequiredService<PageAllocMetrics>(); // creates the meter and its instruments
-        app.MapPrometheusScrapingEndpoint("/metrics").AllowAnonymous();
+        var metrics = app.MapPrometheusScrapingEndpoint("/metrics").RequireRateLimiting(ScrapePolicy);
+        if (!app.ServiceProvider.GetRequiredService<IConfiguration>().GetValue("Metrics:RequireKey", defaultValue: false))
+        {
+            metrics.AllowAnonymous();
+        }
         return app;
     }
 }

@@ -23,12 +23,14 @@ public sealed class ResponsesOperationFilter(IOptions<Microsoft.AspNetCore.Http.
 {
     private static readonly ResponseDoc[] AnyRequest =
     [
-        new(429, "The caller's API key has spent its request budget (only when API keys are configured). Retry later.", [ProblemCatalog.TooManyRequests]),
-        new(503, "The machine is booting (at start or during a reset). Retry after the Retry-After header's seconds.", [ProblemCatalog.Booting]),
+        new(429, "The caller's API key has spent its request budget (only when API keys are configured). Retry after the Retry-After header's seconds.", [ProblemCatalog.TooManyRequests]),
+        new(503, "The machine is booting (at start or during a reset), or every connection is taken and this one is kept for health probes. Retry after the Retry-After header's seconds.",
+            [ProblemCatalog.Booting, ProblemCatalog.ServiceFull]),
     ];
 
     private static readonly ResponseDoc[] AnyBody =
     [
+        new(408, "The body arrived too slowly (under 240 bytes a second after 5 s).", [ProblemCatalog.RequestTimeout]),
         new(413, "The body is larger than this endpoint accepts.", [ProblemCatalog.BodyTooLarge]),
         new(415, "The body is not application/json (a POST takes JSON or no body).", [ProblemCatalog.UnsupportedMediaType]),
     ];

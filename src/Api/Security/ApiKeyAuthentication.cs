@@ -67,6 +67,7 @@ public sealed class ApiKeyAuthenticationHandler(
         {
             Response.Headers.WWWAuthenticate = SchemeName;
         }
+        UnreadBody.CloseConnection(Context); // refused before its body was read
         await Problems.WriteAsync(Context, kind, detail);
     }
 }

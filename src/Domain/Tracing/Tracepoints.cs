@@ -104,11 +104,17 @@ public sealed class TraceListener : IDisposable
     /// <summary>Events lost since the last call (the buffer was full), and resets the count.</summary>
     public long TakeLost() => Interlocked.Exchange(ref _lost, 0);
 
+    /// <summary>
+    /// Called on the emitting thread (inside the allocator's locks: it must only note or schedule)
+    /// when an event is lost after none was since the last <see cref="TakeLost"/>.
+    /// </summary>
+    public Action? Overflowed { get; set; }
+
     internal void Offer(in TraceEvent e)
     {
-        if (_filter.Matches(in e) && !_buffer.Writer.TryWrite(e))
+        if (_filter.Matches(in e) && !_buffer.Writer.TryWrite(e) && Interlocked.Increment(ref _lost) == 1)
         {
-            Interlocked.Increment(ref _lost);
+            Overflowed?.Invoke();
         }
     }
 

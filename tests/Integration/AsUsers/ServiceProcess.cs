@@ -31,6 +31,9 @@ internal sealed partial class ServiceProcess : IAsyncDisposable
 
     public int? ExitCode => _process.HasExited ? _process.ExitCode : null;
 
+    /// <summary>The process's id (for kill(1)).</summary>
+    public int ProcessId => _process.Id;
+
     /// <summary>Starts <paramref name="command"/> in <paramref name="workingDirectory"/>; the address comes from ASPNETCORE_URLS, as the README says.</summary>
     public static ServiceProcess Start(string command, string workingDirectory, string urls = "http://127.0.0.1:0")
     {
