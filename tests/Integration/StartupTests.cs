@@ -26,6 +26,8 @@ public class StartupTests
     [InlineData("Machine:MinFreeKbytes", "100000000", "every allocation would fail")]
     [InlineData("Machine:MinFreeKbytes", "4611686018427387904", "every allocation would fail")]
     [InlineData("Machine:Cpus", "0", "Cpus must be")]
+    [InlineData("Machine:Nodes:0:Zones:0:StartPfn", "9223372036854775000", "StartPfn 9223372036854775000")]
+    [InlineData("Machine:Nodes:0:Zones:2:StartPfn", "1099511000000", "past the largest pfn")]
     [InlineData("Machine:Cpuz", "4", "'Cpuz'")]
     [InlineData("Limits:PageCallBodyBytes", "1", "PageCallBodyBytes")]
     [InlineData("Limits:MaxConcurrentConnectionz", "1", "'MaxConcurrentConnectionz'")]
@@ -58,6 +60,18 @@ public class StartupTests
         Assert.Equal(2, await service.Exited(TimeSpan.FromSeconds(30)));
         Assert.Contains("MinFreeKbytes 100000000", service.Output, StringComparison.Ordinal);
         Assert.DoesNotContain("Now listening", service.Output, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task TheServiceProcess_WithAStartPfnPastTheLargestPfn_ExitsWith2_NamingIt_WithoutAStackTrace()
+    {
+        await using var service = AsUsers.ServiceProcess.Start(
+            $"dotnet {Path.Combine(AppContext.BaseDirectory, "PageAlloc.Api.dll")} --Machine:Nodes:0:Zones:0:StartPfn=9223372036854775000", AppContext.BaseDirectory);
+
+        Assert.Equal(2, await service.Exited(TimeSpan.FromSeconds(30)));
+        Assert.Contains("StartPfn 9223372036854775000", service.Output, StringComparison.Ordinal);
+        Assert.DoesNotContain("Now listening", service.Output, StringComparison.Ordinal);
+        Assert.DoesNotContain(service.Output.Split('\n'), l => l.TrimStart().StartsWith("at ", StringComparison.Ordinal));
     }
 
     [Fact]

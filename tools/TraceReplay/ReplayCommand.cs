@@ -19,6 +19,9 @@ public static class ReplayCommand
     /// <summary>The exit code for a file that is not a kmem trace (no kmem event in it, or bad gzip).</summary>
     public const int NotATraceExit = 3;
 
+    /// <summary>The exit code for a file past --max-bytes (after decompression) or with a line longer than --max-line-bytes.</summary>
+    public const int TooLargeExit = 4;
+
     private static readonly JsonSerializerOptions JsonOptions = new(JsonSerializerDefaults.Web) { WriteIndented = true };
 
     public static RootCommand Create()
@@ -28,11 +31,14 @@ public static class ReplayCommand
         var zone = new Option<string>("--zone") { Description = "The preferred zone of every allocation (the zonelist falls back from it).", DefaultValueFactory = _ => "Normal" };
         var cpus = new Option<int>("--cpus") { Description = "Simulated cpus; the trace's cpus are folded onto them.", DefaultValueFactory = _ => 2 };
         var every = new Option<int>("--timeline-every") { Description = "Events between two timeline snapshots.", DefaultValueFactory = _ => 10_000 };
+        var points = new Option<int>("--timeline-points") { Description = "The most timeline snapshots kept: at the limit every second one is dropped and the interval doubles.", DefaultValueFactory = _ => TraceReplayer.DefaultTimelinePoints };
+        var maxLine = new Option<int>("--max-line-bytes") { Description = "The longest line read (a perf script line is about 200 bytes); a longer one stops the replay with exit code 4.", DefaultValueFactory = _ => 1 << 20 };
+        var maxBytes = new Option<long>("--max-bytes") { Description = "The most text read, after decompression (0: no bound); past it the replay stops with exit code 4.", DefaultValueFactory = _ => 0 };
         var json = new Option<bool>("--json") { Description = "Print the whole result as JSON, timeline included." };
         var zoneinfo = new Option<FileInfo>("--zoneinfo") { Description = "A /proc/zoneinfo: each zone of the default machine takes its managed pages, to replay on a machine shaped like the one that recorded the trace." };
         zoneinfo.AcceptExistingOnly();
         var root = new RootCommand("Replays a kernel kmem trace on a simulated machine (the default machine's zones, --cpus cpus). "
-            + "Exit codes: 0 replayed, 1 bad command line, 2 an unknown zone or a machine that does not validate, 3 not a kmem trace (no kmem event in it, or bad gzip).") { file, zone, cpus, every, json, zoneinfo };
+            + "Exit codes: 0 replayed, 1 bad command line, 2 an unknown zone or a machine that does not validate, 3 not a kmem trace (no kmem event in it, or bad gzip), 4 a line longer than --max-line-bytes or more text than --max-bytes.") { file, zone, cpus, every, points, maxLine, maxBytes, json, zoneinfo };
         root.SetAction(async (parse, ct) =>
         {
             var output = parse.InvocationConfiguration.Output;
@@ -67,7 +73,13 @@ public static class ReplayCommand
             var gzip = await stream.ReadAsync(start, ct) == 2 && TraceInput.IsGzip(start);
             stream.Position = 0;
             var watch = Stopwatch.StartNew();
-            var replayer = new TraceReplayer(machine, preferred, parse.GetValue(every))
+            if (parse.GetValue(maxLine) < 1 || parse.GetValue(maxBytes) < 0 || parse.GetValue(points) < 1 || parse.GetValue(every) < 1)
+            {
+                error.WriteLine("--max-line-bytes, --timeline-points and --timeline-every must be at least 1, --max-bytes at least 0.");
+                return 1;
+            }
+            var bounds = new TextBounds(parse.GetValue(maxBytes) is > 0 and var b ? b : long.MaxValue, parse.GetValue(maxLine), "--max-bytes", "--max-line-bytes");
+            var replayer = new TraceReplayer(machine, preferred, parse.GetValue(every), parse.GetValue(points))
             {
                 // Progress on stderr at each timeline snapshot, for traces that take a while.
                 OnSnapshot = s => error.WriteLine(string.Create(CultureInfo.InvariantCulture,
@@ -76,7 +88,12 @@ public static class ReplayCommand
             ReplayResult result;
             try
             {
-                result = await replayer.ReplayAsync(TraceInput.Open(stream, gzip), ct);
+                result = await replayer.ReplayAsync(TraceInput.Open(stream, gzip, bounds), ct);
+            }
+            catch (TextTooLargeException tooLarge)
+            {
+                error.WriteLine($"{path.Name}: {tooLarge.Message}");
+                return TooLargeExit;
             }
             catch (InvalidDataException bad)
             {

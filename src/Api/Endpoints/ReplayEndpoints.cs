@@ -38,6 +38,8 @@ public static class ReplayEndpoints
             .Refuses("API keys are configured and the request has none, or an unknown one.", ProblemCatalog.Unauthenticated)
             .Refuses("The key is not an administrator's.", ProblemCatalog.Forbidden)
             .Refuses("A replay or a test is already running (one at a time), or the key's request budget is spent.", ProblemCatalog.TooManyRequests)
+            .Refuses("The body is past Limits:ReplayBodyBytes, holds a line longer than Limits:BodyLineBytes, or more text than Limits:ReplayDecompressedBytes (after decompression); it was not read further.",
+                ProblemCatalog.BodyTooLarge)
             .Refuses("The replay took longer than Limits:TestTimeoutSeconds and was stopped.", ProblemCatalog.Timeout)
             .RequireRateLimiting(TestsEndpoints.OneAtATime)
             .WithRequestTimeout(TestsEndpoints.TestTimeout)
@@ -47,9 +49,9 @@ public static class ReplayEndpoints
     }
 
     /// <param name="zone">The preferred zone of every allocation (default Normal).</param>
-    /// <param name="timelineEvery">Events between two snapshots of the zone (default 10000).</param>
+    /// <param name="timelineEvery">Events between two snapshots of the zone (default 10000); doubled as often as the timeline reaches Limits:ReplayTimelinePoints (the result's timelineEvery is the interval used).</param>
     public static async Task<Results<Ok<ReplayResult>, ProblemHttpResult>> Replay(
-        MachineScope scope, HttpRequest request, string? zone, int? timelineEvery, CancellationToken cancellationToken)
+        MachineScope scope, IOptions<LimitsOptions> limits, HttpRequest request, string? zone, int? timelineEvery, CancellationToken cancellationToken)
     {
         if (timelineEvery is < 1)
         {
@@ -64,8 +66,14 @@ public static class ReplayEndpoints
         ReplayResult result;
         try
         {
-            using var lines = TraceInput.Open(request.Body, gzip);
-            result = await new TraceReplayer(machine, preferred, timelineEvery ?? 10_000).ReplayAsync(lines, cancellationToken);
+            var l = limits.Value;
+            using var lines = TraceInput.Open(request.Body, gzip, new TextBounds(l.ReplayDecompressedBytes, l.BodyLineBytes,
+                $"Limits:{nameof(LimitsOptions.ReplayDecompressedBytes)}", $"Limits:{nameof(LimitsOptions.BodyLineBytes)}"));
+            result = await new TraceReplayer(machine, preferred, timelineEvery ?? 10_000, l.ReplayTimelinePoints).ReplayAsync(lines, cancellationToken);
+        }
+        catch (TextTooLargeException tooLarge)
+        {
+            return Problems.Of(ProblemCatalog.BodyTooLarge, $"The body: {tooLarge.Message}");
         }
         catch (InvalidDataException bad)
         {

@@ -55,7 +55,8 @@ public static class ZonesEndpoints
             .OutsideMachineGate()
             .Answers(200, "The zone's counters after the import.")
             .Refuses(UnknownZoneHelp, ProblemCatalog.UnknownZone)
-            .Refuses("The body has no rows for this zone.", ProblemCatalog.InvalidImport)
+            .Refuses("The body has no rows for this zone, or a count no zone can hold (a /proc number past 2^31 - 1 pages, or past a long).", ProblemCatalog.InvalidImport)
+            .Refuses("The body is past Limits:BulkBodyBytes or holds a line longer than Limits:BodyLineBytes; it was not read further.", ProblemCatalog.BodyTooLarge)
             .Refuses("The counts do not fit the zone: too many pages or pageblocks, or blocks of a type that cannot be placed without merging; nothing changed. "
                 + "Without a /proc/zoneinfo in the body, the detail says how to send one (cat /proc/zoneinfo /proc/pagetypeinfo | curl ... --data-binary @-).",
                 ProblemCatalog.Of(PageErrorKind.ImportDoesNotFit))
@@ -241,21 +242,49 @@ public static class ZonesEndpoints
     }
 
     public static async Task<Results<Ok<ZoneStatsResponse>, ProblemHttpResult>> ImportFreeLists(
-        ZoneScope scope, MachineRegistry registry, HttpRequest request, [Description("Seed of the layout (default 1).")] int? seed, CancellationToken cancellationToken)
+        ZoneScope scope, MachineRegistry registry, IOptions<LimitsOptions> limits, HttpRequest request,
+        [Description("Seed of the layout (default 1).")] int? seed, CancellationToken cancellationToken)
     {
-        using var reader = new StreamReader(request.Body);
-        var text = await reader.ReadToEndAsync(cancellationToken);
+        // Read a line at a time, none longer than Limits:BodyLineBytes; the whole is bounded by the body's size limit.
+        var l = limits.Value;
+        var text = new System.Text.StringBuilder();
+        using (var reader = new PageAlloc.Domain.Replay.BoundedLineReader(request.Body, new PageAlloc.Domain.Replay.TextBounds(
+            l.BulkBodyBytes, l.BodyLineBytes, $"Limits:{nameof(LimitsOptions.BulkBodyBytes)}", $"Limits:{nameof(LimitsOptions.BodyLineBytes)}")))
+        {
+            try
+            {
+                while (await reader.ReadLineAsync(cancellationToken) is { } line)
+                {
+                    text.Append(line).Append('\n');
+                }
+            }
+            catch (PageAlloc.Domain.Replay.TextTooLargeException tooLarge)
+            {
+                return Problems.Of(ProblemCatalog.BodyTooLarge, $"The body: {tooLarge.Message}");
+            }
+        }
         var target = scope.Zone;
         var key = target.Key;
-        if (PageAlloc.Domain.Import.FreeListCounts.Parse(text, ZoneTypes.Name(target.Type), target.NodeId) is not { } counts)
+        PageAlloc.Domain.Import.FreeListCounts? counts;
+        long? managed;
+        try
+        {
+            counts = PageAlloc.Domain.Import.FreeListCounts.Parse(text.ToString(), ZoneTypes.Name(target.Type), target.NodeId);
+            managed = PageAlloc.Domain.Import.ZoneInfoSize.ManagedPages(text.ToString(), ZoneTypes.Name(target.Type), target.NodeId);
+        }
+        catch (PageAlloc.Domain.Import.InvalidImportException invalid)
+        {
+            return Problems.Of(ProblemCatalog.InvalidImport, invalid.Message);
+        }
+        if (counts is null)
         {
             return Problems.Of(ProblemCatalog.InvalidImport, $"The body has no /proc/pagetypeinfo or /proc/buddyinfo rows for zone {ZoneTypes.Name(target.Type)} of node {target.NodeId}.");
         }
         // With a /proc/zoneinfo in the body too, the zone takes that machine's managed pages as its size (until the next reset).
         MachineConfig? sized = null;
-        if (PageAlloc.Domain.Import.ZoneInfoSize.ManagedPages(text, ZoneTypes.Name(target.Type), target.NodeId) is { } managed)
+        if (managed is not null)
         {
-            sized = scope.Hosted.Config.WithZonePages(target.NodeId, ZoneTypes.Name(target.Type), managed);
+            sized = scope.Hosted.Config.WithZonePages(target.NodeId, ZoneTypes.Name(target.Type), managed.Value);
             if (new MachineConfigValidation().Validate(null, sized) is { Failed: true } invalid)
             {
                 return Problems.From(new PageError(PageErrorKind.ImportDoesNotFit,
@@ -292,6 +321,12 @@ public static class ZonesEndpoints
     public static Results<Ok<ZoneStatsResponse>, ProblemHttpResult> Fragment(ZoneScope scope, MachineRegistry registry, FragmentRequest request)
     {
         var key = scope.Zone.Key;
+        if (request.FreePages > scope.Zone.ManagedPages)
+        {
+            // Refused before the fragmenter runs: it would place (not fit) the pages a block at a time.
+            return Problems.From(new PageError(PageErrorKind.ImportDoesNotFit,
+                $"fragment: {request.FreePages} free pages do not fit zone {key}, which has {scope.Zone.ManagedPages} pages."));
+        }
         var counts = PageAlloc.Domain.Import.Fragmenter.Target(key, request.FreePages!.Value, request.Order!.Value, request.UnusableIndex!.Value, request.Seed ?? 1)!;
         return RebootWithFreeLists(scope.Hosted, registry, key, counts, request.Seed ?? 1);
     }

@@ -32,9 +32,14 @@ public sealed class LimitsOptions : IValidatableObject
     [Range(256, 1 << 20)]
     public int PageCallBodyBytes { get; set; } = 4 << 10;
 
-    /// <summary>The largest body of free_pages_bulk: 2^20 pfns of 7 digits fit.</summary>
+    /// <summary>
+    /// The largest body of free_pages_bulk (and of an import): 10 MiB, so that the longest list the
+    /// request takes, 2^20 pfns of 7 digits, fits with every member and a space after each comma:
+    /// {"pfns":[ + 2^20 * 7 digits + (2^20 - 1) commas + ]} is 8,388,618 bytes (past 8 MiB by 10), and
+    /// 9,437,193 with the spaces; ,"strategy":"per-page","cpu":1023 adds 33.
+    /// </summary>
     [Range(1 << 10, 64 << 20)]
-    public int BulkBodyBytes { get; set; } = 8 << 20;
+    public int BulkBodyBytes { get; set; } = 10 << 20;
 
     /// <summary>The most chunks a range-free response lists (with listChunks=true); counts by order are always exact.</summary>
     [Range(0, 1 << 20)]
@@ -113,6 +118,32 @@ public sealed class LimitsOptions : IValidatableObject
     /// <summary>The largest snapshot POST /machines restores (compressed; the machine it describes is bounded by MachineMemoryBytes).</summary>
     [Range(1 << 10, 1L << 34)]
     public long SnapshotBodyBytes { get; set; } = 512L << 20;
+
+    /// <summary>
+    /// The most text POST /replay reads, after decompression for gzip (413 beyond). A replay streams,
+    /// so this bounds its time, not its memory: 4 GiB, 16 times ReplayBodyBytes, since a perf script
+    /// gzips about 15 to 1 (the shared trace: 594,533 bytes in 39,415) and a gzip body of the largest
+    /// size must fit; a body that inflates further (a gzip bomb) is no trace.
+    /// </summary>
+    [Range(1 << 10, 1L << 40)]
+    public long ReplayDecompressedBytes { get; set; } = 4L << 30;
+
+    /// <summary>
+    /// The longest line of a text body, POST /replay's and POST /zones/{zone}/import's (413 beyond):
+    /// 64 KiB. This bounds a request's memory: it holds one line at a time. A perf script line is
+    /// about 200 bytes, a /proc row under 200.
+    /// </summary>
+    [Range(256, 16 << 20)]
+    public int BodyLineBytes { get; set; } = 64 << 10;
+
+    /// <summary>
+    /// The most timeline points a replay answers with, the final one beside them: at the limit every
+    /// second point is dropped and the interval doubles (the result's timelineEvery says which was
+    /// used), so a timeline of 4096 points of about 700 bytes each keeps a response under 3 MB
+    /// whatever timelineEvery asks for.
+    /// </summary>
+    [Range(1, 1 << 20)]
+    public int ReplayTimelinePoints { get; set; } = PageAlloc.Domain.Replay.TraceReplayer.DefaultTimelinePoints;
 
     public IEnumerable<ValidationResult> Validate(ValidationContext validationContext)
     {

@@ -34,11 +34,11 @@ public static class ProblemCatalog
     public static readonly ProblemKind InvalidPfn = new("invalid-pfn", 400, "Invalid pfn", "The pfn in the path is neither decimal nor 0x-prefixed hex.");
     public static readonly ProblemKind InvalidEventFilter = new("invalid-event-filter", 400, "Invalid event filter", "GET /events was asked for a format, tracepoint or order that does not exist.");
     public static readonly ProblemKind NotATrace = new("not-a-trace", 400, "Not a kmem trace", "POST /replay was given a body with no kmem event in it, or bad gzip.");
-    public static readonly ProblemKind InvalidImport = new("invalid-import", 400, "Nothing to import", "The body has no /proc/pagetypeinfo or /proc/buddyinfo rows for the zone.");
+    public static readonly ProblemKind InvalidImport = new("invalid-import", 400, "Nothing to import", "The body has no /proc/pagetypeinfo or /proc/buddyinfo rows for the zone, or a count in them or in its /proc/zoneinfo that no zone can hold.");
     public static readonly ProblemKind Validation = new("validation", 400, "One or more validation errors occurred.",
         "A request member is missing or out of range, and the members that failed share no domain kind; errors names each one.");
     public static readonly ProblemKind MalformedRequest = new("malformed-request", 400, "Malformed request", "The body is not JSON, has a member the request does not have, or a value of the wrong type or spelling.");
-    public static readonly ProblemKind BodyTooLarge = new("body-too-large", 413, "Body too large", "The body is larger than the endpoint accepts (Limits:PageCallBodyBytes, Limits:BulkBodyBytes).");
+    public static readonly ProblemKind BodyTooLarge = new("body-too-large", 413, "Body too large", "The body is larger than the endpoint accepts (Limits:PageCallBodyBytes, Limits:BulkBodyBytes, Limits:ReplayBodyBytes, Limits:SnapshotBodyBytes), or a text body has a line longer than Limits:BodyLineBytes or more text than Limits:ReplayDecompressedBytes once decompressed.");
     public static readonly ProblemKind RequestTimeout = new("request-timeout", 408, "Request body too slow",
         "The request body arrived more slowly than Kestrel's minimum data rate (240 bytes/s after a 5 s grace); the connection is closed.");
     public static readonly ProblemKind UnsupportedMediaType = new("unsupported-media-type", 415, "Unsupported media type", "A POST body that is not application/json.");

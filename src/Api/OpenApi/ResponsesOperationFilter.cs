@@ -47,7 +47,7 @@ public sealed class ResponsesOperationFilter(IOptions<Microsoft.AspNetCore.Http.
         docs.AddRange(AnyRequest.Where(d => docs.All(own => own.Status != d.Status)));
         if (isPost)
         {
-            docs.AddRange(AnyBody);
+            docs.InsertRange(0, AnyBody); // first, so that an endpoint's own sentence for its 413 wins
         }
         operation.Responses ??= [];
         foreach (var group in docs.GroupBy(d => d.Status))

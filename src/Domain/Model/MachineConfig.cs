@@ -139,6 +139,14 @@ public sealed class MachineConfig
                     problems.Add($"{label}: StartPfn must be >= 0 and Pages 1..{MaxZonePages}.");
                     continue;
                 }
+                if (zone.StartPfn > PageAllocConstants.MaxPfn - zone.Pages)
+                {
+                    // Checked before any sum, so that no end overflows: a zone ends at or below 2^40, the x86-64 kernel's
+                    // largest pfn with 5-level paging (MAX_PHYSMEM_BITS 52, 4 KiB pages).
+                    problems.Add($"{label}: StartPfn {zone.StartPfn} with {zone.Pages} pages ends past the largest pfn, "
+                        + $"{PageAllocConstants.MaxPfn - 1} (2^{PageAllocConstants.MaxPfnBits} - 1: MAX_PHYSMEM_BITS 52 on x86-64 with 5-level paging).");
+                    continue;
+                }
                 ranges.Add((zone.StartPfn, zone.StartPfn + zone.Pages, label));
             }
         }

@@ -28,6 +28,16 @@ public static class PageAllocConstants
 
     public const int PageSizeKb = 4;
 
+    /// <summary>
+    /// MAX_PHYSMEM_BITS - PAGE_SHIFT on x86-64 with 5-level paging (52 - 12): no physical address is
+    /// 2^52 or above, so every pfn is below <see cref="MaxPfn"/> (4 PiB of memory). The widest of the
+    /// kernel's architectures (arm64 with 52-bit PAs has the same bound).
+    /// </summary>
+    public const int MaxPfnBits = 40;
+
+    /// <summary>One past the largest pfn the kernel can have: 2^40.</summary>
+    public const long MaxPfn = 1L << MaxPfnBits;
+
     /// <summary>CONFIG_PCP_BATCH_SCALE_MAX default.</summary>
     public const int PcpBatchScaleMax = 5;
 

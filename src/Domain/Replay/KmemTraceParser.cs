@@ -80,12 +80,15 @@ public static partial class KmemTraceParser
                 return false; // a field that does not read as its type: not a kmem event after all
             }
         }
-        if (pfn < 0)
+        // Numbers past what they can be (a cpu beyond int, a pfn at or past 2^40, a time beyond double): not a kmem event either.
+        if (pfn is < 0 or >= Model.PageAllocConstants.MaxPfn
+            || !int.TryParse(m.Groups["cpu"].ValueSpan, NumberStyles.None, CultureInfo.InvariantCulture, out var cpu)
+            || !double.TryParse(m.Groups["time"].ValueSpan, NumberStyles.AllowDecimalPoint, CultureInfo.InvariantCulture, out var time)
+            || !double.IsFinite(time))
         {
             return false;
         }
-        record = new KmemRecord(e, int.Parse(m.Groups["cpu"].Value, CultureInfo.InvariantCulture), pfn, order, gfp, mt, refill, fallbackMt,
-            double.Parse(m.Groups["time"].Value, CultureInfo.InvariantCulture));
+        record = new KmemRecord(e, cpu, pfn, order, gfp, mt, refill, fallbackMt, time);
         return true;
     }
 }

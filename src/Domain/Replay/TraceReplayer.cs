@@ -28,7 +28,8 @@ public sealed class TraceReplayer
 
     private readonly Machine _machine;
     private readonly Zone _preferred;
-    private readonly int _timelineEvery;
+    private readonly int _timelinePoints;
+    private long _timelineEvery;
     private readonly Dictionary<long, Block> _live = [];
     private readonly HashSet<long> _failed = [];
     private readonly Queue<long>[] _recentFrees;
@@ -42,16 +43,25 @@ public sealed class TraceReplayer
     /// <summary>A simulated block a trace pfn maps to.</summary>
     private readonly record struct Block(Zone Zone, long Pfn, int Order, bool Compound);
 
-    public TraceReplayer(Machine machine, Zone preferred, int timelineEvery = 2000)
+    /// <param name="timelinePoints">
+    /// The most timeline snapshots kept (the final one beside them): when the timeline reaches it,
+    /// every second snapshot is dropped and the interval doubles, so a timeline of any trace stays
+    /// this long at most, and its interval is the result's TimelineEvery.
+    /// </param>
+    public TraceReplayer(Machine machine, Zone preferred, int timelineEvery = 2000, int timelinePoints = DefaultTimelinePoints)
     {
         _machine = machine;
         _preferred = preferred;
         _timelineEvery = Math.Max(1, timelineEvery);
+        _timelinePoints = Math.Max(1, timelinePoints);
         _recentFrees = [.. Enumerable.Range(0, machine.Cpus).Select(_ => new Queue<long>())];
         _before = [.. machine.Zones.Select(z => z.Counters())];
         _fallbacks = machine.Tracepoints.Listen(
             new Tracing.TraceFilter(Tracing.TraceFilter.TypeBit(Tracing.TraceEventType.MmPageAllocExtfrag)), capacity: 1 << 16);
     }
+
+    /// <summary>The most timeline snapshots a replay keeps unless told otherwise (Limits:ReplayTimelinePoints).</summary>
+    public const int DefaultTimelinePoints = 4096;
 
     /// <summary>Called with each timeline snapshot as the replay takes it: progress for long traces.</summary>
     public Action<ReplaySnapshot>? OnSnapshot { get; init; }
@@ -102,12 +112,28 @@ public sealed class TraceReplayer
                 ReplayCounts.Fallback(_counts.TraceFallbacks, record.MigrateType, record.FallbackMigrateType, record.Flag);
                 break;
         }
-        if (_counts.Events % _timelineEvery == 0)
+        if (_counts.Events % _timelineEvery == 0 && ThinnedTimeline())
         {
             var snapshot = Snapshot();
             _timeline.Add(snapshot);
             OnSnapshot?.Invoke(snapshot);
         }
+    }
+
+    /// <summary>
+    /// Whether a snapshot is due at this event after the timeline is thinned: at its limit, the
+    /// interval doubles and only the snapshots at its multiples stay (every second one).
+    /// </summary>
+    private bool ThinnedTimeline()
+    {
+        if (_timeline.Count < _timelinePoints)
+        {
+            return true;
+        }
+        _timelineEvery *= 2;
+        var every = _timelineEvery;
+        _timeline.RemoveAll(s => s.Events % every != 0);
+        return _counts.Events % every == 0;
     }
 
     /// <summary>
@@ -277,7 +303,7 @@ public sealed class TraceReplayer
                 Delta(c => c.Event(VmEvent.FallbackClaim)), Delta(c => c.Event(VmEvent.FallbackSteal)),
                 new SortedDictionary<string, long>(_counts.SimulatedFallbacks, StringComparer.Ordinal), _counts.SimulatedFallbacksLost,
                 Delta(c => c.ZoneLock.Acquisitions), _counts.VmstatIntervals),
-            _preferred.Key, final, [.. _timeline, final]);
+            _preferred.Key, final, [.. _timeline, final], _timelineEvery);
     }
 
     /// <summary>The counters a replay keeps as it goes.</summary>
@@ -335,7 +361,7 @@ public sealed record ReplaySimulatedSide(long PcpRefills, long PcpRefillPages, d
     long PcpDrains, long PcpDrainPages, long FallbackClaims, long FallbackSteals, IReadOnlyDictionary<string, long> FallbacksByMigratetype,
     long FallbacksLost, long ZoneLockAcquisitions, long VmstatIntervals);
 
-/// <summary>A replay's outcome.</summary>
+/// <summary>A replay's outcome. <see cref="TimelineEvery"/> is the interval of the timeline's snapshots (before the final one): the one asked for, doubled as often as the timeline reached its limit of points.</summary>
 public sealed record ReplayResult(
     long Lines,
     long Events,
@@ -352,13 +378,14 @@ public sealed record ReplayResult(
     ReplaySimulatedSide Simulated,
     string Zone,
     ReplaySnapshot Final,
-    ReplaySnapshot[] Timeline);
+    ReplaySnapshot[] Timeline,
+    long TimelineEvery);
 
 /// <summary>Reading a trace: its lines, from text or gzip.</summary>
 public static class TraceInput
 {
     /// <summary>Replays every line the reader gives, then returns the result; cancellable between lines.</summary>
-    public static async Task<ReplayResult> ReplayAsync(this TraceReplayer replayer, TextReader lines, CancellationToken cancellationToken = default)
+    public static async Task<ReplayResult> ReplayAsync(this TraceReplayer replayer, BoundedLineReader lines, CancellationToken cancellationToken = default)
     {
         while (await lines.ReadLineAsync(cancellationToken) is { } line)
         {
@@ -367,10 +394,13 @@ public static class TraceInput
         return replayer.Result();
     }
 
-    /// <summary>A reader of the trace in the stream, gunzipped when <paramref name="gzip"/> is set.</summary>
-    public static TextReader Open(Stream stream, bool gzip) =>
-        new StreamReader(gzip ? new System.IO.Compression.GZipStream(stream, System.IO.Compression.CompressionMode.Decompress) : stream,
-            System.Text.Encoding.UTF8, detectEncodingFromByteOrderMarks: false, bufferSize: 1 << 16);
+    /// <summary>
+    /// A reader of the trace in the stream, gunzipped when <paramref name="gzip"/> is set, that reads no
+    /// more text than the bounds allow (<see cref="TextBounds.Default"/> when none are given): past them,
+    /// <see cref="TextTooLargeException"/>.
+    /// </summary>
+    public static BoundedLineReader Open(Stream stream, bool gzip, TextBounds? bounds = null) =>
+        new(gzip ? new System.IO.Compression.GZipStream(stream, System.IO.Compression.CompressionMode.Decompress) : stream, bounds ?? TextBounds.Default);
 
     /// <summary>
     /// Why the input a replay read is not a kmem trace, or null when it is (at least one kmem event):
