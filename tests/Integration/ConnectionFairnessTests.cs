@@ -79,7 +79,9 @@ public class ConnectionFairnessTests
                 Assert.Contains("Retry-After: 1", answer, StringComparison.OrdinalIgnoreCase);
             }
 
-            // Both health slots held idle: the next connection is closed on accept.
+            // Both health slots held idle: the next connection is closed on accept. (First the probe's and
+            // the call's connections must have been let go by the server, or the slots are still theirs.)
+            await WaitUntil(() => app.Services.GetRequiredService<ConnectionFairness>().Open == 6);
             using var idle1 = await Connect(app.Address, "127.0.0.5");
             using var idle2 = await Connect(app.Address, "127.0.0.6");
             await WaitUntil(() => app.Services.GetRequiredService<ConnectionFairness>().Open == 8);

@@ -22,8 +22,11 @@ internal sealed class PageAllocApp(params (string Key, string Value)[] settings)
     /// <summary>The same, with services of the test's own added (a logger provider).</summary>
     public static PageAllocApp OnKestrel(Action<IServiceCollection>? services, params (string Key, string Value)[] settings)
     {
-        var app = new PageAllocApp(settings) { _services = services };
-        app.UseKestrel(0);
+        // Port 0 as the app's own URL, not UseKestrel(0): the factory rewrites the addresses after the
+        // app has started binding, and loses that race now and then ("Addresses cannot be modified
+        // after the server has started", dotnet/aspnetcore#67714).
+        var app = new PageAllocApp([("urls", "http://127.0.0.1:0"), .. settings]) { _services = services };
+        app.UseKestrel();
         app.StartServer();
         return app;
     }
