@@ -82,4 +82,20 @@ public sealed class TraceReplayToolTests : IDisposable
         Assert.Equal(0, exit);
         Assert.Contains("Exit codes: 0 replayed, 1 bad command line, 2 an unknown zone or a machine that does not validate, 3 not a kmem trace", output, StringComparison.Ordinal);
     }
+
+    /// <summary>Past --max-line-bytes or --max-bytes (after decompression): one line on stderr naming the bound, exit 4.</summary>
+    [Theory]
+    [InlineData("--max-line-bytes", "1000", "--max-line-bytes, 1000 bytes")]
+    [InlineData("--max-bytes", "100000", "--max-bytes, 100000 bytes")]
+    public async Task AFilePastABound_StopsWithExitCode4_NamingIt(string option, string value, string says)
+    {
+        var lines = string.Concat(Enumerable.Repeat(new string('x', 255) + "\n", 1000)) + new string('x', 5000) + "\n";
+        var path = File("big.gz", Gzip(System.Text.Encoding.ASCII.GetBytes(lines)));
+
+        var (exit, output, error) = await Run(path, option, value);
+
+        Assert.Equal(ReplayCommand.TooLargeExit, exit);
+        Assert.Equal("", output);
+        Assert.Contains(says, Assert.Single(error.Split('\n', StringSplitOptions.RemoveEmptyEntries)), StringComparison.Ordinal);
+    }
 }
