@@ -102,7 +102,7 @@ public class ConnectionFairnessTests
     [Fact]
     public async Task RefusedConnections_AreSummedUpInOneLine_NotAWarningEach()
     {
-        var recorder = new Recorder();
+        var recorder = new LogRecorder();
         await using var app = PageAllocApp.OnKestrel(s => s.AddLogging(l => l.AddProvider(recorder)), Small);
         var held = new List<TcpClient>();
         try
@@ -181,27 +181,5 @@ public class ConnectionFairnessTests
             await Task.Delay(25, Ct);
         }
         Assert.True(condition(), "the condition did not hold within 5 s");
-    }
-
-    private sealed class Recorder : ILoggerProvider
-    {
-        public ConcurrentQueue<(LogLevel Level, string Category, string Message, IReadOnlyList<KeyValuePair<string, object?>> Values)> Entries { get; } = new();
-
-        public ILogger CreateLogger(string categoryName) => new Logger(this, categoryName);
-
-        public void Dispose()
-        {
-        }
-
-        private sealed class Logger(Recorder owner, string category) : ILogger
-        {
-            public IDisposable? BeginScope<TState>(TState state)
-                where TState : notnull => null;
-
-            public bool IsEnabled(LogLevel logLevel) => true;
-
-            public void Log<TState>(LogLevel logLevel, EventId eventId, TState state, Exception? exception, Func<TState, Exception?, string> formatter) =>
-                owner.Entries.Enqueue((logLevel, category, formatter(state, exception), state as IReadOnlyList<KeyValuePair<string, object?>> ?? []));
-        }
     }
 }

@@ -11,33 +11,10 @@ public class LogTests
 {
     private static CancellationToken Ct => TestContext.Current.CancellationToken;
 
-    /// <summary>Keeps every log entry: level, category, message and the structured values.</summary>
-    private sealed class Recorder : ILoggerProvider
-    {
-        public ConcurrentQueue<(LogLevel Level, string Category, string Message, IReadOnlyList<KeyValuePair<string, object?>> Values)> Entries { get; } = new();
-
-        public ILogger CreateLogger(string categoryName) => new Logger(this, categoryName);
-
-        public void Dispose()
-        {
-        }
-
-        private sealed class Logger(Recorder owner, string category) : ILogger
-        {
-            public IDisposable? BeginScope<TState>(TState state)
-                where TState : notnull => null;
-
-            public bool IsEnabled(LogLevel logLevel) => true;
-
-            public void Log<TState>(LogLevel logLevel, EventId eventId, TState state, Exception? exception, Func<TState, Exception?, string> formatter) =>
-                owner.Entries.Enqueue((logLevel, category, formatter(state, exception), state as IReadOnlyList<KeyValuePair<string, object?>> ?? []));
-        }
-    }
-
     [Fact]
     public async Task Boot_Reset_AndARefusedAllocation_AreLogged_WithTheirValues()
     {
-        var recorder = new Recorder();
+        var recorder = new LogRecorder();
         await using var app = new PageAllocApp(("Logging:LogLevel:PageAlloc", "Debug"));
         await using var logged = app.WithWebHostBuilder(b => b.ConfigureServices(s => s.AddLogging(l => l.AddProvider(recorder))));
         var api = new PageAllocClient(logged.CreateClient());
