@@ -208,7 +208,16 @@ public static partial class MachinesEndpoints
             return Problems.Of(refusal!.Kind, refusal.Detail);
         }
         var tracepoints = new Tracepoints();
-        var copy = original.Gate.Exclusive(() => served.Fork(tracepoints));
+        PageAlloc.Domain.Allocator.Machine copy;
+        try
+        {
+            copy = original.Gate.Exclusive(() => served.Fork(tracepoints));
+        }
+        catch
+        {
+            registry.Cancel(reservation); // the room reserved for the fork is given back
+            throw;
+        }
         var hosted = registry.Publish(reservation, request?.Pinned ?? false, config, tracepoints, h => h.Serve(copy, $"Forked (from {original.Name})"));
         return TypedResults.Created(Href(hosted), Describe(registry, hosted));
     }

@@ -23,6 +23,9 @@ public sealed partial class HostedMachine
     private long _boots;
     private long _lastUsedMs;
 
+    /// <summary>Held by a boot or resize (<see cref="ResetWith"/>); the registry takes it before its own lock to delete.</summary>
+    internal Lock BootLock => _bootLock;
+
     internal HostedMachine(string name, string? owner, bool pinned, MachineConfig config, Tracepoints tracepoints, Func<MachineConfig, Tracepoints, Machine> boot,
         ILogger logger, DateTimeOffset createdAt, long nowMs)
     {

@@ -220,6 +220,10 @@ public sealed partial class MachineRegistry
     {
         lock (_changes)
         {
+            if (!_machines.TryGetValue(hosted.Name, out var current) || current != hosted)
+            {
+                return null; // deleted meanwhile: no longer counted, so nothing to take or give back
+            }
             if (delta > 0 && _usedBytes + delta > BudgetBytes)
             {
                 return new PageError(PageErrorKind.ImportDoesNotFit,
@@ -238,6 +242,9 @@ public sealed partial class MachineRegistry
         {
             return new(ProblemCatalog.DefaultMachine, "The default machine is the configured one and cannot be deleted; POST /machines/default/reset reboots it.");
         }
+        // Under the machine's boot lock, which a resize holds from its reservation until the machine's
+        // size is updated: a delete racing an import subtracts the size that was counted.
+        lock (hosted.BootLock)
         lock (_changes)
         {
             if (!_machines.TryRemove(new KeyValuePair<string, HostedMachine>(hosted.Name, hosted)))
