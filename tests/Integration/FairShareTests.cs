@@ -103,6 +103,9 @@ public class FairShareTests
         using var client = new HttpClient { BaseAddress = app.Address };
         using var gone = CancellationTokenSource.CreateLinkedTokenSource(Ct);
         var running = client.PostAsJsonAsync("/tests/page_alloc_high_order", new { iterations = 100_000 }, gone.Token);
+        // The long run must hold the one permit before the first probe asks: a probe that got there
+        // first would have the run refused instead (the flake this wait removes).
+        await Task.Delay(300, Ct);
         try
         {
             HttpResponseMessage? refused = null;
