@@ -1,3 +1,4 @@
+using PageAlloc.Api.Cluster;
 using PageAlloc.Api.Machines;
 using PageAlloc.Api.OpenApi;
 
@@ -12,7 +13,7 @@ public static class MachineScopedRoutes
 {
     public static void MapMachineScoped(this IEndpointRouteBuilder app, RouteGroupBuilder group)
     {
-        group.RequireMachineScope()
+        group.RequireMachineScope().RunsOnMachineSilo()
             .Refuses("No machine has the name in the path, or it is another API key's (GET /machines lists yours).", Infrastructure.ProblemCatalog.UnknownMachine);
         group.MapZones();
         group.MapMachine();
