@@ -111,7 +111,9 @@ public class PageTests
         await page.GetByRole(AriaRole.Button, new() { Name = "Run 10000 iterations" }).ClickAsync();
 
         var rows = page.Locator("table.seed-times tbody tr");
-        await Assertions.Expect(rows).ToHaveCountAsync(3, new() { Timeout = 30_000 });
+        // Three strategies of 10,000 iterations each on a fresh machine: seconds alone, far longer
+        // beside the rest of the suite on two cores; the point here is the chart, not the time.
+        await Assertions.Expect(rows).ToHaveCountAsync(3, new() { Timeout = 90_000 });
         await Assertions.Expect(rows.Locator("th")).ToHaveTextAsync(["per-page", "chunked", "upstream"]);
         var times = await rows.Locator("td.median").AllTextContentsAsync();
         Assert.All(times, t => Assert.True(double.Parse(t, CultureInfo.InvariantCulture) > 0));

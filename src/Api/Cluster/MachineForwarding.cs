@@ -58,6 +58,26 @@ public static class MachineForwarding
         return ForwardAsync(context, endpoint, name);
     }
 
+    /// <summary>
+    /// The grain call, sent again when Orleans rejected it undelivered (the activation it reached was
+    /// ending: deleted, or moving off a stopping silo): not run, so safe to send again, even a POST;
+    /// the next activation answers it (or says there is no such machine).
+    /// </summary>
+    private static async Task<ForwardedResponse> ServeAsync(IMachineGrain grain, ForwardedRequest request, CancellationToken cancellationToken)
+    {
+        for (var attempt = 1; ; attempt++)
+        {
+            try
+            {
+                return await grain.Serve(request, cancellationToken);
+            }
+            catch (OrleansMessageRejectionException) when (attempt < 4)
+            {
+                await Task.Delay(25 * attempt, cancellationToken);
+            }
+        }
+    }
+
     private static async Task ForwardAsync(HttpContext context, Endpoint endpoint, string name)
     {
         if (endpoint.Metadata.GetMetadata<StreamingAnswerMetadata>() is not null)
@@ -89,7 +109,7 @@ public static class MachineForwarding
         ForwardedResponse response;
         try
         {
-            response = await grains.GetGrain<IMachineGrain>(name).Serve(request, context.RequestAborted);
+            response = await ServeAsync(grains.GetGrain<IMachineGrain>(name), request, context.RequestAborted);
         }
         catch (Exception failure) when (failure is not OperationCanceledException && ClusterFailures.IsUnavailable(failure))
         {

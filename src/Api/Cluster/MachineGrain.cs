@@ -144,7 +144,7 @@ public sealed partial class MachineGrain(
         }
         // Off the silo's list first: requests that reach this silo from now on are sent to the grain,
         // which Orleans holds until this activation has ended and then activates anew.
-        registry.Deactivated(hosted);
+        registry.Deactivated(hosted, deleted: _deleted);
         if (!_deleted && Durable)
         {
             await CheckpointAsync(clean: true, retire: true);
@@ -222,7 +222,7 @@ public sealed partial class MachineGrain(
             return false;
         }
         _deleted = true;
-        registry.Deactivated(hosted);
+        registry.Deactivated(hosted, deleted: true);
         await state.ClearStateAsync();
         LogDeleted(logger, Name, why);
         this.DeactivateOnIdle();
@@ -248,7 +248,7 @@ public sealed partial class MachineGrain(
         }
     }
 
-    public Task Checkpoint() => CheckpointAsync(clean: false);
+    public Task Checkpoint() => Durable ? CheckpointAsync(clean: false) : Task.CompletedTask;
 
     public Task<string?> Locate()
     {

@@ -30,7 +30,8 @@ public static partial class MachinesEndpoints
     public static IEndpointRouteBuilder MapMachines(this IEndpointRouteBuilder app)
     {
         var limits = app.ServiceProvider.GetRequiredService<IOptions<LimitsOptions>>().Value;
-        var machines = app.MapGroup("/machines").WithTags("Machines").Refuses(NoKey, ProblemCatalog.Unauthenticated);
+        var machines = app.MapGroup("/machines").WithTags("Machines").Refuses(NoKey, ProblemCatalog.Unauthenticated)
+            .Refuses(UnavailableHelp, ProblemCatalog.MachineUnavailable);
         machines.MapPost("/", Create).WithName("CreateMachine")
             .WithSummary("Create a machine: booted from a shape (JSON), or restored from a snapshot")
             .WithDescription("With a JSON body {name?, config?, pinned?}: boots a new machine of that shape (the Machine configuration section's: cpus, "
@@ -75,6 +76,14 @@ public static partial class MachinesEndpoints
             .Produces<Stream>(200, SnapshotMediaType)
             .Answers(200, "The snapshot.")
             .Refuses(UnknownMachineHelp, ProblemCatalog.UnknownMachine);
+        machines.MapPost("/{machine}/checkpoint", Checkpoint).WithName("CheckpointMachine").RunsOnMachineSilo()
+            .WithSummary("Write the machine's snapshot to grain storage now: its recovery point moves here")
+            .WithDescription("With Redis (Orleans:Clustering), a machine's snapshot is written every Orleans:SnapshotIntervalSeconds while it changes "
+                + "and when its grain deactivates; this writes one now, so that losing its silo loses nothing done before this call "
+                + "(docs/scale-out.md). Page calls wait only while the copy is made. Answers the machine, with its recovery point. "
+                + "With the embedded default (localhost, in-memory storage) nothing outlives the process, and nothing is written.")
+            .Answers(200, "The machine, its recovery point just written.")
+            .Refuses(UnknownMachineHelp, ProblemCatalog.UnknownMachine);
         machines.MapPost("/{machine}/fork", Fork).WithName("ForkMachine").RunsOnMachineSilo()
             .WithSummary("Copy a machine as it is now, as a new machine")
             .WithDescription("The fork starts in the machine's exact state and behaves as the machine would from here: the same answers to the same "
@@ -87,6 +96,8 @@ public static partial class MachinesEndpoints
             .Refuses("The fork would pass Limits:MaxMachines or Limits:MachineMemoryBytes, or the key owns Limits:MachinesPerKey machines.", ProblemCatalog.MachineLimit);
         return app;
     }
+
+    private const string UnavailableHelp = "The machine's silo (or the catalog's) is stopping, was lost or did not answer: retry (docs/scale-out.md).";
 
     private const string UnknownMachineHelp = "No machine has this name, or it is another key's (GET /machines lists yours).";
 
@@ -226,6 +237,17 @@ public static partial class MachinesEndpoints
 
     public static async Task<Ok<MachineListResponse>> List(HttpContext http, MachineRegistry registry, ClusterMachines cluster) =>
         TypedResults.Ok(await cluster.List(registry.SecurityEnabled ? http.User : null));
+
+    public static async Task<Results<Ok<MachineResponse>, ProblemHttpResult>> Checkpoint(
+        HttpContext http, MachineRegistry registry, IGrainFactory grains, string machine)
+    {
+        if (Find(http, registry, machine) is not { } hosted)
+        {
+            return Unknown(machine);
+        }
+        await grains.GetGrain<IMachineGrain>(hosted.Name).Checkpoint();
+        return TypedResults.Ok(MachineDescriptions.Describe(registry, hosted));
+    }
 
     public static Results<Ok<MachineResponse>, ProblemHttpResult> Get(HttpContext http, MachineRegistry registry, string machine) =>
         Find(http, registry, machine) is { } hosted ? TypedResults.Ok(MachineDescriptions.Describe(registry, hosted)) : Unknown(machine);

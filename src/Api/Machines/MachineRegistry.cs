@@ -99,11 +99,30 @@ public sealed partial class MachineRegistry
     /// <summary>With keys on, the keys' memcgs (a key's default share is of this machine's pages); none when keys are off.</summary>
     public List<MemcgConfig> MemcgsFor(MachineConfig config) => SecurityEnabled ? SecuritySetup.MemcgsFor(_security, config) : [];
 
-    /// <summary>A machine's grain has activated here.</summary>
-    public void Activated(HostedMachine hosted) => _machines[hosted.Name] = hosted;
+    private readonly ConcurrentDictionary<string, byte> _movedAway = new(StringComparer.Ordinal);
 
-    /// <summary>A machine's grain ends here (deleted, or deactivating): later requests here go to the grain.</summary>
-    public void Deactivated(HostedMachine hosted) => _machines.TryRemove(new KeyValuePair<string, HostedMachine>(hosted.Name, hosted));
+    /// <summary>A machine's grain has activated here.</summary>
+    public void Activated(HostedMachine hosted)
+    {
+        _machines[hosted.Name] = hosted;
+        _movedAway.TryRemove(hosted.Name, out _);
+    }
+
+    /// <summary>
+    /// A machine's grain ends here: later requests here go to the grain. <paramref name="deleted"/>
+    /// false: it moves (its silo stops), and a request already routed to it here is told to retry.
+    /// </summary>
+    public void Deactivated(HostedMachine hosted, bool deleted)
+    {
+        if (!deleted)
+        {
+            _movedAway[hosted.Name] = 0;
+        }
+        _machines.TryRemove(new KeyValuePair<string, HostedMachine>(hosted.Name, hosted));
+    }
+
+    /// <summary>Whether the machine left this silo by moving (not by being deleted) since it was last here.</summary>
+    public bool MovedAway(string name) => _movedAway.ContainsKey(name);
 
     /// <summary>The machines here, not pinned, that nobody has named for Limits:MachineIdleMinutes.</summary>
     public IEnumerable<HostedMachine> Idle()

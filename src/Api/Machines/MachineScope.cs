@@ -67,7 +67,7 @@ public class MachineScope
             hosted.Touch(registry.NowMs);
             return (hosted, null, alias);
         }
-        if (!registry.IsLocal(name) && MachineRegistry.NamePattern().IsMatch(name) && !http.Items.ContainsKey(Cluster.MachineForwarding.ForwardedItem))
+        if (registry.MovedAway(name) && !http.Items.ContainsKey(Cluster.MachineForwarding.ForwardedItem))
         {
             // The machine was here when the request was routed and has left since (its silo stops, or
             // it moved): nothing was done; the retry reaches it on its next silo.

@@ -23,11 +23,19 @@ internal sealed class SiloCluster : IAsyncDisposable
     public static async Task<SiloCluster> StartAsync(int silos, params (string Key, string Value)[] settings)
     {
         var cluster = new SiloCluster(await RedisServer.StartAsync(), settings);
-        for (var i = 0; i < silos; i++)
+        try
         {
-            cluster.Add();
+            for (var i = 0; i < silos; i++)
+            {
+                cluster.Add();
+            }
+            return cluster;
         }
-        return cluster;
+        catch
+        {
+            await cluster.DisposeAsync(); // the Redis and the silos already started
+            throw;
+        }
     }
 
     /// <summary>One more silo, started; it joins the cluster.</summary>
