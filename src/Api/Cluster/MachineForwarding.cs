@@ -71,9 +71,10 @@ public static class MachineForwarding
             {
                 return await grain.Serve(request, cancellationToken);
             }
-            catch (OrleansMessageRejectionException) when (attempt < 4)
+            catch (OrleansMessageRejectionException) when (attempt < 8)
             {
-                await Task.Delay(25 * attempt, cancellationToken);
+                // The old activation may take a while to end (a snapshot on its way out): back off, up to about 1.4 s in all.
+                await Task.Delay(50 * attempt, cancellationToken);
             }
         }
     }
