@@ -44,7 +44,7 @@ public class FairShareTests
         var registry = app.Services.GetRequiredService<MachineRegistry>();
 
         // A scan holds default's slot (taken here as a running scan takes it).
-        Assert.True(registry.Find("default", null)!.TryStartContigScan());
+        Assert.True(registry.Default.TryStartContigScan());
         try
         {
             var busy = await client.PostAsJsonAsync("/zones/Normal/alloc_contig_pages", new { nrPages = 512 }, Ct);
@@ -56,13 +56,13 @@ public class FairShareTests
         }
         finally
         {
-            registry.Find("default", null)!.EndContigScan();
+            registry.Default.EndContigScan();
         }
         await client.PostOk("/zones/Normal/alloc_contig_pages", new { nrPages = 512 }, 201);
         // A scan that is refused or fails gives the slot back as well.
         await client.PostOk("/zones/Normal/alloc_contig_pages", new { nrPages = 1L << 22 }, 507);
-        Assert.True(registry.Find("default", null)!.TryStartContigScan());
-        registry.Find("default", null)!.EndContigScan();
+        Assert.True(registry.Default.TryStartContigScan());
+        registry.Default.EndContigScan();
     }
 
     [Fact]

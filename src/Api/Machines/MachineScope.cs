@@ -59,22 +59,18 @@ public class MachineScope
     protected static (HostedMachine? Hosted, ProblemHttpResult? Problem, bool Alias) Resolve(HttpContext http)
     {
         var registry = http.RequestServices.GetRequiredService<MachineRegistry>();
-        var alias = http.Request.RouteValues["machine"] is not string;
-        var name = alias ? MachineRegistry.DefaultName : (string)http.Request.RouteValues["machine"]!;
+        if (http.Request.RouteValues["machine"] is not string name)
+        {
+            registry.Default.Touch(registry.NowMs);
+            return (registry.Default, null, true);
+        }
         // With keys off, context.User is not asked for: the framework would build an empty principal per request.
-        if (registry.Find(name, registry.SecurityEnabled ? http.User : null) is { } hosted)
+        if (registry.Find(name, registry.SecurityEnabled ? http.User : null) is not { } hosted)
         {
-            hosted.Touch(registry.NowMs);
-            return (hosted, null, alias);
+            return (null, Problems.Of(ProblemCatalog.UnknownMachine, $"There is no machine '{name}'. GET /machines lists the machines you may use."), false);
         }
-        if (registry.MovedAway(name) && !http.Items.ContainsKey(Cluster.MachineForwarding.ForwardedItem))
-        {
-            // The machine was here when the request was routed and has left since (its silo stops, or
-            // it moved): nothing was done; the retry reaches it on its next silo.
-            http.Response.Headers.RetryAfter = "1";
-            return (null, Problems.Of(ProblemCatalog.MachineUnavailable, $"Machine '{name}' left this silo while the request was routed; nothing was changed. Try again."), alias);
-        }
-        return (null, Problems.Of(ProblemCatalog.UnknownMachine, $"There is no machine '{name}'. GET /machines lists the machines you may use."), alias);
+        hosted.Touch(registry.NowMs);
+        return (hosted, null, false);
     }
 }
 
