@@ -114,7 +114,14 @@ public class FairShareTests
                 for (var i = 0; i < 100 && refused is null && !running.IsCompleted; i++)
                 {
                     var probe = await client.PostAsJsonAsync("/tests/page_alloc_high_order", new { iterations = 0 }, Ct);
-                    refused = probe.StatusCode == HttpStatusCode.TooManyRequests ? probe : null;
+                    if (probe.StatusCode == HttpStatusCode.TooManyRequests)
+                    {
+                        refused = probe;
+                    }
+                    else
+                    {
+                        probe.Dispose(); // a probe that ran: its answer is not needed
+                    }
                     await Task.Delay(20, Ct);
                 }
             }
