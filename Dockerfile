@@ -31,6 +31,10 @@ COPY --from=build /app/api .
 # The aspnet image listens on port 8080 on every interface (ASPNETCORE_HTTP_PORTS). The machine is
 # configured with Machine__* variables, e.g. Machine__Cpus=8 or Machine__Nodes__0__Zones__2__Pages=4194304.
 EXPOSE 8080
+# Orleans (docker-compose.yml's "cluster" profile): 11111 silo to silo, 30000 the gateway for
+# Orleans clients (Orleans__SiloPort, Orleans__GatewayPort). Silos reach each other on them over the
+# compose network, each advertising its container's address; EXPOSE documents them, publishes nothing.
+EXPOSE 11111 30000
 USER $APP_UID
 # No curl in the runtime image: bash's /dev/tcp sends the request.
 HEALTHCHECK --interval=10s --timeout=3s --start-period=10s --retries=3 \

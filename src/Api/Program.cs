@@ -5,6 +5,7 @@ using Microsoft.AspNetCore.RateLimiting;
 using Microsoft.AspNetCore.Server.Kestrel.Core;
 using Microsoft.Extensions.Diagnostics.HealthChecks;
 using Microsoft.Extensions.Options;
+using PageAlloc.Api.Cluster;
 using PageAlloc.Api.Endpoints;
 using PageAlloc.Api.Infrastructure;
 using PageAlloc.Api.Machines;
@@ -19,6 +20,9 @@ builder.ListenOnDefaultUrlUnlessConfigured();
 // left to the one line the catch at the end prints; after that, the host logs as usual.
 var hostStarted = false;
 builder.Logging.AddFilter(StartupFailure.HostLogCategory, level => level >= LogLevel.Information && (hostStarted || level < LogLevel.Error));
+// The silo's warnings wait for the same moment: until then it notes the GC mode, and a start that
+// fails (a busy port) makes it warn, with stack traces, about the shutdown it was not ready for.
+builder.Logging.AddFilter("Orleans", level => level >= (hostStarted ? LogLevel.Warning : LogLevel.Error));
 // The page's files as the build describes them (wwwroot and its precompressed copies), in every
 // environment: the framework enables this only in Development, and without it a build run with
 // dotnet run offered gzip and br variants whose files it did not have, so browsers got empty answers.
@@ -30,8 +34,13 @@ builder.WebHost.UseStaticWebAssets();
 // before it listens. It is booted by a hosted service; /health/ready waits for it. Clients create
 // more (POST /machines), bounded by the Limits section; idle ones are swept away.
 builder.Services.AddPageAllocConfiguration();
+// Every PageAlloc process is an Orleans silo; a machine is a grain (docs/scale-out.md). One silo on
+// localhost unless "Orleans:Clustering" is Redis.
+builder.AddPageAllocCluster();
 builder.Services.AddSingleton(TimeProvider.System);
 builder.Services.AddSingleton<MachineRegistry>();
+builder.Services.AddSingleton<ClusterMachines>();
+builder.Services.AddSingleton<ForwardedRequestRunner>();
 builder.Services.AddSingleton<EventStreams>();
 builder.Services.AddHostedService<MachineBoot>();
 builder.Services.AddHostedService<IdleMachineSweeper>();
@@ -157,6 +166,8 @@ try
     }
     app.UseRequestTimeouts();
     app.UseRateLimiter();
+    // Last before the endpoint: a request for a machine on another silo is sent to it (its grain).
+    app.Use(MachineForwarding.InvokeAsync);
     app.MapHealth();
     app.MapPageAllocMetrics();
 

@@ -122,7 +122,8 @@ public class EventsTests
         Assert.Equal("lost", lost.Event);
         Assert.Matches(@"^\[LOST \d+ EVENTS\]$", lost.Data);
         Assert.Single(items, i => i.Event == "lost");
-        Assert.InRange(items.Count - 1, 1, 16);
+        // At most the buffer's 16, and the one the writer may have taken out of it before it overflowed.
+        Assert.InRange(items.Count - 1, 1, 17);
         await WaitFor(() => app.Services.GetRequiredService<EventStreams>().Open == 0);
     }
 

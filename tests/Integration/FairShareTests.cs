@@ -44,7 +44,7 @@ public class FairShareTests
         var registry = app.Services.GetRequiredService<MachineRegistry>();
 
         // A scan holds default's slot (taken here as a running scan takes it).
-        Assert.True(registry.Default.TryStartContigScan());
+        Assert.True(registry.Find("default", null)!.TryStartContigScan());
         try
         {
             var busy = await client.PostAsJsonAsync("/zones/Normal/alloc_contig_pages", new { nrPages = 512 }, Ct);
@@ -56,13 +56,13 @@ public class FairShareTests
         }
         finally
         {
-            registry.Default.EndContigScan();
+            registry.Find("default", null)!.EndContigScan();
         }
         await client.PostOk("/zones/Normal/alloc_contig_pages", new { nrPages = 512 }, 201);
         // A scan that is refused or fails gives the slot back as well.
         await client.PostOk("/zones/Normal/alloc_contig_pages", new { nrPages = 1L << 22 }, 507);
-        Assert.True(registry.Default.TryStartContigScan());
-        registry.Default.EndContigScan();
+        Assert.True(registry.Find("default", null)!.TryStartContigScan());
+        registry.Find("default", null)!.EndContigScan();
     }
 
     [Fact]

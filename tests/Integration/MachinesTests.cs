@@ -194,7 +194,7 @@ public class MachinesTests
         time.Advance(TimeSpan.FromMinutes(4));
         await client.GetJson("/machines/busy/stats");
         time.Advance(TimeSpan.FromMinutes(2));
-        Assert.Equal(1, registry.DeleteIdle());
+        Assert.Equal(1, await timed.Services.GetServices<Microsoft.Extensions.Hosting.IHostedService>().OfType<IdleMachineSweeper>().Single().SweepAsync());
 
         var names = (await client.GetJson("/machines"))["machines"]!.AsArray().Select(m => m!["name"]!.GetValue<string>()).ToList();
         Assert.Equal(["default", "busy", "kept"], names);

@@ -18,15 +18,23 @@ public partial class MetricsTests
 {
     private static CancellationToken Ct => TestContext.Current.CancellationToken;
 
-    /// <summary>Every sample of the scrape: "name{labels}" → value, the scope label left out.</summary>
+    /// <summary>
+    /// Every sample of the scrape: "name{labels}" → value, the scope and silo labels left out (every
+    /// machine's sample names the silo that exports it, which each scrape checks).
+    /// </summary>
     private static async Task<Dictionary<string, double>> Scrape(HttpClient client)
     {
         var text = await client.GetStringAsync("/metrics", Ct);
         var samples = new Dictionary<string, double>();
         foreach (Match m in Sample().Matches(text))
         {
-            var labels = string.Join(",", m.Groups["labels"].Value.Split(',', StringSplitOptions.RemoveEmptyEntries)
-                .Where(l => !l.StartsWith("otel_scope", StringComparison.Ordinal)).Order(StringComparer.Ordinal));
+            var all = m.Groups["labels"].Value.Split(',', StringSplitOptions.RemoveEmptyEntries);
+            if (all.Any(l => l.StartsWith("machine=", StringComparison.Ordinal)))
+            {
+                Assert.Contains(all, l => l.StartsWith("silo=\"S127.0.0.1:", StringComparison.Ordinal));
+            }
+            var labels = string.Join(",", all
+                .Where(l => !l.StartsWith("otel_scope", StringComparison.Ordinal) && !l.StartsWith("silo=", StringComparison.Ordinal)).Order(StringComparer.Ordinal));
             samples[$"{m.Groups["name"].Value}{{{labels}}}"] = double.Parse(m.Groups["value"].Value, CultureInfo.InvariantCulture);
         }
         return samples;

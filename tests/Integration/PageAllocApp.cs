@@ -47,6 +47,10 @@ internal sealed class PageAllocApp(params (string Key, string Value)[] settings)
 
     protected override void ConfigureWebHost(IWebHostBuilder builder)
     {
+        // Each host is a one-silo Orleans cluster: tests run hosts side by side, so each gets a silo
+        // port of its own (Orleans' default 11111 would be taken by the first) and no gateway.
+        builder.UseSetting("Orleans:SiloPort", FreePorts.Next().ToString(System.Globalization.CultureInfo.InvariantCulture));
+        builder.UseSetting("Orleans:GatewayPort", "0");
         foreach (var (key, value) in settings)
         {
             builder.UseSetting(key, value);
@@ -54,6 +58,33 @@ internal sealed class PageAllocApp(params (string Key, string Value)[] settings)
         if (_services is { } services)
         {
             builder.ConfigureServices(services);
+        }
+    }
+}
+
+/// <summary>
+/// Loopback ports nobody listens on, each handed out once per test run: the OS picks one (port 0),
+/// and a port it picks again is skipped, so two hosts of one run never get the same.
+/// </summary>
+internal static class FreePorts
+{
+    private static readonly HashSet<int> Given = [];
+
+    public static int Next()
+    {
+        lock (Given)
+        {
+            while (true)
+            {
+                using var probe = new System.Net.Sockets.TcpListener(System.Net.IPAddress.Loopback, 0);
+                probe.Start();
+                var port = ((System.Net.IPEndPoint)probe.LocalEndpoint).Port;
+                probe.Stop();
+                if (Given.Add(port))
+                {
+                    return port;
+                }
+            }
         }
     }
 }

@@ -102,7 +102,7 @@ public class PageTests
     public async Task TheSeedTestButton_ChartsEachStrategysTime()
     {
         Chromium.SkipUnlessInstalled();
-        await using var app = PageAllocApp.OnKestrel();
+        await using var app = PageAllocApp.OnKestrel(("Limits:TestTimeoutSeconds", "240")) /* the seed test on a loaded CI machine */;
         using var playwright = await Playwright.CreateAsync();
         await using var browser = await Chromium.Launch(playwright);
         var page = await browser.NewPageAsync();
@@ -111,7 +111,9 @@ public class PageTests
         await page.GetByRole(AriaRole.Button, new() { Name = "Run 10000 iterations" }).ClickAsync();
 
         var rows = page.Locator("table.seed-times tbody tr");
-        await Assertions.Expect(rows).ToHaveCountAsync(3, new() { Timeout = 30_000 });
+        // Three strategies of 10,000 iterations each on a fresh machine: seconds alone, far longer
+        // beside the rest of the suite on two cores; the point here is the chart, not the time.
+        await Assertions.Expect(rows).ToHaveCountAsync(3, new() { Timeout = 200_000 });
         await Assertions.Expect(rows.Locator("th")).ToHaveTextAsync(["per-page", "chunked", "upstream"]);
         var times = await rows.Locator("td.median").AllTextContentsAsync();
         Assert.All(times, t => Assert.True(double.Parse(t, CultureInfo.InvariantCulture) > 0));
@@ -122,14 +124,14 @@ public class PageTests
     public async Task OnAPhone_ThePageDoesNotScrollSideways()
     {
         Chromium.SkipUnlessInstalled();
-        await using var app = PageAllocApp.OnKestrel();
+        await using var app = PageAllocApp.OnKestrel(("Limits:TestTimeoutSeconds", "240")) /* the seed test on a loaded CI machine */;
         using var playwright = await Playwright.CreateAsync();
         await using var browser = await Chromium.Launch(playwright);
         var page = await browser.NewPageAsync(new BrowserNewPageOptions { ViewportSize = new ViewportSize { Width = 390, Height = 844 } });
         await page.GotoAsync(app.Address.ToString());
         await Assertions.Expect(page.Locator("article.zone")).ToHaveCountAsync(3);
         await page.GetByRole(AriaRole.Button, new() { Name = "Run 10000 iterations" }).ClickAsync();
-        await Assertions.Expect(page.Locator("table.seed-times tbody tr")).ToHaveCountAsync(3, new() { Timeout = 60_000 });
+        await Assertions.Expect(page.Locator("table.seed-times tbody tr")).ToHaveCountAsync(3, new() { Timeout = 200_000 });
 
         var widths = await page.EvaluateAsync<int[]>("() => [document.documentElement.scrollWidth, window.innerWidth]");
         var (scrollWidth, viewport) = (widths[0], widths[1]);

@@ -91,22 +91,6 @@ public class StartupTests
         Assert.DoesNotContain(lines, l => l.TrimStart().StartsWith("at ", StringComparison.Ordinal)); // no stack trace
     }
 
-    [Fact]
-    public async Task Readiness_WaitsForTheFirstBoot()
-    {
-        var machines = new MachineRegistry(Options.Create(MachineConfig.Default()), Options.Create(new LimitsOptions()), Options.Create(new SecurityOptions()),
-            NullLoggerFactory.Instance);
-        var check = new MachineReadyCheck(machines);
-
-        var before = await check.CheckHealthAsync(new HealthCheckContext(), Ct);
-        Assert.Throws<MachineNotBootedException>(() => machines.Default.Machine);
-        machines.Default.Reset();
-        var after = await check.CheckHealthAsync(new HealthCheckContext(), Ct);
-
-        Assert.Equal(HealthStatus.Unhealthy, before.Status);
-        Assert.Equal(HealthStatus.Healthy, after.Status);
-    }
-
     [Theory]
     [InlineData("/health/live")]
     [InlineData("/health/ready")]
@@ -137,8 +121,9 @@ public class StartupTests
         var boots = 0;
         await using var app = new PageAllocApp();
         await using var watched = app.WithWebHostBuilder(b => b.ConfigureTestServices(services =>
-            services.AddSingleton(provider => new MachineRegistry(provider.GetRequiredService<IOptions<MachineConfig>>(),
-                provider.GetRequiredService<IOptions<LimitsOptions>>(), provider.GetRequiredService<IOptions<SecurityOptions>>(), NullLoggerFactory.Instance)
+            services.AddSingleton(provider => new MachineRegistry(provider.GetRequiredService<IOptions<LimitsOptions>>(),
+                provider.GetRequiredService<IOptions<SecurityOptions>>(), provider.GetRequiredService<IOptions<PageAlloc.Api.Cluster.PageAllocClusterOptions>>(),
+                provider.GetRequiredService<Orleans.Runtime.ILocalSiloDetails>(), NullLoggerFactory.Instance)
             {
                 BootMachine = (config, tracepoints) =>
                 {

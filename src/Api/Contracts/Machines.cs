@@ -61,7 +61,31 @@ public sealed record MachineResponse(
     [property: Description("Its zones' names, as the zone routes take them.")] string[] Zones,
     MachineTotals Totals,
     [property: Description("What a reset boots.")] MachineShape Config,
-    [property: Description("The machine's routes start here: {href}/zones, {href}/proc/buddyinfo, ...")] string Href);
+    [property: Description("The machine's routes start here: {href}/zones, {href}/proc/buddyinfo, ...")] string Href,
+    [property: Description("Where the machine is served and its recovery point: the last snapshot in grain storage, and what a lost silo would lose.")] MachineRecoveryPoint Durability);
+
+/// <summary>
+/// A machine's recovery point (docs/scale-out.md): it is written to grain storage when its grain
+/// deactivates and every Orleans:SnapshotIntervalSeconds while it changes; a machine whose silo is
+/// lost resumes on another from its last snapshot, and what it did after is lost.
+/// </summary>
+public sealed record MachineRecoveryPoint(
+    [property: Description("The Orleans silo the machine is activated on.")] string Silo,
+    [property: Description("When its last snapshot was written; null before the first (then its shape is its recovery point).")] DateTimeOffset? SnapshotAt,
+    [property: Description("The operations (calls that changed it, resets) the last snapshot holds.")] long SnapshotOperations,
+    [property: Description("Operations since the machine was created, across its activations.")] long Operations,
+    [property: Description("Operations made since the last snapshot: what would be lost with its silo now.")] long OperationsSinceSnapshot,
+    [property: Description("The last snapshot's size, compressed.")] long SnapshotBytes,
+    [property: Description("How long page calls waited while the last snapshot's copy was made, in ms (the compression and write run beside them).")] double SnapshotPauseMs,
+    [property: Description("What this activation started from: its creation, or the snapshot it resumed from.")] MachineResume ResumedFrom);
+
+/// <summary>What an activation started from, and whether the one before it ended cleanly.</summary>
+public sealed record MachineResume(
+    [property: Description("created (made on this silo), resumed (its last activation ended cleanly), or recovered (its silo was lost; what it did after the snapshot is gone).")] string How,
+    [property: Description("The snapshot it started from; null when it started from its shape.")] DateTimeOffset? SnapshotAt,
+    [property: Description("The operations that snapshot holds.")] long Operations,
+    [property: Description("True when its last activation ended cleanly (its silo stopped, or it moved): nothing was lost. False: its silo was lost, and what it did after SnapshotAt is gone.")] bool Clean,
+    [property: Description("The silo it was served on before.")] string? Silo);
 
 /// <summary>GET /machines: the machines the caller may use, and the service's bounds on machines.</summary>
 public sealed record MachineListResponse(

@@ -1,3 +1,4 @@
+using PageAlloc.Api.Cluster;
 using System.Net.ServerSentEvents;
 using System.Runtime.CompilerServices;
 using Microsoft.Extensions.Options;
@@ -24,7 +25,7 @@ public static class EventsEndpoints
 
     public static IEndpointRouteBuilder MapEvents(this IEndpointRouteBuilder app)
     {
-        app.MapGet("/events", Stream).WithTags("Events").WithName("StreamEvents")
+        app.MapGet("/events", Stream).WithTags("Events").WithName("StreamEvents").StreamsFromMachineSilo()
             .WithSummary("The kmem tracepoints as a live stream (Server-Sent Events, or perf script lines)")
             .WithDescription("Streams the events the allocator emits from now on, until the client goes away: kmem:mm_page_alloc "
                 + "(__alloc_pages()), mm_page_alloc_zone_locked (__rmqueue_smallest()), mm_page_free (free_pages_prepare()), "

@@ -1,3 +1,4 @@
+using PageAlloc.Api.Cluster;
 using PageAlloc.Api.Machines;
 using PageAlloc.Api.OpenApi;
 
@@ -12,8 +13,9 @@ public static class MachineScopedRoutes
 {
     public static void MapMachineScoped(this IEndpointRouteBuilder app, RouteGroupBuilder group)
     {
-        group.RequireMachineScope()
-            .Refuses("No machine has the name in the path, or it is another API key's (GET /machines lists yours).", Infrastructure.ProblemCatalog.UnknownMachine);
+        group.RequireMachineScope().RunsOnMachineSilo()
+            .Refuses("No machine has the name in the path, or it is another API key's (GET /machines lists yours).", Infrastructure.ProblemCatalog.UnknownMachine)
+            .Refuses("The machine's silo is stopping, was lost or did not answer: retry (docs/scale-out.md).", Infrastructure.ProblemCatalog.MachineUnavailable);
         group.MapZones();
         group.MapMachine();
         group.MapTests();

@@ -2,6 +2,7 @@ using System.Text.Json;
 using Microsoft.AspNetCore.Http.HttpResults;
 using Microsoft.AspNetCore.Mvc;
 using Microsoft.Extensions.Options;
+using PageAlloc.Api.Cluster;
 using PageAlloc.Api.Contracts;
 using PageAlloc.Api.Infrastructure;
 using PageAlloc.Api.Machines;
@@ -29,7 +30,8 @@ public static partial class MachinesEndpoints
     public static IEndpointRouteBuilder MapMachines(this IEndpointRouteBuilder app)
     {
         var limits = app.ServiceProvider.GetRequiredService<IOptions<LimitsOptions>>().Value;
-        var machines = app.MapGroup("/machines").WithTags("Machines").Refuses(NoKey, ProblemCatalog.Unauthenticated);
+        var machines = app.MapGroup("/machines").WithTags("Machines").Refuses(NoKey, ProblemCatalog.Unauthenticated)
+            .Refuses(UnavailableHelp, ProblemCatalog.MachineUnavailable);
         machines.MapPost("/", Create).WithName("CreateMachine")
             .WithSummary("Create a machine: booted from a shape (JSON), or restored from a snapshot")
             .WithDescription("With a JSON body {name?, config?, pinned?}: boots a new machine of that shape (the Machine configuration section's: cpus, "
@@ -52,20 +54,20 @@ public static partial class MachinesEndpoints
             .WithDescription("Every machine when keys are off (or for an administrator); with keys, default and the key's own. Beside them, how many "
                 + "machines the service holds of its most (Limits:MaxMachines), and their page state against the memory budget (Limits:MachineMemoryBytes).")
             .Answers(200, "The machines, default first.");
-        machines.MapGet("/{machine}", Get).WithName("GetMachine")
+        machines.MapGet("/{machine}", Get).WithName("GetMachine").RunsOnMachineSilo()
             .WithSummary("One machine: owner, lifetime, shape and totals")
             .WithDescription("The machine as a resource: its owner (with keys), whether it is pinned, when it was created and last used and when it "
                 + "would be deleted for being idle, the page state it is counted for, its shape (what a reset boots) and its zones' totals.")
             .Answers(200, "The machine.")
             .Refuses(UnknownMachineHelp, ProblemCatalog.UnknownMachine);
-        machines.MapDelete("/{machine}", Delete).WithName("DeleteMachine")
+        machines.MapDelete("/{machine}", Delete).WithName("DeleteMachine").RunsOnMachineSilo()
             .WithSummary("Delete a machine")
             .WithDescription("Requests already running on it finish; later ones get 404. With keys, the owner or an administrator may delete it. "
                 + "The default machine cannot be deleted (POST /machines/default/reset reboots it).")
             .Answers(204, "Deleted.")
             .Refuses(UnknownMachineHelp, ProblemCatalog.UnknownMachine)
             .Refuses("The machine is default.", ProblemCatalog.DefaultMachine);
-        machines.MapGet("/{machine}/snapshot", Snapshot).WithName("GetMachineSnapshot")
+        machines.MapGet("/{machine}/snapshot", Snapshot).WithName("GetMachineSnapshot").RunsOnMachineSilo()
             .WithSummary("The machine's whole state as one file: versioned, checksummed, compressed")
             .WithDescription("Every page's state, the order of every free list and pcp list, every counter, pcp tuning, watermarks, highatomic "
                 + "reserves, memcgs and page charges, fail_page_alloc with its random state, and the machine's shape "
@@ -74,7 +76,15 @@ public static partial class MachinesEndpoints
             .Produces<Stream>(200, SnapshotMediaType)
             .Answers(200, "The snapshot.")
             .Refuses(UnknownMachineHelp, ProblemCatalog.UnknownMachine);
-        machines.MapPost("/{machine}/fork", Fork).WithName("ForkMachine")
+        machines.MapPost("/{machine}/checkpoint", Checkpoint).WithName("CheckpointMachine").RunsOnMachineSilo()
+            .WithSummary("Write the machine's snapshot to grain storage now: its recovery point moves here")
+            .WithDescription("With Redis (Orleans:Clustering), a machine's snapshot is written every Orleans:SnapshotIntervalSeconds while it changes "
+                + "and when its grain deactivates; this writes one now, so that losing its silo loses nothing done before this call "
+                + "(docs/scale-out.md). Page calls wait only while the copy is made. Answers the machine, with its recovery point. "
+                + "With the embedded default (localhost, in-memory storage) nothing outlives the process, and nothing is written.")
+            .Answers(200, "The machine, its recovery point just written.")
+            .Refuses(UnknownMachineHelp, ProblemCatalog.UnknownMachine);
+        machines.MapPost("/{machine}/fork", Fork).WithName("ForkMachine").RunsOnMachineSilo()
             .WithSummary("Copy a machine as it is now, as a new machine")
             .WithDescription("The fork starts in the machine's exact state and behaves as the machine would from here: the same answers to the same "
                 + "calls. It is a new machine (the caller's, with keys), counted against the same bounds as a create. Page calls on the "
@@ -87,17 +97,19 @@ public static partial class MachinesEndpoints
         return app;
     }
 
+    private const string UnavailableHelp = "The machine's silo (or the catalog's) is stopping, was lost or did not answer: retry (docs/scale-out.md).";
+
     private const string UnknownMachineHelp = "No machine has this name, or it is another key's (GET /machines lists yours).";
 
     /// <param name="name">With a snapshot body: the restored machine's name (made up when left out).</param>
     /// <param name="pinned">With a snapshot body: whether the restored machine is pinned.</param>
     public static async Task<Results<Created<MachineResponse>, ProblemHttpResult, ValidationProblem>> Create(
-        HttpRequest request, MachineRegistry registry, IOptions<Microsoft.AspNetCore.Http.Json.JsonOptions> json, string? name, bool? pinned,
-        CancellationToken cancellationToken)
+        HttpRequest request, MachineRegistry registry, ClusterMachines cluster, IOptions<MachineConfig> defaults,
+        IOptions<Microsoft.AspNetCore.Http.Json.JsonOptions> json, string? name, bool? pinned, CancellationToken cancellationToken)
     {
         if (request.ContentType?.StartsWith(SnapshotMediaType, StringComparison.OrdinalIgnoreCase) == true)
         {
-            return await Restore(request, registry, name, pinned ?? false, cancellationToken);
+            return await Restore(request, registry, cluster, name, pinned ?? false, cancellationToken);
         }
         if (request.HttpContext.Features.Get<Microsoft.AspNetCore.Http.Features.IHttpMaxRequestBodySizeFeature>() is { IsReadOnly: false } size)
         {
@@ -118,27 +130,36 @@ public static partial class MachinesEndpoints
         {
             return badName;
         }
-        var config = (body.Config ?? new MachineShape()).ToConfig(registry.Default.Config);
+        var config = (body.Config ?? new MachineShape()).ToConfig(defaults.Value);
         if (config.Validate() is { Count: > 0 } problems)
         {
             return TypedResults.ValidationProblem(new Dictionary<string, string[]> { ["config"] = [.. problems] },
                 detail: "The machine's shape is invalid: " + string.Join(" ", problems));
         }
-        var (hosted, refusal) = registry.Create(body.Name, registry.OwnerFor(request.HttpContext.User), body.Pinned ?? false, config);
+        var owner = registry.OwnerFor(request.HttpContext.User);
+        var birth = cluster.FromShape(owner, body.Pinned ?? false, config);
+        return await Created(registry, cluster, body.Name, owner, config.StateBytes(), birth);
+    }
+
+    /// <summary>Makes the machine through the catalog and its grain, and describes it as it is now.</summary>
+    private static async Task<Results<Created<MachineResponse>, ProblemHttpResult, ValidationProblem>> Created(
+        MachineRegistry registry, ClusterMachines cluster, string? name, string? owner, long bytes, MachineBirth birth)
+    {
+        var (created, refusal) = await cluster.Create(name, owner, bytes, birth);
         if (refusal is not null)
         {
             return Problems.Of(refusal.Kind, refusal.Detail);
         }
-        return TypedResults.Created(Href(hosted!), Describe(registry, hosted!));
+        return TypedResults.Created(Href(created!), await cluster.Describe(created!) ?? throw new InvalidOperationException($"Machine {created} was deleted as it was made."));
     }
 
     /// <summary>
-    /// Restores a snapshot as a new machine. The snapshot's shape is checked against the bounds (and
-    /// its room reserved) from its header, before its pages are read, so a snapshot of a machine that
-    /// would not fit allocates nothing; a damaged one is refused and leaves nothing behind.
+    /// Restores a snapshot as a new machine. The snapshot is read whole here first: a damaged one is
+    /// refused (400) before anything is reserved, and its shape gives the room to reserve. Its grain
+    /// then restores it from the same bytes, which are its first recovery point.
     /// </summary>
     private static async Task<Results<Created<MachineResponse>, ProblemHttpResult, ValidationProblem>> Restore(
-        HttpRequest request, MachineRegistry registry, string? name, bool pinned, CancellationToken cancellationToken)
+        HttpRequest request, MachineRegistry registry, ClusterMachines cluster, string? name, bool pinned, CancellationToken cancellationToken)
     {
         if (InvalidName(name) is { } badName)
         {
@@ -147,30 +168,20 @@ public static partial class MachinesEndpoints
         // The body is read whole first (bounded by Limits:SnapshotBodyBytes): the reader is synchronous.
         using var body = new MemoryStream();
         await request.Body.CopyToAsync(body, cancellationToken);
-        body.Position = 0;
-        var owner = registry.OwnerFor(request.HttpContext.User);
-        MachineReservation? reservation = null;
-        MachineRefusal? refusal = null;
-        var tracepoints = new Tracepoints();
-        PageAlloc.Domain.Allocator.Machine machine;
+        var bytes = body.ToArray();
+        // Its header gives the shape, hence the room to reserve, before any page is read; the grain
+        // then reads it whole (checksum, every section), and a damaged one gives the room back.
+        MachineConfig config;
         try
         {
-            machine = MachineSnapshot.Read(body, tracepoints, config =>
-            {
-                (reservation, refusal) = registry.Reserve(name, owner, config.StateBytes());
-                return refusal?.Detail;
-            });
+            config = MachineSnapshot.ReadConfig(new MemoryStream(bytes, writable: false));
         }
         catch (SnapshotException bad)
         {
-            if (reservation is not null)
-            {
-                registry.Cancel(reservation);
-            }
-            return refusal is not null ? Problems.Of(refusal.Kind, refusal.Detail) : Problems.Of(ProblemCatalog.InvalidSnapshot, bad.Message);
+            return Problems.Of(ProblemCatalog.InvalidSnapshot, bad.Message);
         }
-        var hosted = registry.Publish(reservation!, pinned, machine.Config, tracepoints, h => h.Serve(machine, "Restored (from a snapshot)"));
-        return TypedResults.Created(Href(hosted), Describe(registry, hosted));
+        var owner = registry.OwnerFor(request.HttpContext.User);
+        return await Created(registry, cluster, name, owner, config.StateBytes(), new MachineBirth(owner, pinned, null, bytes, "Restored (from a snapshot)"));
     }
 
     public static Results<FileContentHttpResult, ProblemHttpResult> Snapshot(HttpContext http, MachineRegistry registry, string machine)
@@ -179,6 +190,12 @@ public static partial class MachinesEndpoints
         {
             return Unknown(machine);
         }
+        return TypedResults.File(SnapshotOf(hosted), SnapshotMediaType, $"{hosted.Name}.pasnap");
+    }
+
+    /// <summary>The machine's snapshot, written while page calls wait at its gate.</summary>
+    private static byte[] SnapshotOf(HostedMachine hosted)
+    {
         var served = hosted.Machine;
         using var file = new MemoryStream();
         hosted.Gate.Exclusive(() =>
@@ -186,11 +203,12 @@ public static partial class MachinesEndpoints
             MachineSnapshot.Write(served, file);
             return true;
         });
-        return TypedResults.File(file.ToArray(), SnapshotMediaType, $"{hosted.Name}.pasnap");
+        return file.ToArray();
     }
 
-    public static Results<Created<MachineResponse>, ProblemHttpResult, ValidationProblem> Fork(
-        HttpContext http, MachineRegistry registry, string machine, ForkMachineRequest? request)
+    /// <summary>A fork is the machine's snapshot restored as a new machine: the same bytes a save and a restore would pass.</summary>
+    public static async Task<Results<Created<MachineResponse>, ProblemHttpResult, ValidationProblem>> Fork(
+        HttpContext http, MachineRegistry registry, ClusterMachines cluster, string machine, ForkMachineRequest? request)
     {
         if (Find(http, registry, machine) is not { } original)
         {
@@ -200,26 +218,10 @@ public static partial class MachinesEndpoints
         {
             return badName;
         }
-        var served = original.Machine;
-        var config = served.Config;
-        var (reservation, refusal) = registry.Reserve(request?.Name, registry.OwnerFor(http.User), config.StateBytes());
-        if (reservation is null)
-        {
-            return Problems.Of(refusal!.Kind, refusal.Detail);
-        }
-        var tracepoints = new Tracepoints();
-        PageAlloc.Domain.Allocator.Machine copy;
-        try
-        {
-            copy = original.Gate.Exclusive(() => served.Fork(tracepoints));
-        }
-        catch
-        {
-            registry.Cancel(reservation); // the room reserved for the fork is given back
-            throw;
-        }
-        var hosted = registry.Publish(reservation, request?.Pinned ?? false, config, tracepoints, h => h.Serve(copy, $"Forked (from {original.Name})"));
-        return TypedResults.Created(Href(hosted), Describe(registry, hosted));
+        var owner = registry.OwnerFor(http.User);
+        var snapshot = SnapshotOf(original);
+        return await Created(registry, cluster, request?.Name, owner, original.Machine.Config.StateBytes(),
+            new MachineBirth(owner, request?.Pinned ?? false, null, snapshot, $"Forked (from {original.Name})"));
     }
 
     /// <summary>A name that is not a DNS label, as a validation problem; null for a good name or none.</summary>
@@ -233,23 +235,30 @@ public static partial class MachinesEndpoints
         return TypedResults.ValidationProblem(new Dictionary<string, string[]> { ["name"] = [message] }, detail: message);
     }
 
-    public static Ok<MachineListResponse> List(HttpContext http, MachineRegistry registry)
-    {
-        var user = registry.SecurityEnabled ? http.User : null;
-        var visible = registry.All.Where(m => registry.MayUse(m, user)).Select(m => Describe(registry, m)).ToArray();
-        return TypedResults.Ok(new MachineListResponse(visible, registry.Count, registry.MaxMachines, registry.UsedBytes, registry.BudgetBytes));
-    }
+    public static async Task<Ok<MachineListResponse>> List(HttpContext http, MachineRegistry registry, ClusterMachines cluster) =>
+        TypedResults.Ok(await cluster.List(registry.SecurityEnabled ? http.User : null));
 
-    public static Results<Ok<MachineResponse>, ProblemHttpResult> Get(HttpContext http, MachineRegistry registry, string machine) =>
-        Find(http, registry, machine) is { } hosted ? TypedResults.Ok(Describe(registry, hosted)) : Unknown(machine);
-
-    public static Results<NoContent, ProblemHttpResult> Delete(HttpContext http, MachineRegistry registry, string machine)
+    public static async Task<Results<Ok<MachineResponse>, ProblemHttpResult>> Checkpoint(
+        HttpContext http, MachineRegistry registry, IGrainFactory grains, string machine)
     {
         if (Find(http, registry, machine) is not { } hosted)
         {
             return Unknown(machine);
         }
-        return registry.Delete(hosted, "deleted by a client") is { } refusal ? Problems.Of(refusal.Kind, refusal.Detail) : TypedResults.NoContent();
+        await grains.GetGrain<IMachineGrain>(hosted.Name).Checkpoint();
+        return TypedResults.Ok(MachineDescriptions.Describe(registry, hosted));
+    }
+
+    public static Results<Ok<MachineResponse>, ProblemHttpResult> Get(HttpContext http, MachineRegistry registry, string machine) =>
+        Find(http, registry, machine) is { } hosted ? TypedResults.Ok(MachineDescriptions.Describe(registry, hosted)) : Unknown(machine);
+
+    public static async Task<Results<NoContent, ProblemHttpResult>> Delete(HttpContext http, MachineRegistry registry, ClusterMachines cluster, string machine)
+    {
+        if (Find(http, registry, machine) is not { } hosted)
+        {
+            return Unknown(machine);
+        }
+        return await cluster.Delete(hosted.Name, "deleted by a client") is { } refusal ? Problems.Of(refusal.Kind, refusal.Detail) : TypedResults.NoContent();
     }
 
     public static HostedMachine? Find(HttpContext http, MachineRegistry registry, string name)
@@ -262,20 +271,5 @@ public static partial class MachinesEndpoints
     public static ProblemHttpResult Unknown(string name) =>
         Problems.Of(ProblemCatalog.UnknownMachine, $"There is no machine '{name}'. GET /machines lists the machines you may use.");
 
-    public static string Href(HostedMachine hosted) => "/machines/" + hosted.Name;
-
-    public static MachineResponse Describe(MachineRegistry registry, HostedMachine hosted)
-    {
-        var now = DateTimeOffset.UtcNow;
-        var lastUsed = now.AddMilliseconds(hosted.LastUsedMs - registry.NowMs);
-        if (!hosted.IsBooted)
-        {
-            return new MachineResponse(hosted.Name, hosted.Owner, hosted.Pinned, hosted.CreatedAt, lastUsed, registry.IdleDeadline(hosted), hosted.StateBytes,
-                hosted.Config.Cpus, 0, [], new MachineTotals(0, 0, 0, 0, 0), MachineShape.From(hosted.Config), Href(hosted));
-        }
-        var machine = hosted.Machine;
-        var zones = machine.Stats();
-        return new MachineResponse(hosted.Name, hosted.Owner, hosted.Pinned, hosted.CreatedAt, lastUsed, registry.IdleDeadline(hosted), hosted.StateBytes,
-            machine.Cpus, machine.MinFreeKbytes, [.. machine.Zones.Select(z => z.Key)], MachineTotals.From(zones), MachineShape.From(hosted.Config), Href(hosted));
-    }
+    public static string Href(string name) => MachineDescriptions.Href(name);
 }

@@ -242,7 +242,7 @@ public static class ZonesEndpoints
     }
 
     public static async Task<Results<Ok<ZoneStatsResponse>, ProblemHttpResult>> ImportFreeLists(
-        ZoneScope scope, MachineRegistry registry, IOptions<LimitsOptions> limits, HttpRequest request,
+        ZoneScope scope, Cluster.ClusterMachines cluster, IOptions<LimitsOptions> limits, HttpRequest request,
         [Description("Seed of the layout (default 1).")] int? seed, CancellationToken cancellationToken)
     {
         // Read a line at a time, none longer than Limits:BodyLineBytes; the whole is bounded by the body's size limit.
@@ -297,28 +297,55 @@ public static class ZonesEndpoints
                 + $"is configured with. With the machine's /proc/zoneinfo in the same body, the zone takes its "
                 + $"managed pages as its size; send both with: sudo cat /proc/zoneinfo /proc/pagetypeinfo | curl -X POST '{Microsoft.AspNetCore.Http.Extensions.UriHelper.GetEncodedUrl(request)}' "
                 + "-H 'Content-Type: application/octet-stream' --data-binary @-";
-        return RebootWithFreeLists(scope.Hosted, registry, key, counts, seed ?? 1, sized, hint);
+        return await RebootWithFreeLists(scope.Hosted, cluster, key, counts, seed ?? 1, sized, hint);
     }
 
     /// <summary>
     /// Reboots with the zone given these free lists (Zone.ImportFreeLists), and answers its counters;
     /// refused, nothing changes, and a refusal for counts that do not fit ends with <paramref name="doesNotFitHint"/>.
     /// </summary>
-    private static Results<Ok<ZoneStatsResponse>, ProblemHttpResult> RebootWithFreeLists(
-        HostedMachine hosted, MachineRegistry registry, string key, PageAlloc.Domain.Import.FreeListCounts counts, int seed, MachineConfig? config = null, string? doesNotFitHint = null)
+    private static async Task<Results<Ok<ZoneStatsResponse>, ProblemHttpResult>> RebootWithFreeLists(
+        HostedMachine hosted, Cluster.ClusterMachines cluster, string key, PageAlloc.Domain.Import.FreeListCounts counts, int seed, MachineConfig? config = null, string? doesNotFitHint = null)
     {
+        // A machine that grows asks the cluster's budget first (the catalog, a grain call: not under the
+        // machine's boot lock); the boot then takes what it needs of that, and what it did not use
+        // (a failed import, or a racing import that resized it first) is given back after.
+        var wanted = (config ?? hosted.Config).StateBytes() - hosted.StateBytes;
+        long reserved = 0;
+        if (wanted > 0)
+        {
+            if (await cluster.Resize(hosted.Name, wanted) is { } refused)
+            {
+                return Problems.From(WithHint(new PageError(PageErrorKind.ImportDoesNotFit, "import: " + refused), doesNotFitHint));
+            }
+            reserved = wanted;
+        }
+        long used = 0;
         Zone? imported = null;
         var error = hosted.ResetWith(machine =>
         {
             imported = machine.FindZone(key)!;
             return imported.ImportFreeLists(counts, seed);
-        }, config, delta => registry.Resize(hosted, delta));
-        return error is not null
-            ? Problems.From(error.Kind == PageErrorKind.ImportDoesNotFit && doesNotFitHint is not null ? error with { Detail = $"{error.Detail} {doesNotFitHint}" } : error)
-            : TypedResults.Ok(ZoneStatsResponse.From(imported!.Stats()));
+        }, config, delta =>
+        {
+            if (delta > reserved - used)
+            {
+                return new PageError(PageErrorKind.ImportDoesNotFit, $"import: machine {hosted.Name} changed size while this import waited; send it again.");
+            }
+            used += delta;
+            return null;
+        });
+        if (used != reserved)
+        {
+            await cluster.Resize(hosted.Name, used - reserved);
+        }
+        return error is not null ? Problems.From(WithHint(error, doesNotFitHint)) : TypedResults.Ok(ZoneStatsResponse.From(imported!.Stats()));
     }
 
-    public static Results<Ok<ZoneStatsResponse>, ProblemHttpResult> Fragment(ZoneScope scope, MachineRegistry registry, FragmentRequest request)
+    private static PageError WithHint(PageError error, string? doesNotFitHint) =>
+        error.Kind == PageErrorKind.ImportDoesNotFit && doesNotFitHint is not null ? error with { Detail = $"{error.Detail} {doesNotFitHint}" } : error;
+
+    public static async Task<Results<Ok<ZoneStatsResponse>, ProblemHttpResult>> Fragment(ZoneScope scope, Cluster.ClusterMachines cluster, FragmentRequest request)
     {
         var key = scope.Zone.Key;
         if (request.FreePages > scope.Zone.ManagedPages)
@@ -328,7 +355,7 @@ public static class ZonesEndpoints
                 $"fragment: {request.FreePages} free pages do not fit zone {key}, which has {scope.Zone.ManagedPages} pages."));
         }
         var counts = PageAlloc.Domain.Import.Fragmenter.Target(key, request.FreePages!.Value, request.Order!.Value, request.UnusableIndex!.Value, request.Seed ?? 1)!;
-        return RebootWithFreeLists(scope.Hosted, registry, key, counts, request.Seed ?? 1);
+        return await RebootWithFreeLists(scope.Hosted, cluster, key, counts, request.Seed ?? 1);
     }
 
     /// <summary>The most cells a pageblock map may ask for.</summary>

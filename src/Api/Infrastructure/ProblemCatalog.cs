@@ -28,6 +28,9 @@ public static class ProblemCatalog
     public static readonly ProblemKind MachineExists = new("machine-exists", 409, "Machine exists", "POST /machines (or a fork) named a machine that exists already.");
     public static readonly ProblemKind MachineLimit = new("machine-limit", 507, "Machine limit reached",
         "Another machine would pass Limits:MaxMachines, Limits:MachineMemoryBytes or the key's Limits:MachinesPerKey; delete one first.");
+    public static readonly ProblemKind MachineUnavailable = new("machine-unavailable", 503, "Machine unavailable",
+        "The machine's silo is stopping, was lost or did not answer; the machine resumes on another silo from its last snapshot. Retry after Retry-After "
+        + "(a call that changes the machine may have been made when its silo did not answer in time).");
     public static readonly ProblemKind DefaultMachine = new("default-machine", 409, "The default machine stays", "DELETE /machines/default: the configured machine cannot be deleted (POST /reset reboots it).");
     public static readonly ProblemKind InvalidSnapshot = new("invalid-snapshot", 400, "Invalid snapshot",
         "The body is not a PageAlloc snapshot of this format version, or it is damaged (its checksum does not match) or inconsistent.");
@@ -55,7 +58,7 @@ public static class ProblemCatalog
     public static readonly ProblemKind Internal = new("internal", 500, "Internal error", "A fault in the service; it should never happen, and is a bug to report.");
 
     private static readonly ProblemKind[] ServiceKinds =
-        [UnknownZone, UnknownMachine, MachineExists, MachineLimit, DefaultMachine, InvalidSnapshot, InvalidPfn, InvalidEventFilter, NotATrace, InvalidImport, Validation, MalformedRequest, BodyTooLarge, RequestTimeout, UnsupportedMediaType, Unauthenticated, Forbidden,
+        [UnknownZone, UnknownMachine, MachineExists, MachineLimit, MachineUnavailable, DefaultMachine, InvalidSnapshot, InvalidPfn, InvalidEventFilter, NotATrace, InvalidImport, Validation, MalformedRequest, BodyTooLarge, RequestTimeout, UnsupportedMediaType, Unauthenticated, Forbidden,
          TooManyRequests, ServiceFull, Booting, Timeout, NotFound, MethodNotAllowed, Internal];
 
     private static readonly Dictionary<PageErrorKind, ProblemKind> DomainKinds =

@@ -25,13 +25,16 @@ public sealed partial class ProblemExceptionHandler : IExceptionHandler
             BadHttpRequestException bad when PfnText(bad) is { } text => (ProblemCatalog.InvalidPfn, Contracts.Pfn.Invalid(text)),
             BadHttpRequestException bad => (ProblemCatalog.MalformedRequest, Describe(bad, BodyType(httpContext))),
             MachineNotBootedException booting => (ProblemCatalog.Booting, booting.Message),
+            // A grain call (the catalog's, a machine's) whose silo is stopping or lost: try again shortly.
+            _ when Cluster.ClusterFailures.IsUnavailable(exception) => (ProblemCatalog.MachineUnavailable,
+                $"A grain this call needs could not be reached ({exception.GetType().Name}): its silo is stopping or lost, and the grain is resumed on another. Try again shortly."),
             _ => (null, ""),
         };
         if (kind is null)
         {
             return false;
         }
-        if (kind == ProblemCatalog.Booting)
+        if (kind == ProblemCatalog.Booting || kind == ProblemCatalog.MachineUnavailable)
         {
             httpContext.Response.Headers.RetryAfter = "1";
         }

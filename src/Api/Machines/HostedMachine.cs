@@ -39,6 +39,8 @@ public sealed partial class HostedMachine
         CreatedAt = createdAt;
         _lastUsedMs = nowMs;
         StateBytes = config.StateBytes();
+        Gate = new MachineGate();
+        Durability = new MachineDurability(Gate);
     }
 
     /// <summary>The machine's name, its id in /machines/{machine}.</summary>
@@ -62,7 +64,22 @@ public sealed partial class HostedMachine
     public Tracepoints Tracepoints { get; }
 
     /// <summary>Page calls enter it shared; a snapshot or fork, exclusive.</summary>
-    public MachineGate Gate { get; } = new();
+    public MachineGate Gate { get; }
+
+    /// <summary>Its recovery point: the last snapshot in grain storage, and how far the machine is past it.</summary>
+    public MachineDurability Durability { get; }
+
+    private volatile bool _retired;
+
+    /// <summary>
+    /// True once its activation has taken its last snapshot (the silo stops, or Orleans moves it): a
+    /// change that reaches it after that would be lost, so it is refused (503, try again), and the
+    /// retry reaches the machine's next activation.
+    /// </summary>
+    public bool Retired => _retired;
+
+    /// <summary>Marks the machine retired; called with the gate held exclusively, so no change is inside.</summary>
+    public void Retire() => _retired = true;
 
     private int _contigScan;
 
@@ -122,6 +139,7 @@ public sealed partial class HostedMachine
             var machine = _boot(Config, Tracepoints);
             Volatile.Write(ref _machine, machine);
             Interlocked.Increment(ref _boots);
+            Gate.CountOperation();
             LogBoot(machine, _boots == 1 ? "Booted" : "Reset: rebooted");
             return machine;
         }
@@ -152,6 +170,7 @@ public sealed partial class HostedMachine
             StateBytes = bytes;
             Volatile.Write(ref _machine, machine);
             Interlocked.Increment(ref _boots);
+            Gate.CountOperation();
             LogBoot(machine, "Reset (prepared): rebooted");
             return null;
         }

@@ -15,6 +15,13 @@ public sealed class MachineGate : IDisposable
     private readonly ManualResetEventSlim _open = new(initialState: true);
     private int _inside;
     private int _closed;
+    private long _operations;
+
+    /// <summary>Calls that entered to change the machine (and resets, <see cref="CountOperation"/>): how far it is past a snapshot.</summary>
+    public long Operations => Interlocked.Read(ref _operations);
+
+    /// <summary>Counts a change made outside the gate (a reset swaps in a new machine).</summary>
+    public void CountOperation() => Interlocked.Increment(ref _operations);
 
     /// <summary>Enters as one of many page calls; waits while a snapshot or fork holds the gate.</summary>
     public void EnterShared()
@@ -24,6 +31,7 @@ public sealed class MachineGate : IDisposable
             Interlocked.Increment(ref _inside);
             if (Volatile.Read(ref _closed) == 0)
             {
+                Interlocked.Increment(ref _operations);
                 return;
             }
             // A copy is starting or running: step back out so it can finish, and wait for it.

@@ -59,18 +59,22 @@ public class MachineScope
     protected static (HostedMachine? Hosted, ProblemHttpResult? Problem, bool Alias) Resolve(HttpContext http)
     {
         var registry = http.RequestServices.GetRequiredService<MachineRegistry>();
-        if (http.Request.RouteValues["machine"] is not string name)
-        {
-            registry.Default.Touch(registry.NowMs);
-            return (registry.Default, null, true);
-        }
+        var alias = http.Request.RouteValues["machine"] is not string;
+        var name = alias ? MachineRegistry.DefaultName : (string)http.Request.RouteValues["machine"]!;
         // With keys off, context.User is not asked for: the framework would build an empty principal per request.
-        if (registry.Find(name, registry.SecurityEnabled ? http.User : null) is not { } hosted)
+        if (registry.Find(name, registry.SecurityEnabled ? http.User : null) is { } hosted)
         {
-            return (null, Problems.Of(ProblemCatalog.UnknownMachine, $"There is no machine '{name}'. GET /machines lists the machines you may use."), false);
+            hosted.Touch(registry.NowMs);
+            return (hosted, null, alias);
         }
-        hosted.Touch(registry.NowMs);
-        return (hosted, null, false);
+        if (registry.MovedAway(name) && !http.Items.ContainsKey(Cluster.MachineForwarding.ForwardedItem))
+        {
+            // The machine was here when the request was routed and has left since (its silo stops, or
+            // it moved): nothing was done; the retry reaches it on its next silo.
+            http.Response.Headers.RetryAfter = "1";
+            return (null, Problems.Of(ProblemCatalog.MachineUnavailable, $"Machine '{name}' left this silo while the request was routed; nothing was changed. Try again."), alias);
+        }
+        return (null, Problems.Of(ProblemCatalog.UnknownMachine, $"There is no machine '{name}'. GET /machines lists the machines you may use."), alias);
     }
 }
 

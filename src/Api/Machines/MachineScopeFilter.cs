@@ -64,7 +64,7 @@ public static class MachineScopeFilter
                     ? $"Only an administrator's key may make this call on the shared machine '{scope.Hosted.Name}'."
                     : $"Only an administrator's key, or the key that owns machine '{scope.Hosted.Name}', may make this call."));
             }
-            return kind.Value.Changes ? Gated(scope.Hosted.Gate, next, context) : next(context);
+            return kind.Value.Changes ? Gated(scope.Hosted, next, context) : next(context);
         };
     }
 
@@ -87,9 +87,19 @@ public static class MachineScopeFilter
     }
 
     /// <summary>Runs the call inside the machine's gate; the synchronous page calls leave it without an await.</summary>
-    private static ValueTask<object?> Gated(MachineGate gate, EndpointFilterDelegate next, EndpointFilterInvocationContext context)
+    private static ValueTask<object?> Gated(HostedMachine hosted, EndpointFilterDelegate next, EndpointFilterInvocationContext context)
     {
+        var gate = hosted.Gate;
         gate.EnterShared();
+        if (hosted.Retired)
+        {
+            // Its last snapshot is taken: a change now would be lost with this activation. Nothing was
+            // done; the retry reaches the machine's next activation.
+            gate.ExitShared();
+            context.HttpContext.Response.Headers.RetryAfter = "1";
+            return ValueTask.FromResult<object?>(Problems.Of(ProblemCatalog.MachineUnavailable,
+                $"Machine '{hosted.Name}' is moving to another silo (its silo stops); nothing was changed. Try again."));
+        }
         ValueTask<object?> pending;
         try
         {

@@ -10,7 +10,7 @@ namespace PageAlloc.Api.Observability;
 /// The meter "PageAlloc": the allocator's counters as metrics, mirroring /proc/vmstat,
 /// /proc/pagetypeinfo and lock_stat. Every instrument is observable: nothing is recorded on the
 /// allocation and free paths; a scrape reads each zone's counters without its locks
-/// (<see cref="Zone.Counters"/>). Tags are bounded: machine (at most Limits:MaxMachines), zone,
+/// (<see cref="Zone.Counters"/>). Tags are bounded: machine (at most Limits:MaxMachines), silo (this one), zone,
 /// order (0..10), migratetype, cpu, lock.
 /// </summary>
 public sealed class PageAllocMetrics
@@ -63,38 +63,41 @@ public sealed class PageAllocMetrics
 
     private static KeyValuePair<string, object?> Machine(string name) => new("machine", name);
 
+    /// <summary>The silo this process is: each silo exports the machines activated on it, so the pair (machine, silo) says where a series came from.</summary>
+    private KeyValuePair<string, object?> Silo => new("silo", _machines.SiloAddress);
+
     private IEnumerable<Measurement<long>> PerZone(Func<ZoneCounters, long> read) =>
-        Zones().Select(z => new Measurement<long>(read(z.Counters), Machine(z.Machine), new("zone", z.Counters.Zone)));
+        Zones().Select(z => new Measurement<long>(read(z.Counters), Machine(z.Machine), Silo, new("zone", z.Counters.Zone)));
 
     private IEnumerable<Measurement<long>> PerZoneAndOrder(Func<ZoneCounters, long[]> read) =>
         Zones().SelectMany(z => read(z.Counters).Select((n, order) =>
-            new Measurement<long>(n, Machine(z.Machine), new("zone", z.Counters.Zone), new("order", order))));
+            new Measurement<long>(n, Machine(z.Machine), Silo, new("zone", z.Counters.Zone), new("order", order))));
 
     private IEnumerable<Measurement<long>> InjectedFailures() =>
-        _machines.All.Where(m => m.IsBooted).Select(m => new Measurement<long>(m.Machine.FailPageAlloc.Injected, Machine(m.Name)));
+        _machines.All.Where(m => m.IsBooted).Select(m => new Measurement<long>(m.Machine.FailPageAlloc.Injected, Machine(m.Name), Silo));
 
     private IEnumerable<Measurement<long>> FreeBlocks() =>
         Zones().SelectMany(z => z.Counters.FreeBlocksByType.SelectMany((orders, mt) => orders.Select((n, order) =>
-            new Measurement<long>(n, Machine(z.Machine), new("zone", z.Counters.Zone), new("order", order), new("migratetype", MigrateTypes.Name((MigrateType)mt))))));
+            new Measurement<long>(n, Machine(z.Machine), Silo, new("zone", z.Counters.Zone), new("order", order), new("migratetype", MigrateTypes.Name((MigrateType)mt))))));
 
     private IEnumerable<Measurement<long>> PcpPages() =>
         Zones().SelectMany(z => z.Counters.PcpPagesByCpu.Select((n, cpu) =>
-            new Measurement<long>(n, Machine(z.Machine), new("zone", z.Counters.Zone), new("cpu", cpu))));
+            new Measurement<long>(n, Machine(z.Machine), Silo, new("zone", z.Counters.Zone), new("cpu", cpu))));
 
     private IEnumerable<Measurement<long>> Fallbacks() =>
         Zones().SelectMany(z => new[]
         {
-            new Measurement<long>(z.Counters.Event(VmEvent.FallbackClaim), Machine(z.Machine), new("zone", z.Counters.Zone), new("kind", "claim")),
-            new Measurement<long>(z.Counters.Event(VmEvent.FallbackSteal), Machine(z.Machine), new("zone", z.Counters.Zone), new("kind", "steal")),
+            new Measurement<long>(z.Counters.Event(VmEvent.FallbackClaim), Machine(z.Machine), Silo, new("zone", z.Counters.Zone), new("kind", "claim")),
+            new Measurement<long>(z.Counters.Event(VmEvent.FallbackSteal), Machine(z.Machine), Silo, new("zone", z.Counters.Zone), new("kind", "steal")),
         });
 
     private IEnumerable<Measurement<long>> PerLock(Func<LockStats, long> read) =>
         Zones().SelectMany(z => Locks(z.Counters).Select((l, i) =>
-            new Measurement<long>(read(l), Machine(z.Machine), new("zone", z.Counters.Zone), new("lock", LockNames[i]))));
+            new Measurement<long>(read(l), Machine(z.Machine), Silo, new("zone", z.Counters.Zone), new("lock", LockNames[i]))));
 
     private IEnumerable<Measurement<double>> PerLockSeconds(Func<LockStats, long> readNs) =>
         Zones().SelectMany(z => Locks(z.Counters).Select((l, i) =>
-            new Measurement<double>(readNs(l) / 1e9, Machine(z.Machine), new("zone", z.Counters.Zone), new("lock", LockNames[i]))));
+            new Measurement<double>(readNs(l) / 1e9, Machine(z.Machine), Silo, new("zone", z.Counters.Zone), new("lock", LockNames[i]))));
 
     private static LockStats[] Locks(ZoneCounters c) => [c.ZoneLock, c.PcpLocks, c.RefLock];
 }

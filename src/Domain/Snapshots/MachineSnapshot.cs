@@ -67,6 +67,21 @@ public static class MachineSnapshot
     /// against what the configuration's machine can hold before any allocation, and decompression
     /// stops at the length the header declares.</para>
     /// </summary>
+    /// <summary>
+    /// The machine configuration of a snapshot, from its header alone (nothing of the machine is
+    /// allocated): what a service checks its limits against before it reads the rest.
+    /// </summary>
+    public static MachineConfig ReadConfig(Stream input)
+    {
+        ArgumentNullException.ThrowIfNull(input);
+        var config = SnapshotConfig.Decode(SnapshotHeader.Read(input).Config);
+        if (config.Validate() is { Count: > 0 } problems)
+        {
+            throw SnapshotFailures.Inconsistent($"its machine configuration does not validate: {string.Join(" ", problems)}");
+        }
+        return config;
+    }
+
     public static Machine Read(Stream input, Tracepoints? tracepoints = null, Func<MachineConfig, string?>? acceptConfig = null)
     {
         ArgumentNullException.ThrowIfNull(input);

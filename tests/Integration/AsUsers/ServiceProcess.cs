@@ -31,11 +31,18 @@ internal sealed partial class ServiceProcess : IAsyncDisposable
 
     public int? ExitCode => _process.HasExited ? _process.ExitCode : null;
 
+    /// <summary>Kills the process outright (SIGKILL): nothing it would do on the way out is done.</summary>
+    public void Kill()
+    {
+        _process.Kill(entireProcessTree: true);
+        _process.WaitForExit();
+    }
+
     /// <summary>The process's id (for kill(1)).</summary>
     public int ProcessId => _process.Id;
 
     /// <summary>Starts <paramref name="command"/> in <paramref name="workingDirectory"/>; the address comes from ASPNETCORE_URLS, as the README says.</summary>
-    public static ServiceProcess Start(string command, string workingDirectory, string urls = "http://127.0.0.1:0")
+    public static ServiceProcess Start(string command, string workingDirectory, string urls = "http://127.0.0.1:0", IReadOnlyDictionary<string, string>? environment = null)
     {
         var parts = command.Split(' ', StringSplitOptions.RemoveEmptyEntries);
         var start = new ProcessStartInfo(parts[0], parts[1..])
@@ -52,10 +59,18 @@ internal sealed partial class ServiceProcess : IAsyncDisposable
             start.Environment.Remove(key);
         }
         start.Environment["ASPNETCORE_URLS"] = urls;
+        // The one departure from a user's shell: the silo's ports. A user runs one service and it takes
+        // Orleans' defaults (11111, 30000); these tests run several at once.
+        start.Environment["Orleans__SiloPort"] = FreePorts.Next().ToString(System.Globalization.CultureInfo.InvariantCulture);
+        start.Environment["Orleans__GatewayPort"] = FreePorts.Next().ToString(System.Globalization.CultureInfo.InvariantCulture);
         start.Environment["MSBUILDDISABLENODEREUSE"] = "1";
         start.Environment["DOTNET_CLI_USE_MSBUILD_SERVER"] = "0";
         start.Environment["DOTNET_CLI_TELEMETRY_OPTOUT"] = "1";
         start.Environment["DOTNET_NOLOGO"] = "1";
+        foreach (var (key, value) in environment ?? new Dictionary<string, string>())
+        {
+            start.Environment[key] = value;
+        }
 
         var service = new ServiceProcess(new Process { StartInfo = start, EnableRaisingEvents = true });
         service._process.OutputDataReceived += (_, line) => service.Record(line.Data);

@@ -1,0 +1,102 @@
+using System.Security.Claims;
+using Microsoft.AspNetCore.Http.Features;
+
+namespace PageAlloc.Api.Cluster;
+
+/// <summary>
+/// Runs, on the silo that holds a machine, a request that arrived at another silo
+/// (<see cref="MachineForwarding"/>): the same endpoint the receiving silo matched, with its route
+/// values, the caller's identity and the body, through a pipeline of the exception handler and
+/// status code pages (what turns errors into ProblemDetails). Everything the request passed before
+/// it was forwarded (connection limits, authentication, rate limits, timeouts, the JSON-only
+/// guard) ran on the receiving silo and is not run twice.
+/// </summary>
+public sealed class ForwardedRequestRunner
+{
+    private readonly IServiceScopeFactory _scopes;
+    private readonly Lazy<Dictionary<string, Endpoint>> _endpoints;
+    private readonly Lazy<RequestDelegate> _pipeline;
+
+    public ForwardedRequestRunner(IServiceProvider services, IServiceScopeFactory scopes)
+    {
+        _scopes = scopes;
+        // Read on the first forwarded request: by then the app has mapped every endpoint.
+        _endpoints = new(() => services.GetRequiredService<EndpointDataSource>().Endpoints
+            .Where(e => e.Metadata.GetMetadata<MachineRoutedMetadata>() is not null)
+            .GroupBy(MachineForwarding.KeyOf, StringComparer.Ordinal)
+            .ToDictionary(g => g.Key, g => g.First(), StringComparer.Ordinal));
+        _pipeline = new(() =>
+        {
+            var app = new ApplicationBuilder(services);
+            app.UseExceptionHandler();
+            app.UseStatusCodePages();
+            app.Run(context => context.GetEndpoint()!.RequestDelegate!(context));
+            return app.Build();
+        });
+    }
+
+    public async Task<ForwardedResponse> RunAsync(ForwardedRequest request, CancellationToken cancellationToken)
+    {
+        if (!_endpoints.Value.TryGetValue(request.Endpoint, out var endpoint))
+        {
+            // Every silo runs the same build, so this is a silo of another version in the cluster.
+            return Text(StatusCodes.Status501NotImplemented, $"The machine's silo has no endpoint '{request.Endpoint}'.");
+        }
+        var requestFeature = new HttpRequestFeature
+        {
+            Method = request.Method,
+            Scheme = "http",
+            Protocol = "HTTP/1.1",
+            Path = request.Path,
+            QueryString = request.QueryString,
+            Body = new MemoryStream(request.Body, writable: false),
+        };
+        foreach (var (name, value) in request.Headers)
+        {
+            requestFeature.Headers.Append(name, value);
+        }
+        using var responseBody = new MemoryStream();
+        var features = new FeatureCollection();
+        features.Set<IHttpRequestFeature>(requestFeature);
+        features.Set<IHttpResponseFeature>(new HttpResponseFeature());
+        features.Set<IHttpResponseBodyFeature>(new StreamResponseBodyFeature(responseBody));
+        features.Set<IHttpRequestLifetimeFeature>(new HttpRequestLifetimeFeature { RequestAborted = cancellationToken });
+        await using var scope = _scopes.CreateAsyncScope();
+        var context = new DefaultHttpContext(features)
+        {
+            RequestServices = scope.ServiceProvider,
+            User = Principal(request),
+        };
+        context.Items[MachineForwarding.ForwardedItem] = true;
+        context.SetEndpoint(endpoint);
+        foreach (var (name, value) in request.RouteValues)
+        {
+            context.Request.RouteValues[name] = value;
+        }
+        await _pipeline.Value(context);
+        await context.Response.CompleteAsync();
+        var headers = new List<KeyValuePair<string, string>>();
+        foreach (var (name, values) in context.Response.Headers)
+        {
+            if (!MachineForwarding.HopHeaders.Contains(name))
+            {
+                headers.AddRange(values.Select(v => new KeyValuePair<string, string>(name, v ?? "")));
+            }
+        }
+        return new ForwardedResponse(context.Response.StatusCode, [.. headers], responseBody.ToArray(), NoMachine: false);
+    }
+
+    private static ClaimsPrincipal Principal(ForwardedRequest request)
+    {
+        if (request.UserName is null)
+        {
+            return new ClaimsPrincipal(new ClaimsIdentity());
+        }
+        var claims = new List<Claim> { new(ClaimTypes.Name, request.UserName) };
+        claims.AddRange(request.UserRoles.Select(r => new Claim(ClaimTypes.Role, r)));
+        return new ClaimsPrincipal(new ClaimsIdentity(claims, request.AuthenticationType));
+    }
+
+    private static ForwardedResponse Text(int status, string text) =>
+        new(status, [new("Content-Type", "text/plain; charset=utf-8")], System.Text.Encoding.UTF8.GetBytes(text), NoMachine: false);
+}

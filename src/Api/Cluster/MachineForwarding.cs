@@ -1,0 +1,143 @@
+using Microsoft.Extensions.Options;
+using PageAlloc.Api.Infrastructure;
+using PageAlloc.Api.Machines;
+
+namespace PageAlloc.Api.Cluster;
+
+/// <summary>Marks an endpoint that acts on one machine (its route names it, or it is one of default's aliases): it runs where the machine is activated.</summary>
+public sealed class MachineRoutedMetadata;
+
+/// <summary>Marks an endpoint whose answer is a stream without end (GET .../events): it cannot be forwarded as one answer.</summary>
+public sealed class StreamingAnswerMetadata;
+
+/// <summary>
+/// The last middleware before a machine's endpoint: a request for a machine activated on this silo
+/// goes on here, on the activation's machine (no message, as Orleans runs a local call); any other
+/// is sent to the machine's grain (<see cref="IMachineGrain.Serve"/>), which Orleans finds or
+/// activates wherever the cluster places it, and its answer is written back as it came.
+/// </summary>
+public static class MachineForwarding
+{
+    /// <summary>HttpContext.Items key set on a request being run for another silo.</summary>
+    public const string ForwardedItem = "PageAlloc.Forwarded";
+
+    /// <summary>Headers of one connection, not of the answer: the receiving silo writes its own.</summary>
+    public static readonly HashSet<string> HopHeaders = new(StringComparer.OrdinalIgnoreCase)
+        { "Connection", "Keep-Alive", "Transfer-Encoding", "Content-Length", "Date", "Server", "Upgrade" };
+
+    /// <summary>An endpoint's identity across silos (every silo maps the same): its method and route pattern.</summary>
+    public static string KeyOf(Endpoint endpoint)
+    {
+        var methods = endpoint.Metadata.GetMetadata<IHttpMethodMetadata>()?.HttpMethods ?? [];
+        var pattern = (endpoint as RouteEndpoint)?.RoutePattern.RawText ?? endpoint.DisplayName ?? "";
+        return string.Join(",", methods) + " " + pattern;
+    }
+
+    /// <summary>The answer is a stream that does not end (Server-Sent Events): served only by the machine's own silo, for now.</summary>
+    public static TBuilder StreamsFromMachineSilo<TBuilder>(this TBuilder builder)
+        where TBuilder : IEndpointConventionBuilder =>
+        builder.WithMetadata(new StreamingAnswerMetadata());
+
+    public static TBuilder RunsOnMachineSilo<TBuilder>(this TBuilder builder)
+        where TBuilder : IEndpointConventionBuilder =>
+        builder.WithMetadata(new MachineRoutedMetadata());
+
+    public static Task InvokeAsync(HttpContext context, RequestDelegate next)
+    {
+        if (context.GetEndpoint() is not { } endpoint || endpoint.Metadata.GetMetadata<MachineRoutedMetadata>() is null)
+        {
+            return next(context);
+        }
+        var name = context.Request.RouteValues["machine"] as string ?? MachineRegistry.DefaultName;
+        var registry = context.RequestServices.GetRequiredService<MachineRegistry>();
+        // A name that cannot be a machine's is answered here (by the scope's 404): no grain for it.
+        if (registry.IsLocal(name) && registry.LocalShortcut || !MachineRegistry.NamePattern().IsMatch(name))
+        {
+            return next(context);
+        }
+        return ForwardAsync(context, endpoint, name);
+    }
+
+    /// <summary>
+    /// The grain call, sent again when Orleans rejected it undelivered (the activation it reached was
+    /// ending: deleted, or moving off a stopping silo): not run, so safe to send again, even a POST;
+    /// the next activation answers it (or says there is no such machine).
+    /// </summary>
+    private static async Task<ForwardedResponse> ServeAsync(IMachineGrain grain, ForwardedRequest request, CancellationToken cancellationToken)
+    {
+        for (var attempt = 1; ; attempt++)
+        {
+            try
+            {
+                return await grain.Serve(request, cancellationToken);
+            }
+            catch (OrleansMessageRejectionException) when (attempt < 8)
+            {
+                // The old activation may take a while to end (a snapshot on its way out): back off, up to about 1.4 s in all.
+                await Task.Delay(50 * attempt, cancellationToken);
+            }
+        }
+    }
+
+    private static async Task ForwardAsync(HttpContext context, Endpoint endpoint, string name)
+    {
+        if (endpoint.Metadata.GetMetadata<StreamingAnswerMetadata>() is not null)
+        {
+            // A grain call answers once; an event stream never ends. Relaying it (a grain observer per
+            // reader) is not built yet: the reader is told which silo streams it.
+            var silo = await context.RequestServices.GetRequiredService<IGrainFactory>().GetGrain<IMachineGrain>(name).Locate();
+            context.Response.Headers.RetryAfter = "1";
+            await (silo is null ? Endpoints.MachinesEndpoints.Unknown(name) : Problems.Of(ProblemCatalog.MachineUnavailable,
+                $"Machine '{name}' is served by silo {silo}, and its events are streamed only there: this silo cannot relay an event stream yet. "
+                + "Ask that silo (behind a balancer: retry until one answers, or pin the stream to the machine's silo).")).ExecuteAsync(context);
+            return;
+        }
+        // Read whole: bounded by the endpoint's own body limit, which routing has applied (413 past it).
+        using var body = new MemoryStream();
+        await context.Request.Body.CopyToAsync(body, context.RequestAborted);
+        var request = new ForwardedRequest(
+            KeyOf(endpoint),
+            context.Request.Method,
+            context.Request.Path.Value ?? "/",
+            context.Request.QueryString.Value ?? "",
+            [.. context.Request.Headers.Where(h => !HopHeaders.Contains(h.Key)).SelectMany(h => h.Value.Select(v => new KeyValuePair<string, string>(h.Key, v ?? "")))],
+            [.. context.Request.RouteValues.Where(v => v.Value is string).Select(v => new KeyValuePair<string, string>(v.Key, (string)v.Value!))],
+            body.ToArray(),
+            context.User.Identity?.IsAuthenticated == true ? context.User.Identity.Name : null,
+            [.. context.User.Claims.Where(c => c.Type == System.Security.Claims.ClaimTypes.Role).Select(c => c.Value)],
+            context.User.Identity?.AuthenticationType);
+        var grains = context.RequestServices.GetRequiredService<IGrainFactory>();
+        ForwardedResponse response;
+        try
+        {
+            response = await ServeAsync(grains.GetGrain<IMachineGrain>(name), request, context.RequestAborted);
+        }
+        catch (Exception failure) when (failure is not OperationCanceledException && ClusterFailures.IsUnavailable(failure))
+        {
+            context.Response.Headers.RetryAfter = "1";
+            await Problems.Of(ProblemCatalog.MachineUnavailable, $"Machine '{name}' could not be reached on its silo ({failure.GetType().Name}): "
+                + "its silo may be stopping or lost, and the machine is resumed on another from its last snapshot. Try again shortly.").ExecuteAsync(context);
+            return;
+        }
+        if (response.NoMachine)
+        {
+            await Endpoints.MachinesEndpoints.Unknown(name).ExecuteAsync(context);
+            return;
+        }
+        context.Response.StatusCode = response.Status;
+        foreach (var (header, value) in response.Headers)
+        {
+            context.Response.Headers.Append(header, value);
+        }
+        context.Response.ContentLength = response.Body.Length;
+        await context.Response.Body.WriteAsync(response.Body, context.RequestAborted);
+    }
+}
+
+/// <summary>Which failures of a grain call mean "the machine's silo is not there now" (503, try again) rather than a fault of ours.</summary>
+public static class ClusterFailures
+{
+    public static bool IsUnavailable(Exception failure) =>
+        failure is TimeoutException or SiloUnavailableException or OrleansMessageRejectionException
+        || failure is OrleansException { InnerException: { } inner } && IsUnavailable(inner);
+}

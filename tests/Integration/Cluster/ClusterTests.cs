@@ -1,0 +1,138 @@
+using System.Net;
+using System.Net.Http.Json;
+using System.Text.Json.Nodes;
+
+namespace PageAlloc.Tests.Integration.Cluster;
+
+/// <summary>
+/// Machines as grains across three silos (three PageAlloc hosts on one Redis): any silo serves
+/// any machine, a machine outlives the graceful stop of its silo, and the catalog's bounds hold
+/// for creates and deletes racing through different silos.
+/// </summary>
+public class ClusterTests
+{
+    private static CancellationToken Ct => TestContext.Current.CancellationToken;
+
+    private static object Small(string name) => new
+    {
+        name,
+        config = new { cpus = 2, nodes = new[] { new { id = 0, zones = new[] { new { name = "Normal", startPfn = 0x100000, pages = 65536 } } } } },
+    };
+
+    private static async Task<string> SiloOf(HttpClient client, string machine) =>
+        (await client.GetJson($"/machines/{machine}"))["durability"]!["silo"]!.GetValue<string>();
+
+    [Fact]
+    public async Task MachinesSpreadOverTheSilos_AndEverySiloServesEveryMachine()
+    {
+        await using var cluster = await SiloCluster.StartAsync(3);
+        for (var i = 0; i < 3; i++)
+        {
+            await cluster.Client(i).PostOk("/machines", Small($"m{i}"), 201);
+        }
+        // Each machine is activated on the silo its create reached.
+        var homes = new List<string>();
+        for (var i = 0; i < 3; i++)
+        {
+            homes.Add(await SiloOf(cluster.Client((i + 1) % 3), $"m{i}"));
+        }
+        Assert.Equal(3, homes.Distinct().Count());
+
+        // A page call through silo 1 for m0 (on silo 0), its free through silo 2.
+        var allocated = await cluster.Client(1).PostOk("/machines/m0/zones/Normal/alloc_pages", new { order = 2 }, 201);
+        var pfn = allocated["pfn"]!.GetValue<long>();
+        await cluster.Client(2).PostOk("/machines/m0/zones/Normal/free_pages", new { pfn, order = 2 });
+        var texts = await Task.WhenAll(Enumerable.Range(0, 3).Select(i => cluster.Client(i).GetStringAsync("/machines/m0/proc/pagetypeinfo", Ct)));
+        Assert.Single(texts.Distinct());
+
+        // The list is the cluster's, from any silo.
+        var listed = (await cluster.Client(2).GetJson("/machines"))["machines"]!.AsArray().Select(m => m!["name"]!.GetValue<string>()).ToList();
+        Assert.Equal(["default", "m0", "m1", "m2"], listed);
+        // An unknown machine is unknown through every silo.
+        Assert.Equal(HttpStatusCode.NotFound, (await cluster.Client(1).GetAsync("/machines/nobody/stats", Ct)).StatusCode);
+    }
+
+    [Fact]
+    public async Task ASiloStoppedGracefully_ItsMachinesContinueOnAnother_WithByteIdenticalProcText()
+    {
+        await using var cluster = await SiloCluster.StartAsync(3);
+        await cluster.Client(0).PostOk("/machines", Small("moving"), 201);
+        var client = cluster.Client(1);
+        var held = new List<long>();
+        for (var order = 0; order < 6; order++)
+        {
+            held.Add((await client.PostOk("/machines/moving/zones/Normal/alloc_pages", new { order }, 201))["pfn"]!.GetValue<long>());
+        }
+        string[] files = ["/proc/buddyinfo", "/proc/pagetypeinfo", "/proc/zoneinfo", "/proc/vmstat"];
+        var before = await Task.WhenAll(files.Select(f => client.GetStringAsync("/machines/moving" + f, Ct)));
+        var home = await SiloOf(client, "moving");
+        var operations = (await client.GetJson("/machines/moving"))["durability"]!["operations"]!.GetValue<long>();
+
+        await cluster.StopAsync(0);
+
+        var after = await Task.WhenAll(files.Select(f => client.GetStringAsync("/machines/moving" + f, Ct)));
+        Assert.Equal(before, after);
+        var moved = (await client.GetJson("/machines/moving"))["durability"]!;
+        Assert.NotEqual(home, moved["silo"]!.GetValue<string>());
+        Assert.True(moved["resumedFrom"]!["clean"]!.GetValue<bool>(), moved.ToJsonString());
+        Assert.Equal(operations, moved["resumedFrom"]!["operations"]!.GetValue<long>());
+        Assert.Equal(0, moved["operationsSinceSnapshot"]!.GetValue<long>());
+        // It goes on where it was: the pages it held are still held, and free as they would have.
+        for (var order = 0; order < 6; order++)
+        {
+            await client.PostOk("/machines/moving/zones/Normal/free_pages", new { pfn = held[order], order });
+        }
+    }
+
+    [Fact]
+    public async Task CreatesAndDeletesRacingThroughEverySilo_KeepTheCatalogsBounds()
+    {
+        await using var cluster = await SiloCluster.StartAsync(3, ("Limits:MaxMachines", "6"));
+        var clients = Enumerable.Range(0, 3).Select(cluster.Client).ToArray();
+
+        // 24 creates of distinct names through three silos at once: default plus five fit.
+        var creates = await Task.WhenAll(Enumerable.Range(0, 24).Select(i =>
+            clients[i % 3].PostAsJsonAsync("/machines", Small($"race-{i}"), Ct)));
+        Assert.Equal(5, creates.Count(r => r.StatusCode == HttpStatusCode.Created));
+        Assert.Equal(19, creates.Count(r => (int)r.StatusCode == 507));
+        var listing = await clients[0].GetJson("/machines");
+        Assert.Equal(6, listing["count"]!.GetValue<int>());
+
+        // One name taken by three silos at once: one 201, the others 409 (after a delete makes room).
+        var made = creates.Select((r, i) => (r, i)).Where(x => x.r.StatusCode == HttpStatusCode.Created).Select(x => $"race-{x.i}").ToList();
+        Assert.Equal(HttpStatusCode.NoContent, (await clients[1].DeleteAsync($"/machines/{made[0]}", Ct)).StatusCode);
+        Assert.Equal(HttpStatusCode.NoContent, (await clients[2].DeleteAsync($"/machines/{made[1]}", Ct)).StatusCode);
+        var same = await Task.WhenAll(clients.Select(c => c.PostAsJsonAsync("/machines", Small("contested"), Ct)));
+        Assert.Equal(1, same.Count(r => r.StatusCode == HttpStatusCode.Created));
+        Assert.Equal(2, same.Count(r => r.StatusCode == HttpStatusCode.Conflict));
+
+        // Three silos delete one machine at once: one 204, the others 404.
+        var deletes = await Task.WhenAll(clients.Select(c => c.DeleteAsync("/machines/contested", Ct)));
+        Assert.Equal(1, deletes.Count(r => r.StatusCode == HttpStatusCode.NoContent));
+        Assert.Equal(2, deletes.Count(r => r.StatusCode == HttpStatusCode.NotFound));
+        foreach (var client in clients)
+        {
+            Assert.Equal(HttpStatusCode.NotFound, (await client.GetAsync("/machines/contested/stats", Ct)).StatusCode);
+        }
+        Assert.Equal(4, (await clients[2].GetJson("/machines"))["count"]!.GetValue<int>());
+    }
+
+    [Fact]
+    public async Task PageCallsThroughTheGrainPath_RunSideBySide_SoTheMachinesLocksContend()
+    {
+        // Every request through a grain call, even on its own silo (Orleans:LocalShortcut false).
+        await using var app = new PageAllocApp(("Orleans:LocalShortcut", "false"));
+        var client = app.CreateClient();
+        await Task.WhenAll(Enumerable.Range(0, 8).Select(async worker =>
+        {
+            for (var i = 0; i < 150; i++)
+            {
+                var pfn = (await client.PostOk("/zones/Normal/alloc_pages", new { order = 0, cpu = worker % 2 }, 201))["pfn"]!.GetValue<long>();
+                await client.PostOk("/zones/Normal/free_pages", new { pfn, order = 0, cpu = worker % 2 });
+            }
+        }));
+        var locks = (await client.GetJson("/zones/Normal/stats"))["locks"]!.AsArray();
+        var contended = locks.Sum(l => l!["contended"]!.GetValue<long>());
+        Assert.True(contended > 0, "no lock was ever contended: the grain path ran the page calls one at a time. " + locks.ToJsonString());
+    }
+}
