@@ -5,6 +5,7 @@ using Microsoft.AspNetCore.Hosting.Server;
 using Microsoft.AspNetCore.Hosting.Server.Features;
 using Microsoft.AspNetCore.Mvc.Testing;
 using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Hosting;
 
 namespace PageAlloc.Tests.Integration;
 
@@ -44,6 +45,32 @@ internal sealed class PageAllocApp(params (string Key, string Value)[] settings)
 
     /// <summary>The address Kestrel listens on (<see cref="OnKestrel"/> only).</summary>
     public Uri Address => new(Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()!.Addresses.First());
+
+    private IHost? _host;
+
+    protected override IHost CreateHost(IHostBuilder builder) => _host = base.CreateHost(builder);
+
+    /// <summary>
+    /// Stops the application once, then disposes. Left to itself the host is stopped twice at once:
+    /// by Program's own <c>app.Run()</c>, which stops the host when the application stops, and by the
+    /// factory's dispose. Each stop calls every hosted service's StopAsync, and Orleans' silo answers
+    /// a second stop while the first runs by polling its status once a second: about 1 s per host and
+    /// 0.8 CPU-s, in two stops of three (measured). Stopping through the application and waiting for
+    /// <c>ApplicationStopped</c> leaves the factory's stop nothing to wait for.
+    /// </summary>
+    public override async ValueTask DisposeAsync()
+    {
+        if (_host?.Services.GetService<IHostApplicationLifetime>() is { } lifetime && !lifetime.ApplicationStopped.IsCancellationRequested)
+        {
+            var stopped = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+            using (lifetime.ApplicationStopped.Register(() => stopped.TrySetResult()))
+            {
+                lifetime.StopApplication();
+                await stopped.Task.WaitAsync(TimeSpan.FromSeconds(60));
+            }
+        }
+        await base.DisposeAsync();
+    }
 
     protected override void ConfigureWebHost(IWebHostBuilder builder)
     {
