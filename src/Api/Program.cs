@@ -41,6 +41,7 @@ builder.Services.AddSingleton(TimeProvider.System);
 builder.Services.AddSingleton<MachineRegistry>();
 builder.Services.AddSingleton<ClusterMachines>();
 builder.Services.AddSingleton<ForwardedRequestRunner>();
+builder.Services.AddSingleton<StreamRelays>();
 builder.Services.AddSingleton<EventStreams>();
 builder.Services.AddHostedService<MachineBoot>();
 builder.Services.AddHostedService<IdleMachineSweeper>();

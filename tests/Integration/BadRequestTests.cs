@@ -4,7 +4,7 @@ using System.Text;
 namespace PageAlloc.Tests.Integration;
 
 /// <summary>A table of bad requests: each is a 4xx problem of its kind, and the stats stay byte-identical.</summary>
-public class BadRequestTests
+public class BadRequestTests(SharedPageAllocApp shared) : IClassFixture<SharedPageAllocApp>
 {
     public static TheoryData<string, string, int, string, string> Cases() => new()
     {
@@ -78,7 +78,7 @@ public class BadRequestTests
     [MemberData(nameof(Cases))]
     public async Task BadRequest_IsAProblem_AndChangesNothing(string path, string body, int status, string kind, string mentions)
     {
-        await using var app = new PageAllocApp();
+        var app = shared.App; // a refusal: see SharedPageAllocApp
         var client = app.CreateClient();
         var before = await client.StatsWithoutLocks();
 
@@ -104,7 +104,7 @@ public class BadRequestTests
     [InlineData("/zones/Normal/pages/12")]
     public async Task GetPageState_BadPfn_Is400(string path)
     {
-        await using var app = new PageAllocApp();
+        var app = shared.App; // a refusal: see SharedPageAllocApp
         var response = await app.CreateClient().GetAsync(path, TestContext.Current.CancellationToken);
         Assert.Equal(HttpStatusCode.BadRequest, response.StatusCode);
     }
@@ -118,7 +118,7 @@ public class BadRequestTests
     [InlineData("POST", "/zones/Normal/split_page", """{"pfn":1048576,"order":9}""", 409, "page-free")]
     public async Task EveryProblem_CarriesItsKind_InTypeAndKind(string method, string path, string body, int status, string kind)
     {
-        await using var app = new PageAllocApp();
+        var app = shared.App; // a refusal: see SharedPageAllocApp
         var request = new HttpRequestMessage(new HttpMethod(method), path);
         if (body.Length > 0)
         {

@@ -6,7 +6,7 @@ using PageAlloc.Client;
 namespace PageAlloc.Tests.Integration;
 
 /// <summary>Each endpoint's success path and each of its failure statuses.</summary>
-public class EndpointTests
+public class EndpointTests(SharedPageAllocApp shared) : IClassFixture<SharedPageAllocApp>
 {
     private static CancellationToken Ct => TestContext.Current.CancellationToken;
 
@@ -48,7 +48,7 @@ public class EndpointTests
     [InlineData("POST", "/zones/Highmem/drain_pages")]
     public async Task UnknownZone_Is404Problem(string method, string path)
     {
-        await using var app = new PageAllocApp();
+        var app = shared.App; // a refusal: see SharedPageAllocApp
         // A body each route accepts (unknown members are refused), so only the zone is wrong.
         var json = path.Split('/')[^1] switch
         {

@@ -4,7 +4,7 @@ using System.Net.Http.Json;
 namespace PageAlloc.Tests.Integration;
 
 /// <summary>/sys/kernel/debug/fail_page_alloc over HTTP: its files, writes checked as a whole, 507 injected-failure.</summary>
-public class FaultInjectionEndpointTests
+public class FaultInjectionEndpointTests(SharedPageAllocApp shared) : IClassFixture<SharedPageAllocApp>
 {
     private static CancellationToken Ct => TestContext.Current.CancellationToken;
 
@@ -57,7 +57,7 @@ public class FaultInjectionEndpointTests
     [InlineData("""{"probability":"lots"}""")]
     public async Task ABadValue_Is400_AndChangesNothing(string body)
     {
-        await using var app = new PageAllocApp();
+        var app = shared.App; // a refusal: see SharedPageAllocApp
         var client = app.CreateClient();
         var before = (await client.GetJson(Path)).ToJsonString();
 

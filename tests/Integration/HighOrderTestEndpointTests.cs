@@ -2,7 +2,7 @@ using PageAlloc.Client;
 
 namespace PageAlloc.Tests.Integration;
 
-public class HighOrderTestEndpointTests
+public class HighOrderTestEndpointTests(SharedPageAllocApp shared) : IClassFixture<SharedPageAllocApp>
 {
     [Fact]
     public async Task PageAllocHighOrder_AllStrategies_ReportsTimingsAndThePostRunState()
@@ -60,7 +60,7 @@ public class HighOrderTestEndpointTests
     [InlineData("""{"iterations":10,"rounds":10}""")]
     public async Task PageAllocHighOrder_OutOfBounds_Is400(string body)
     {
-        await using var app = new PageAllocApp();
+        var app = shared.App; // a refusal: see SharedPageAllocApp
         var response = await app.CreateClient().PostAsync("/tests/page_alloc_high_order",
             new StringContent(body, System.Text.Encoding.UTF8, "application/json"), TestContext.Current.CancellationToken);
         Assert.Equal(System.Net.HttpStatusCode.BadRequest, response.StatusCode);

@@ -10,7 +10,7 @@ namespace PageAlloc.Tests.Integration;
 /// Machines as resources: created of their own shape, used at /machines/{machine}/..., independent
 /// of each other and of default, deleted, bounded in number and memory, owned with keys.
 /// </summary>
-public class MachinesTests
+public class MachinesTests(SharedPageAllocApp shared) : IClassFixture<SharedPageAllocApp>
 {
     private static CancellationToken Ct => TestContext.Current.CancellationToken;
 
@@ -77,7 +77,7 @@ public class MachinesTests
     [InlineData("""{"config":{"memcgs":[]}}""", "memcgs")]
     public async Task ABadCreate_Is400_NamesTheValue_AndCreatesNothing(string body, string named)
     {
-        await using var app = new PageAllocApp();
+        var app = shared.App; // a refusal: see SharedPageAllocApp
         var client = app.CreateClient();
 
         var response = await client.PostAsync("/machines", new StringContent(body, System.Text.Encoding.UTF8, "application/json"), Ct);

@@ -46,9 +46,20 @@ internal sealed class PageAllocApp(params (string Key, string Value)[] settings)
     /// <summary>The address Kestrel listens on (<see cref="OnKestrel"/> only).</summary>
     public Uri Address => new(Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()!.Addresses.First());
 
-    private IHost? _host;
+    // Every host this factory built, its own and those of WithWebHostBuilder (a derived factory
+    // builds through this CreateHost), with the lifetime's tokens taken while the host was alive.
+    private readonly List<(IHostApplicationLifetime Lifetime, CancellationToken Stopped)> _hosts = [];
 
-    protected override IHost CreateHost(IHostBuilder builder) => _host = base.CreateHost(builder);
+    protected override IHost CreateHost(IHostBuilder builder)
+    {
+        var host = base.CreateHost(builder);
+        var lifetime = host.Services.GetRequiredService<IHostApplicationLifetime>();
+        lock (_hosts)
+        {
+            _hosts.Add((lifetime, lifetime.ApplicationStopped));
+        }
+        return host;
+    }
 
     /// <summary>
     /// Stops the application once, then disposes. Left to itself the host is stopped twice at once:
@@ -60,13 +71,18 @@ internal sealed class PageAllocApp(params (string Key, string Value)[] settings)
     /// </summary>
     public override async ValueTask DisposeAsync()
     {
-        if (_host?.Services.GetService<IHostApplicationLifetime>() is { } lifetime && !lifetime.ApplicationStopped.IsCancellationRequested)
+        List<(IHostApplicationLifetime Lifetime, CancellationToken Stopped)> hosts;
+        lock (_hosts)
         {
-            var stopped = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
-            using (lifetime.ApplicationStopped.Register(() => stopped.TrySetResult()))
+            hosts = [.. _hosts];
+        }
+        foreach (var (lifetime, stopped) in hosts.Where(h => !h.Stopped.IsCancellationRequested))
+        {
+            var done = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+            using (stopped.Register(() => done.TrySetResult()))
             {
                 lifetime.StopApplication();
-                await stopped.Task.WaitAsync(TimeSpan.FromSeconds(60));
+                await done.Task.WaitAsync(TimeSpan.FromSeconds(60));
             }
         }
         await base.DisposeAsync();

@@ -13,7 +13,7 @@ namespace PageAlloc.Tests.Integration;
 /// fail_page_alloc) refused the request; and of the domain's kind (invalid-order for an order out of
 /// range) when every member that failed has that kind, of kind validation otherwise.
 /// </summary>
-public class ValidationProblemTests
+public class ValidationProblemTests(SharedPageAllocApp shared) : IClassFixture<SharedPageAllocApp>
 {
     private static CancellationToken Ct => TestContext.Current.CancellationToken;
 
@@ -42,7 +42,7 @@ public class ValidationProblemTests
     [MemberData(nameof(Cases))]
     public async Task AValidationProblem_NamesTheMembersAsSpelt_AndIsOfTheirDomainKind(string method, string path, string body, string kind, string errors)
     {
-        await using var app = new PageAllocApp();
+        var app = shared.App; // a refusal: see SharedPageAllocApp
         var request = new HttpRequestMessage(new HttpMethod(method), path) { Content = new StringContent(body, Encoding.UTF8, "application/json") };
 
         var response = await app.CreateClient().SendAsync(request, Ct);

@@ -42,6 +42,43 @@ public sealed class ForwardedRequestRunner
             // Every silo runs the same build, so this is a silo of another version in the cluster.
             return Text(StatusCodes.Status501NotImplemented, $"The machine's silo has no endpoint '{request.Endpoint}'.");
         }
+        using var responseBody = new MemoryStream();
+        await using var scope = _scopes.CreateAsyncScope();
+        var context = Context(request, endpoint, new StreamResponseBodyFeature(responseBody), scope, cancellationToken);
+        await _pipeline.Value(context);
+        await context.Response.CompleteAsync();
+        var headers = new List<KeyValuePair<string, string>>();
+        foreach (var (name, values) in context.Response.Headers)
+        {
+            if (!MachineForwarding.HopHeaders.Contains(name))
+            {
+                headers.AddRange(values.Select(v => new KeyValuePair<string, string>(name, v ?? "")));
+            }
+        }
+        return new ForwardedResponse(context.Response.StatusCode, [.. headers], responseBody.ToArray(), NoMachine: false);
+    }
+
+    /// <summary>
+    /// Runs a request whose answer is a stream without end (<see cref="StreamingAnswerMetadata"/>)
+    /// into a relay's body (<see cref="StreamRelays"/>): <paramref name="bind"/> gets the response
+    /// before the endpoint runs, so the relay's first write can take its status and headers.
+    /// </summary>
+    public async Task<HttpResponse> RunIntoAsync(ForwardedRequest request, IHttpResponseBodyFeature body, Action<HttpResponse> bind, CancellationToken aborted)
+    {
+        if (!_endpoints.Value.TryGetValue(request.Endpoint, out var endpoint))
+        {
+            throw new InvalidOperationException($"The machine's silo has no endpoint '{request.Endpoint}'.");
+        }
+        await using var scope = _scopes.CreateAsyncScope();
+        var context = Context(request, endpoint, body, scope, aborted);
+        bind(context.Response);
+        await _pipeline.Value(context);
+        await context.Response.CompleteAsync();
+        return context.Response;
+    }
+
+    private static DefaultHttpContext Context(ForwardedRequest request, Endpoint endpoint, IHttpResponseBodyFeature body, AsyncServiceScope scope, CancellationToken aborted)
+    {
         var requestFeature = new HttpRequestFeature
         {
             Method = request.Method,
@@ -55,13 +92,11 @@ public sealed class ForwardedRequestRunner
         {
             requestFeature.Headers.Append(name, value);
         }
-        using var responseBody = new MemoryStream();
         var features = new FeatureCollection();
         features.Set<IHttpRequestFeature>(requestFeature);
         features.Set<IHttpResponseFeature>(new HttpResponseFeature());
-        features.Set<IHttpResponseBodyFeature>(new StreamResponseBodyFeature(responseBody));
-        features.Set<IHttpRequestLifetimeFeature>(new HttpRequestLifetimeFeature { RequestAborted = cancellationToken });
-        await using var scope = _scopes.CreateAsyncScope();
+        features.Set(body);
+        features.Set<IHttpRequestLifetimeFeature>(new HttpRequestLifetimeFeature { RequestAborted = aborted });
         var context = new DefaultHttpContext(features)
         {
             RequestServices = scope.ServiceProvider,
@@ -73,17 +108,7 @@ public sealed class ForwardedRequestRunner
         {
             context.Request.RouteValues[name] = value;
         }
-        await _pipeline.Value(context);
-        await context.Response.CompleteAsync();
-        var headers = new List<KeyValuePair<string, string>>();
-        foreach (var (name, values) in context.Response.Headers)
-        {
-            if (!MachineForwarding.HopHeaders.Contains(name))
-            {
-                headers.AddRange(values.Select(v => new KeyValuePair<string, string>(name, v ?? "")));
-            }
-        }
-        return new ForwardedResponse(context.Response.StatusCode, [.. headers], responseBody.ToArray(), NoMachine: false);
+        return context;
     }
 
     private static ClaimsPrincipal Principal(ForwardedRequest request)

@@ -14,6 +14,19 @@ public interface IMachineGrain : IGrainWithStringKey
     /// <summary>Runs a machine-scoped HTTP request that arrived at another silo, here, and answers it.</summary>
     Task<ForwardedResponse> Serve(ForwardedRequest request, CancellationToken cancellationToken);
 
+    /// <summary>
+    /// Starts, here, a request that arrived at another silo whose answer is a stream without end
+    /// (GET .../events), and answers with its status and headers once it has started; its body is
+    /// pulled with <see cref="ReadStream"/> (<see cref="StreamRelays"/>).
+    /// </summary>
+    Task<StreamOpened> OpenStream(ForwardedRequest request);
+
+    /// <summary>The next bytes of a relayed stream (waiting up to a second for some); Ended when it is complete.</summary>
+    Task<StreamChunk> ReadStream(Guid stream, CancellationToken cancellationToken);
+
+    /// <summary>The relayed stream's reader went away: the stream ends here.</summary>
+    Task CloseStream(Guid stream);
+
     /// <summary>Makes this grain the named machine: booted from a shape, or restored from a snapshot. Null when done, else why not (a problem kind and detail).</summary>
     Task<CatalogAnswer?> Create(MachineBirth birth);
 
@@ -63,3 +76,20 @@ public sealed record ForwardedResponse(
 {
     public static readonly ForwardedResponse Missing = new(404, [], [], NoMachine: true);
 }
+
+/// <summary>A relayed stream has started on the machine's silo: its status and headers, and the id to pull its body by.</summary>
+[GenerateSerializer, Immutable]
+public sealed record StreamOpened(
+    [property: Id(0)] Guid Id,
+    [property: Id(1)] int Status,
+    [property: Id(2)] KeyValuePair<string, string>[] Headers,
+    [property: Id(3)] bool NoMachine)
+{
+    public static readonly StreamOpened Missing = new(Guid.Empty, 404, [], NoMachine: true);
+}
+
+/// <summary>Bytes of a relayed stream, as the endpoint wrote them; Ended when there are no more.</summary>
+[GenerateSerializer, Immutable]
+public sealed record StreamChunk(
+    [property: Id(0)] byte[] Bytes,
+    [property: Id(1)] bool Ended);

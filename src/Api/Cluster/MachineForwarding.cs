@@ -7,7 +7,7 @@ namespace PageAlloc.Api.Cluster;
 /// <summary>Marks an endpoint that acts on one machine (its route names it, or it is one of default's aliases): it runs where the machine is activated.</summary>
 public sealed class MachineRoutedMetadata;
 
-/// <summary>Marks an endpoint whose answer is a stream without end (GET .../events): it cannot be forwarded as one answer.</summary>
+/// <summary>Marks an endpoint whose answer is a stream without end (GET .../events): relayed as it is written (<see cref="RelayedAnswer"/>), not as one answer.</summary>
 public sealed class StreamingAnswerMetadata;
 
 /// <summary>
@@ -33,7 +33,7 @@ public static class MachineForwarding
         return string.Join(",", methods) + " " + pattern;
     }
 
-    /// <summary>The answer is a stream that does not end (Server-Sent Events): served only by the machine's own silo, for now.</summary>
+    /// <summary>The answer is a stream that does not end (Server-Sent Events): from another silo it is relayed, not forwarded as one answer.</summary>
     public static TBuilder StreamsFromMachineSilo<TBuilder>(this TBuilder builder)
         where TBuilder : IEndpointConventionBuilder =>
         builder.WithMetadata(new StreamingAnswerMetadata());
@@ -63,13 +63,17 @@ public static class MachineForwarding
     /// ending: deleted, or moving off a stopping silo): not run, so safe to send again, even a POST;
     /// the next activation answers it (or says there is no such machine).
     /// </summary>
-    private static async Task<ForwardedResponse> ServeAsync(IMachineGrain grain, ForwardedRequest request, CancellationToken cancellationToken)
+    private static Task<ForwardedResponse> ServeAsync(IMachineGrain grain, ForwardedRequest request, CancellationToken cancellationToken) =>
+        UntilDelivered(() => grain.Serve(request, cancellationToken), cancellationToken);
+
+    /// <summary>A grain call, sent again (with backoff, about 1.4 s in all) while Orleans rejects it undelivered.</summary>
+    internal static async Task<T> UntilDelivered<T>(Func<Task<T>> call, CancellationToken cancellationToken)
     {
         for (var attempt = 1; ; attempt++)
         {
             try
             {
-                return await grain.Serve(request, cancellationToken);
+                return await call();
             }
             catch (OrleansMessageRejectionException) when (attempt < 8)
             {
@@ -81,17 +85,6 @@ public static class MachineForwarding
 
     private static async Task ForwardAsync(HttpContext context, Endpoint endpoint, string name)
     {
-        if (endpoint.Metadata.GetMetadata<StreamingAnswerMetadata>() is not null)
-        {
-            // A grain call answers once; an event stream never ends. Relaying it (a grain observer per
-            // reader) is not built yet: the reader is told which silo streams it.
-            var silo = await context.RequestServices.GetRequiredService<IGrainFactory>().GetGrain<IMachineGrain>(name).Locate();
-            context.Response.Headers.RetryAfter = "1";
-            await (silo is null ? Endpoints.MachinesEndpoints.Unknown(name) : Problems.Of(ProblemCatalog.MachineUnavailable,
-                $"Machine '{name}' is served by silo {silo}, and its events are streamed only there: this silo cannot relay an event stream yet. "
-                + "Ask that silo (behind a balancer: retry until one answers, or pin the stream to the machine's silo).")).ExecuteAsync(context);
-            return;
-        }
         // Read whole: bounded by the endpoint's own body limit, which routing has applied (413 past it).
         using var body = new MemoryStream();
         await context.Request.Body.CopyToAsync(body, context.RequestAborted);
@@ -107,6 +100,11 @@ public static class MachineForwarding
             [.. context.User.Claims.Where(c => c.Type == System.Security.Claims.ClaimTypes.Role).Select(c => c.Value)],
             context.User.Identity?.AuthenticationType);
         var grains = context.RequestServices.GetRequiredService<IGrainFactory>();
+        if (endpoint.Metadata.GetMetadata<StreamingAnswerMetadata>() is not null)
+        {
+            await RelayedAnswer.RelayAsync(context, grains.GetGrain<IMachineGrain>(name), name, request);
+            return;
+        }
         ForwardedResponse response;
         try
         {

@@ -49,6 +49,7 @@ public sealed partial class MachineGrain(
     IOptions<MachineConfig> defaultConfig,
     IOptions<PageAllocClusterOptions> options,
     ForwardedRequestRunner runner,
+    StreamRelays relays,
     ILocalSiloDetails silo,
     TimeProvider time,
     ILogger<MachineGrain> logger) : Grain, IMachineGrain
@@ -145,6 +146,7 @@ public sealed partial class MachineGrain(
         // Off the silo's list first: requests that reach this silo from now on are sent to the grain,
         // which Orleans holds until this activation has ended and then activates anew.
         registry.Deactivated(hosted, deleted: _deleted);
+        relays.EndAll(Name);
         if (!_deleted && Durable)
         {
             await CheckpointAsync(clean: true, retire: true);
@@ -161,6 +163,25 @@ public sealed partial class MachineGrain(
         }
         // Off the grain's scheduler: the page calls of many requests run on the machine at once.
         return await Task.Run(() => runner.RunAsync(request, cancellationToken), cancellationToken);
+    }
+
+    public async Task<StreamOpened> OpenStream(ForwardedRequest request)
+    {
+        if (_hosted is null || _deleted)
+        {
+            NoMachine();
+            return StreamOpened.Missing;
+        }
+        return await relays.OpenAsync(Name, (body, aborted, bind) => runner.RunIntoAsync(request, body, bind, aborted));
+    }
+
+    public Task<StreamChunk> ReadStream(Guid stream, CancellationToken cancellationToken) =>
+        Task.Run(() => relays.ReadAsync(stream, cancellationToken), cancellationToken);
+
+    public Task CloseStream(Guid stream)
+    {
+        relays.End(stream);
+        return Task.CompletedTask;
     }
 
     public async Task<CatalogAnswer?> Create(MachineBirth birth)

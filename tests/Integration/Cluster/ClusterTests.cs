@@ -1,6 +1,7 @@
 using System.Net;
 using System.Net.Http.Json;
 using System.Text.Json.Nodes;
+using Microsoft.Extensions.DependencyInjection;
 
 namespace PageAlloc.Tests.Integration.Cluster;
 
@@ -134,5 +135,55 @@ public class ClusterTests
         var locks = (await client.GetJson("/zones/Normal/stats"))["locks"]!.AsArray();
         var contended = locks.Sum(l => l!["contended"]!.GetValue<long>());
         Assert.True(contended > 0, "no lock was ever contended: the grain path ran the page calls one at a time. " + locks.ToJsonString());
+    }
+    [Fact]
+    public async Task EventsOfAMachineOnAnotherSilo_AreRelayed_ByteForByte_AndTheRelayEndsWithItsReader()
+    {
+        await using var cluster = await SiloCluster.StartAsync(2);
+        await cluster.Client(0).PostOk("/machines", Small("watched"), 201);
+        var home = cluster.Silos[0]!.Services.GetRequiredService<PageAlloc.Api.Cluster.StreamRelays>();
+        var homeStreams = cluster.Silos[0]!.Services.GetRequiredService<PageAlloc.Api.Endpoints.EventStreams>();
+        const string Events = "/machines/watched/events?events=mm_page_alloc,mm_page_free&limit=6";
+
+        // The same stream read on the machine's silo and relayed through the other, side by side.
+        var local = await cluster.Client(0).GetAsync(Events, HttpCompletionOption.ResponseHeadersRead, Ct);
+        var relayed = await cluster.Client(1).GetAsync(Events, HttpCompletionOption.ResponseHeadersRead, Ct);
+        Assert.Equal(HttpStatusCode.OK, relayed.StatusCode);
+        Assert.Equal("text/event-stream", relayed.Content.Headers.ContentType?.MediaType);
+        Assert.Equal(1, home.Open);
+        Assert.Equal(2, homeStreams.Open); // the relayed stream counts against Limits:EventListeners where it runs
+        for (var i = 0; i < 3; i++)
+        {
+            var pfn = (await cluster.Client(1).PostOk("/machines/watched/zones/Normal/alloc_pages", new { order = 1 }, 201))["pfn"]!.GetValue<long>();
+            await cluster.Client(0).PostOk("/machines/watched/zones/Normal/free_pages", new { pfn, order = 1 });
+        }
+        var localText = await local.Content.ReadAsStringAsync(Ct);
+        var relayedText = await relayed.Content.ReadAsStringAsync(Ct);
+        Assert.Equal(6, relayedText.Split('\n').Count(line => line.StartsWith("event: mm_page_", StringComparison.Ordinal)));
+        Assert.Equal(localText, relayedText);
+        await Until(() => home.Open == 0 && homeStreams.Open == 0, "the ended stream's relay and lease are given back");
+
+        // A refusal comes back as the machine's silo answered it.
+        var refused = await cluster.Client(1).GetAsync("/machines/watched/events?zone=Nowhere", Ct);
+        Assert.Equal(HttpStatusCode.NotFound, refused.StatusCode);
+        Assert.Equal("application/problem+json", refused.Content.Headers.ContentType?.MediaType);
+        Assert.Equal("unknown-zone", JsonNode.Parse(await refused.Content.ReadAsStringAsync(Ct))!["kind"]!.GetValue<string>());
+        Assert.Equal(0, home.Open);
+
+        // A reader that goes away mid-stream ends the stream on the machine's silo too.
+        var open = await cluster.Client(1).GetAsync("/machines/watched/events", HttpCompletionOption.ResponseHeadersRead, Ct);
+        Assert.Equal(HttpStatusCode.OK, open.StatusCode);
+        Assert.Equal(1, home.Open);
+        open.Dispose();
+        await Until(() => home.Open == 0 && homeStreams.Open == 0, "the relay of a reader gone is ended");
+    }
+
+    private static async Task Until(Func<bool> condition, string what)
+    {
+        for (var waited = 0; !condition(); waited += 50)
+        {
+            Assert.True(waited < 10_000, what + " within 10 s");
+            await Task.Delay(50, Ct);
+        }
     }
 }
