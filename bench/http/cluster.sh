@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# (Not yet run: written in the session that built the grain path; run it with Release builds of both, nothing else on the machine.)
+# Run with Release builds of both (BASE=a worktree of the build to compare with), nothing else on the machine. Figures: docs/results.md.
 # Alternating rounds: base (before Orleans), new with the local shortcut, new with every request through a grain call,
 # then a forwarded path (two silos on Redis: the machine on A, requests through B), same wrk script.
 set -u
