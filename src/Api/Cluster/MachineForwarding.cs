@@ -112,9 +112,7 @@ public static class MachineForwarding
         }
         catch (Exception failure) when (failure is not OperationCanceledException && ClusterFailures.IsUnavailable(failure))
         {
-            context.Response.Headers.RetryAfter = "1";
-            await Problems.Of(ProblemCatalog.MachineUnavailable, $"Machine '{name}' could not be reached on its silo ({failure.GetType().Name}): "
-                + "its silo may be stopping or lost, and the machine is resumed on another from its last snapshot. Try again shortly.").ExecuteAsync(context);
+            await UnavailableAsync(context, name, failure);
             return;
         }
         if (response.NoMachine)
@@ -122,13 +120,27 @@ public static class MachineForwarding
             await Endpoints.MachinesEndpoints.Unknown(name).ExecuteAsync(context);
             return;
         }
-        context.Response.StatusCode = response.Status;
-        foreach (var (header, value) in response.Headers)
+        Head(context, response.Status, response.Headers);
+        context.Response.ContentLength = response.Body.Length;
+        await context.Response.Body.WriteAsync(response.Body, context.RequestAborted);
+    }
+
+    /// <summary>503 machine-unavailable with Retry-After: the machine's silo did not take the call (stopping or lost).</summary>
+    internal static Task UnavailableAsync(HttpContext context, string name, Exception failure)
+    {
+        context.Response.Headers.RetryAfter = "1";
+        return Problems.Of(ProblemCatalog.MachineUnavailable, $"Machine '{name}' could not be reached on its silo ({failure.GetType().Name}): "
+            + "its silo may be stopping or lost, and the machine is resumed on another from its last snapshot. Try again shortly.").ExecuteAsync(context);
+    }
+
+    /// <summary>The status and headers the machine's silo answered with, as its answer's own.</summary>
+    internal static void Head(HttpContext context, int status, KeyValuePair<string, string>[] headers)
+    {
+        context.Response.StatusCode = status;
+        foreach (var (header, value) in headers)
         {
             context.Response.Headers.Append(header, value);
         }
-        context.Response.ContentLength = response.Body.Length;
-        await context.Response.Body.WriteAsync(response.Body, context.RequestAborted);
     }
 }
 

@@ -1,5 +1,4 @@
 using Microsoft.AspNetCore.Http.Features;
-using PageAlloc.Api.Infrastructure;
 
 namespace PageAlloc.Api.Cluster;
 
@@ -24,9 +23,7 @@ public static class RelayedAnswer
         }
         catch (Exception failure) when (failure is not OperationCanceledException && ClusterFailures.IsUnavailable(failure))
         {
-            context.Response.Headers.RetryAfter = "1";
-            await Problems.Of(ProblemCatalog.MachineUnavailable, $"Machine '{name}' could not be reached on its silo ({failure.GetType().Name}) "
-                + "to stream its events: its silo may be stopping or lost. Try again shortly.").ExecuteAsync(context);
+            await MachineForwarding.UnavailableAsync(context, name, failure);
             return;
         }
         if (opened.NoMachine)
@@ -34,11 +31,7 @@ public static class RelayedAnswer
             await Endpoints.MachinesEndpoints.Unknown(name).ExecuteAsync(context);
             return;
         }
-        context.Response.StatusCode = opened.Status;
-        foreach (var (header, value) in opened.Headers)
-        {
-            context.Response.Headers.Append(header, value);
-        }
+        MachineForwarding.Head(context, opened.Status, opened.Headers);
         context.Features.Get<IHttpResponseBodyFeature>()?.DisableBuffering();
         var ended = false;
         try
