@@ -125,12 +125,20 @@ public static class MachineForwarding
         await context.Response.Body.WriteAsync(response.Body, context.RequestAborted);
     }
 
-    /// <summary>503 machine-unavailable with Retry-After: the machine's silo did not take the call (stopping or lost).</summary>
+    /// <summary>
+    /// 503 machine-unavailable with Retry-After: the machine's silo did not answer the call (stopping
+    /// or lost). A call that timed out may have run there before its silo went quiet, so its detail
+    /// says so: a client repeats a POST only after looking (GET the page or the stats), as LoadGen,
+    /// which never retries a POST, does not repeat it at all.
+    /// </summary>
     internal static Task UnavailableAsync(HttpContext context, string name, Exception failure)
     {
         context.Response.Headers.RetryAfter = "1";
+        var ran = failure is TimeoutException || failure.InnerException is TimeoutException
+            ? "The call timed out and may have run there: look before repeating a change. "
+            : "";
         return Problems.Of(ProblemCatalog.MachineUnavailable, $"Machine '{name}' could not be reached on its silo ({failure.GetType().Name}): "
-            + "its silo may be stopping or lost, and the machine is resumed on another from its last snapshot. Try again shortly.").ExecuteAsync(context);
+            + "its silo may be stopping or lost, and the machine is resumed on another from its last snapshot. " + ran + "Try again shortly.").ExecuteAsync(context);
     }
 
     /// <summary>The status and headers the machine's silo answered with, as its answer's own.</summary>
