@@ -147,6 +147,15 @@ public sealed partial class MachineGrain(
         // which Orleans holds until this activation has ended and then activates anew.
         registry.Deactivated(hosted, deleted: _deleted);
         relays.EndAll(Name);
+        if (reason.ReasonCode == DeactivationReasonCode.DuplicateActivation)
+        {
+            // Two silos activated the machine while the cluster's view of itself settled (a silo
+            // joining); Orleans keeps the other. This copy's state is not the machine's: writing it
+            // would overwrite the survivor's recovery point and leave its etag stale, so that every
+            // later snapshot of the survivor failed with a version conflict (seen at cluster start).
+            LogDuplicate(logger, Name, hosted.Durability.Operations);
+            return;
+        }
         if (!_deleted && Durable)
         {
             await CheckpointAsync(clean: true, retire: true);
@@ -345,6 +354,9 @@ public sealed partial class MachineGrain(
 
     [LoggerMessage(Level = LogLevel.Information, Message = "Machine {Machine} deactivated ({Reason}) after {Operations} operations; its snapshot is stored")]
     private static partial void LogDeactivated(ILogger logger, string machine, DeactivationReasonCode reason, long operations);
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "Machine {Machine}: a duplicate activation of it ended (the cluster keeps the other); its {Operations} operations are not written")]
+    private static partial void LogDuplicate(ILogger logger, string machine, long operations);
 
     [LoggerMessage(Level = LogLevel.Information, Message = "Machine {Machine} deleted: {Why}")]
     private static partial void LogDeleted(ILogger logger, string machine, string why);
