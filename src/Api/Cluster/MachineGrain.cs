@@ -278,7 +278,7 @@ public sealed partial class MachineGrain(
         }
     }
 
-    public Task Checkpoint() => Durable ? CheckpointAsync(clean: false) : Task.CompletedTask;
+    public Task Checkpoint() => Durable ? CheckpointAsync(clean: false, requested: true) : Task.CompletedTask;
 
     public Task<string?> Locate()
     {
@@ -289,19 +289,21 @@ public sealed partial class MachineGrain(
     /// <summary>
     /// Writes the machine's snapshot if it changed since the last (always when <paramref name="clean"/>:
     /// the record must say the activation ended well). <paramref name="retire"/>: the last one, after
-    /// which no call changes this activation's machine.
+    /// which no call changes this activation's machine. <paramref name="requested"/>: a client asked
+    /// (POST .../checkpoint), so a failed write is thrown to it rather than only logged.
     /// </summary>
-    private Task CheckpointAsync(bool clean, bool retire = false)
+    private Task CheckpointAsync(bool clean, bool retire = false, bool requested = false)
     {
         // Grain code runs one piece at a time between awaits, so this chain needs no lock: each
         // snapshot starts after the one before has been written.
         var previous = _checkpointing;
-        return _checkpointing = After(previous, clean, retire);
+        return _checkpointing = After(previous, clean, retire, requested);
     }
 
-    private async Task After(Task previous, bool clean, bool retire)
+    private async Task After(Task previous, bool clean, bool retire, bool requested)
     {
-        await previous;
+        await Task.WhenAny(previous); // after it, whether it was written or not: it reported its own failure
+
         if (_hosted is not { } hosted || _deleted)
         {
             return;
@@ -342,7 +344,7 @@ public sealed partial class MachineGrain(
             await state.WriteStateAsync();
             durability.Snapshotted(at, operations, snapshot.Length, pause, time.GetElapsedTime(startedAt));
         }
-        catch (Exception failure) when (!clean)
+        catch (Exception failure) when (!clean && !requested)
         {
             // A periodic snapshot that fails leaves the last recovery point in place; the next tick tries again.
             LogSnapshotFailed(logger, Name, failure);

@@ -245,7 +245,18 @@ public static partial class MachinesEndpoints
         {
             return Unknown(machine);
         }
-        await grains.GetGrain<IMachineGrain>(hosted.Name).Checkpoint();
+        try
+        {
+            await grains.GetGrain<IMachineGrain>(hosted.Name).Checkpoint();
+        }
+        catch (Exception failure) when (failure is not OperationCanceledException)
+        {
+            // Any failure of the write (Redis down, a conflicting writer): the recovery point did not move.
+            http.Response.Headers.RetryAfter = "1";
+            var at = hosted.Durability.SnapshotAt is { } last ? last.ToString("O", System.Globalization.CultureInfo.InvariantCulture) : "the machine's creation";
+            return Problems.Of(ProblemCatalog.MachineUnavailable,
+                $"Machine '{machine}''s snapshot could not be written to grain storage ({failure.GetType().Name}): its recovery point stays at {at}. Try again shortly.");
+        }
         return TypedResults.Ok(MachineDescriptions.Describe(registry, hosted));
     }
 

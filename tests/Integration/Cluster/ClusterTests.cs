@@ -155,6 +155,35 @@ public class ClusterTests
     }
 
     [Fact]
+    public async Task ACheckpointThatCannotBeWritten_Is503_AndTheRecoveryPointStays()
+    {
+        await using var cluster = await SiloCluster.StartAsync(1);
+        var client = cluster.Client(0);
+        await client.PostOk("/machines", Small("kept"), 201);
+        var written = (await client.PostOk("/machines/kept/checkpoint", new { }))["durability"]!["snapshotAt"]!.GetValue<string>();
+        await client.PostOk("/machines/kept/zones/Normal/alloc_pages", new { order = 0 }, 201);
+
+        await cluster.Redis.PauseAsync();
+        HttpResponseMessage refused;
+        try
+        {
+            refused = await client.PostAsync("/machines/kept/checkpoint", JsonContent.Create(new { }), Ct);
+        }
+        finally
+        {
+            await cluster.Redis.ResumeAsync();
+        }
+
+        var text = await refused.Content.ReadAsStringAsync(Ct);
+        Assert.True(refused.StatusCode == HttpStatusCode.ServiceUnavailable, $"{(int)refused.StatusCode}: {text}");
+        Assert.Equal("machine-unavailable", JsonNode.Parse(text)!["kind"]!.GetValue<string>());
+        Assert.Contains(written, text, StringComparison.Ordinal); // the recovery point it stays at
+        var durability = (await client.GetJson("/machines/kept"))["durability"]!;
+        Assert.Equal(written, durability["snapshotAt"]!.GetValue<string>());
+        Assert.Equal(1, durability["operationsSinceSnapshot"]!.GetValue<long>());
+    }
+
+    [Fact]
     public async Task EventsOfAMachineOnAnotherSilo_AreRelayed_ByteForByte_AndTheRelayEndsWithItsReader()
     {
         await using var cluster = await SiloCluster.StartAsync(2);

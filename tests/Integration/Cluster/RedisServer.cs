@@ -58,6 +58,18 @@ internal sealed class RedisServer : IAsyncDisposable
         }
     }
 
+    /// <summary>Stops the server's process (SIGSTOP) without closing its sockets: calls to it hang until the clients' timeouts, as with a Redis that stopped answering.</summary>
+    public Task PauseAsync() => SignalAsync("-STOP");
+
+    /// <summary>Lets a paused server go on (SIGCONT).</summary>
+    public Task ResumeAsync() => SignalAsync("-CONT");
+
+    private async Task SignalAsync(string signal)
+    {
+        using var kill = Process.Start("kill", [signal, _process.Id.ToString(System.Globalization.CultureInfo.InvariantCulture)])!;
+        await kill.WaitForExitAsync();
+    }
+
     public async ValueTask DisposeAsync()
     {
         if (!_process.HasExited)

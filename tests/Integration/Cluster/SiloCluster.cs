@@ -20,6 +20,9 @@ internal sealed class SiloCluster : IAsyncDisposable
 
     public List<PageAllocApp?> Silos { get; } = [];
 
+    /// <summary>The cluster's Redis (membership and grain storage).</summary>
+    public RedisServer Redis => _redis;
+
     public static async Task<SiloCluster> StartAsync(int silos, params (string Key, string Value)[] settings)
     {
         var cluster = new SiloCluster(await RedisServer.StartAsync(), settings);
