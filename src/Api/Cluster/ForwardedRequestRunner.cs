@@ -47,15 +47,7 @@ public sealed class ForwardedRequestRunner
         var context = Context(request, endpoint, new StreamResponseBodyFeature(responseBody), scope, cancellationToken);
         await _pipeline.Value(context);
         await context.Response.CompleteAsync();
-        var headers = new List<KeyValuePair<string, string>>();
-        foreach (var (name, values) in context.Response.Headers)
-        {
-            if (!MachineForwarding.HopHeaders.Contains(name))
-            {
-                headers.AddRange(values.Select(v => new KeyValuePair<string, string>(name, v ?? "")));
-            }
-        }
-        return new ForwardedResponse(context.Response.StatusCode, [.. headers], responseBody.ToArray(), NoMachine: false);
+        return new ForwardedResponse(context.Response.StatusCode, Travelling(context.Response.Headers), responseBody.ToArray(), NoMachine: false);
     }
 
     /// <summary>
@@ -76,6 +68,11 @@ public sealed class ForwardedRequestRunner
         await context.Response.CompleteAsync();
         return context.Response;
     }
+
+    /// <summary>Headers as they travel between silos (a request's, or its answer's): all but those of one connection.</summary>
+    public static KeyValuePair<string, string>[] Travelling(IHeaderDictionary headers) =>
+        [.. headers.Where(h => !MachineForwarding.HopHeaders.Contains(h.Key))
+            .SelectMany(h => h.Value.Select(v => new KeyValuePair<string, string>(h.Key, v ?? "")))];
 
     private static DefaultHttpContext Context(ForwardedRequest request, Endpoint endpoint, IHttpResponseBodyFeature body, AsyncServiceScope scope, CancellationToken aborted)
     {

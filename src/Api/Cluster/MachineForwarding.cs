@@ -93,7 +93,7 @@ public static class MachineForwarding
             context.Request.Method,
             context.Request.Path.Value ?? "/",
             context.Request.QueryString.Value ?? "",
-            [.. context.Request.Headers.Where(h => !HopHeaders.Contains(h.Key)).SelectMany(h => h.Value.Select(v => new KeyValuePair<string, string>(h.Key, v ?? "")))],
+            ForwardedRequestRunner.Travelling(context.Request.Headers),
             [.. context.Request.RouteValues.Where(v => v.Value is string).Select(v => new KeyValuePair<string, string>(v.Key, (string)v.Value!))],
             body.ToArray(),
             context.User.Identity?.IsAuthenticated == true ? context.User.Identity.Name : null,

@@ -47,7 +47,7 @@ public sealed partial class StreamRelays : IDisposable
     {
         var relay = new RelayedStream(machine, _time.GetTimestamp());
         _streams[relay.Id] = relay;
-        relay.Run = Task.Run(async () =>
+        _ = Task.Run(async () =>
         {
             try
             {
@@ -189,7 +189,6 @@ public sealed partial class StreamRelays : IDisposable
         public IHttpResponseBodyFeature Body { get; }
         public CancellationTokenSource Aborted { get; } = new();
         public TaskCompletionSource<(int Status, KeyValuePair<string, string>[] Headers)> Head { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
-        public Task? Run { get; set; }
         public long LastPulled;
         public int Reading;
         private HttpResponse? _response;
@@ -203,15 +202,7 @@ public sealed partial class StreamRelays : IDisposable
             {
                 return;
             }
-            var headers = new List<KeyValuePair<string, string>>();
-            foreach (var (name, values) in response.Headers)
-            {
-                if (!MachineForwarding.HopHeaders.Contains(name))
-                {
-                    headers.AddRange(values.Select(v => new KeyValuePair<string, string>(name, v ?? "")));
-                }
-            }
-            Head.TrySetResult((response.StatusCode, [.. headers]));
+            Head.TrySetResult((response.StatusCode, ForwardedRequestRunner.Travelling(response.Headers)));
         }
 
         public void FirstWrite()
