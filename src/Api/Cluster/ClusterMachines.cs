@@ -40,7 +40,26 @@ public sealed class ClusterMachines(IGrainFactory grains, MachineRegistry regist
             await Catalog.Cancel(reserved);
             return (null, new MachineRefusal(ProblemCatalog.All.First(k => k.Kind == refused.RefusalKind), refused.Detail!));
         }
-        await Catalog.Publish(reserved, birth.Pinned);
+        try
+        {
+            await Catalog.Publish(reserved, birth.Pinned);
+        }
+        catch
+        {
+            // Unpublished, the machine would be nobody's: not listed, its name given to a later
+            // create once the reservation lapses, where its live grain would answer "exists".
+            // Best effort: storage that refused the catalog may refuse these too; the reservation
+            // lapses on its own, and the original failure is what the client is told.
+            try
+            {
+                await grains.GetGrain<IMachineGrain>(reserved).Delete("its creation could not be published in the catalog");
+                await Catalog.Cancel(reserved);
+            }
+            catch (Exception cleanup) when (ClusterFailures.IsUnavailable(cleanup) || ClusterFailures.IsStorageFailure(cleanup))
+            {
+            }
+            throw;
+        }
         return (reserved, null);
     }
 

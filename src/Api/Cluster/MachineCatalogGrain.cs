@@ -26,8 +26,14 @@ public sealed class MachineCatalogGrain(
 
     private Dictionary<string, CatalogEntry> Machines => state.State.Machines;
 
+    // A write that failed (Redis timed out, or was down) may still land later, under a version this
+    // activation never learns; or not land, leaving a change here that storage does not have.
+    // Either way storage is the truth: the next call reads it again before it answers.
+    private bool _unsure;
+
     public async Task<CatalogAnswer> Reserve(CatalogReservation reservation)
     {
+        await SyncAsync();
         DropStaleReservations();
         if (Refuse(reservation) is { } refusal)
         {
@@ -35,15 +41,17 @@ public sealed class MachineCatalogGrain(
         }
         var name = reservation.Name ?? NewName();
         Machines[name] = new CatalogEntry { Name = name, Owner = reservation.Owner, Bytes = reservation.Bytes, ReservedAt = time.GetUtcNow() };
-        await state.WriteStateAsync();
+        await SaveAsync();
         return new CatalogAnswer(name, null, null);
     }
 
     private CatalogAnswer? Refuse(CatalogReservation request)
     {
-        if (request.Name is { } name && Machines.ContainsKey(name))
+        if (request.Name is { } name && Machines.TryGetValue(name, out var taken))
         {
-            return Refused(ProblemCatalog.MachineExists, $"A machine named '{name}' exists already; choose another name or leave it out.");
+            return Refused(ProblemCatalog.MachineExists, taken.Published
+                ? $"A machine named '{name}' exists already; choose another name or leave it out."
+                : $"A machine named '{name}' is being made (reserved at {taken.ReservedAt:O}; a reservation whose create failed lapses after {ReservationLifetime.TotalMinutes} minutes); choose another name or leave it out.");
         }
         if (Machines.Count >= request.MaxMachines)
         {
@@ -67,35 +75,39 @@ public sealed class MachineCatalogGrain(
 
     public async Task Publish(string name, bool pinned)
     {
+        await SyncAsync();
         if (Machines.TryGetValue(name, out var entry))
         {
             entry.Published = true;
             entry.Pinned = pinned;
-            await state.WriteStateAsync();
+            await SaveAsync();
         }
     }
 
     public async Task Cancel(string name)
     {
+        await SyncAsync();
         if (Machines.TryGetValue(name, out var entry) && !entry.Published && Machines.Remove(name))
         {
-            await state.WriteStateAsync();
+            await SaveAsync();
         }
     }
 
     public async Task<bool> Remove(string name)
     {
+        await SyncAsync();
         if (!Machines.TryGetValue(name, out var entry) || !entry.Published)
         {
             return false;
         }
         Machines.Remove(name);
-        await state.WriteStateAsync();
+        await SaveAsync();
         return true;
     }
 
     public async Task<string?> Resize(string name, long delta, long budgetPerSilo)
     {
+        await SyncAsync();
         if (!Machines.TryGetValue(name, out var entry))
         {
             return null; // deleted meanwhile: no longer counted, nothing to take or give back
@@ -107,23 +119,50 @@ public sealed class MachineCatalogGrain(
                 + $"({UsedBytes >> 20} MiB of {budget >> 20} MiB in use, Limits:MachineMemoryBytes per silo).";
         }
         entry.Bytes += delta;
-        await state.WriteStateAsync();
+        await SaveAsync();
         return null;
     }
 
-    public Task<CatalogListing> List(long budgetPerSilo) => Task.FromResult(new CatalogListing(
-        [.. Machines.Values.Where(m => m.Published).OrderBy(m => m.Name == MachineRegistry.DefaultName ? 0 : 1).ThenBy(m => m.Name, StringComparer.Ordinal)],
-        Machines.Count, UsedBytes, Budget(budgetPerSilo)));
+    public async Task<CatalogListing> List(long budgetPerSilo)
+    {
+        await SyncAsync();
+        return new CatalogListing(
+            [.. Machines.Values.Where(m => m.Published).OrderBy(m => m.Name == MachineRegistry.DefaultName ? 0 : 1).ThenBy(m => m.Name, StringComparer.Ordinal)],
+            Machines.Count, UsedBytes, Budget(budgetPerSilo));
+    }
+
+    private async Task SaveAsync()
+    {
+        try
+        {
+            await state.WriteStateAsync();
+        }
+        catch
+        {
+            _unsure = true;
+            throw;
+        }
+    }
+
+    private async Task SyncAsync()
+    {
+        if (_unsure)
+        {
+            await state.ReadStateAsync();
+            _unsure = false;
+        }
+    }
 
     public async Task EnsureDefault(long bytes)
     {
+        await SyncAsync();
         if (!Machines.ContainsKey(MachineRegistry.DefaultName))
         {
             Machines[MachineRegistry.DefaultName] = new CatalogEntry
             {
                 Name = MachineRegistry.DefaultName, Pinned = true, Bytes = bytes, Published = true, ReservedAt = time.GetUtcNow(),
             };
-            await state.WriteStateAsync();
+            await SaveAsync();
         }
     }
 

@@ -158,4 +158,12 @@ public static class ClusterFailures
     public static bool IsUnavailable(Exception failure) =>
         failure is TimeoutException or SiloUnavailableException or OrleansMessageRejectionException
         || failure is OrleansException { InnerException: { } inner } && IsUnavailable(inner);
+
+    /// <summary>
+    /// A grain's state could not be read or written (Redis down or slow), or another activation
+    /// wrote it first (a version conflict): nothing the call asked for was kept; 503, try again.
+    /// </summary>
+    public static bool IsStorageFailure(Exception failure) =>
+        failure is Orleans.Persistence.Redis.RedisStorageException or Orleans.Storage.InconsistentStateException
+        || failure is OrleansException { InnerException: { } inner } && IsStorageFailure(inner); // Orleans wraps the provider's
 }

@@ -3,6 +3,7 @@ using Microsoft.Extensions.Options;
 using Orleans.Concurrency;
 using Orleans.Placement;
 using Orleans.Runtime;
+using Orleans.Storage;
 using PageAlloc.Api.Infrastructure;
 using PageAlloc.Api.Machines;
 using PageAlloc.Domain.Model;
@@ -30,6 +31,7 @@ public sealed class MachineState
     [Id(6)] public long SnapshotOperations { get; set; }
     [Id(7)] public bool Clean { get; set; }
     [Id(8)] public string? Silo { get; set; }
+    [Id(9)] public Guid WrittenBy { get; set; }
 }
 
 /// <summary>
@@ -59,6 +61,8 @@ public sealed partial class MachineGrain(
     private HostedMachine? _hosted;
     private bool _deleted;
     private Task _checkpointing = Task.CompletedTask; // the snapshot being written: the next waits for it
+    private readonly Guid _activation = Guid.NewGuid(); // which activation wrote the stored record (MachineState.WrittenBy)
+    private bool _superseded; // another activation wrote the record since this one did: this one is not the machine any more
 
     private string Name => this.GetPrimaryKeyString();
 
@@ -77,7 +81,7 @@ public sealed partial class MachineGrain(
             _hosted = registry.NewHosted(Name, null, pinned: true, config, new Tracepoints(), time.GetUtcNow());
             _hosted.Reset();
             _hosted.Durability.Created(null);
-            await state.WriteStateAsync(cancellationToken);
+            await WriteAsync();
             await GrainFactory.GetGrain<IMachineCatalogGrain>(IMachineCatalogGrain.Key).EnsureDefault(_hosted.StateBytes);
         }
         if (_hosted is not null)
@@ -156,7 +160,7 @@ public sealed partial class MachineGrain(
             LogDuplicate(logger, Name, hosted.Durability.Operations);
             return;
         }
-        if (!_deleted && Durable)
+        if (!_deleted && !_superseded && Durable)
         {
             await CheckpointAsync(clean: true, retire: true);
             LogDeactivated(logger, Name, reason.ReasonCode, hosted.Durability.Operations);
@@ -228,7 +232,7 @@ public sealed partial class MachineGrain(
             await Task.Run(hosted.Reset);
         }
         hosted.Durability.Created(state.State.SnapshotAt);
-        await state.WriteStateAsync();
+        await WriteAsync();
         _hosted = hosted;
         Serve(hosted);
         return null;
@@ -253,7 +257,7 @@ public sealed partial class MachineGrain(
         }
         _deleted = true;
         registry.Deactivated(hosted, deleted: true);
-        await state.ClearStateAsync();
+        await ClearAsync();
         LogDeleted(logger, Name, why);
         this.DeactivateOnIdle();
         return true;
@@ -304,7 +308,7 @@ public sealed partial class MachineGrain(
     {
         await Task.WhenAny(previous); // after it, whether it was written or not: it reported its own failure
 
-        if (_hosted is not { } hosted || _deleted)
+        if (_hosted is not { } hosted || _deleted || _superseded)
         {
             return;
         }
@@ -341,7 +345,7 @@ public sealed partial class MachineGrain(
             state.State.SnapshotOperations = operations;
             state.State.Clean = clean;
             state.State.Silo = silo.SiloAddress.ToString();
-            await state.WriteStateAsync();
+            await WriteAsync();
             durability.Snapshotted(at, operations, snapshot.Length, pause, time.GetElapsedTime(startedAt));
         }
         catch (Exception failure) when (!clean && !requested)
@@ -350,6 +354,78 @@ public sealed partial class MachineGrain(
             LogSnapshotFailed(logger, Name, failure);
         }
     }
+
+    /// <summary>
+    /// Writes the record with this activation's mark. Storage refuses a write whose version (etag)
+    /// is not the stored one. A write of ours that timed out may have landed after all (Redis ran it
+    /// late) under a version we never learnt: then the stored record is ours, and the write is made
+    /// again over it. A record another activation wrote means this one is not the machine any more
+    /// (the cluster activated it twice): it writes nothing from now on and ends.
+    /// </summary>
+    private async Task WriteAsync()
+    {
+        var ours = state.State;
+        ours.WrittenBy = _activation;
+        try
+        {
+            await state.WriteStateAsync();
+            return;
+        }
+        catch (InconsistentStateException)
+        {
+            if (!await StoredIsOursAsync(ours))
+            {
+                throw;
+            }
+        }
+        await state.WriteStateAsync();
+    }
+
+    /// <summary>Deletes the record; past a version that moved under a late write of ours, as <see cref="WriteAsync"/> does.</summary>
+    private async Task ClearAsync()
+    {
+        var ours = state.State;
+        try
+        {
+            await state.ClearStateAsync();
+            return;
+        }
+        catch (InconsistentStateException)
+        {
+            if (!await StoredIsOursAsync(ours))
+            {
+                throw;
+            }
+        }
+        await state.ClearStateAsync();
+    }
+
+    /// <summary>
+    /// After a version conflict: reads the stored record (and its version) and says whether this
+    /// activation wrote it; <paramref name="ours"/> stays the state either way. When another did,
+    /// this activation is superseded and ends.
+    /// </summary>
+    private async Task<bool> StoredIsOursAsync(MachineState ours)
+    {
+        await state.ReadStateAsync();
+        var writer = state.RecordExists ? state.State.WrittenBy : Guid.Empty;
+        state.State = ours;
+        if (writer == _activation)
+        {
+            LogLateWrite(logger, Name);
+            return true;
+        }
+        _superseded = true;
+        LogSuperseded(logger, Name);
+        this.DeactivateOnIdle();
+        return false;
+    }
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "Machine {Machine}: a write of its record that had failed landed late; written again over it")]
+    private static partial void LogLateWrite(ILogger logger, string machine);
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "Machine {Machine}: another activation wrote its record; this one writes nothing more and ends")]
+    private static partial void LogSuperseded(ILogger logger, string machine);
 
     [LoggerMessage(Level = LogLevel.Warning, Message = "Machine {Machine} recovered after its silo {Silo} was lost: resumed from its snapshot of {SnapshotAt} ({Operations} operations); what it did after is lost")]
     private static partial void LogRecovered(ILogger logger, string machine, string silo, DateTimeOffset? snapshotAt, long operations);

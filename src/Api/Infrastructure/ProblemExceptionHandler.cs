@@ -28,6 +28,8 @@ public sealed partial class ProblemExceptionHandler : IExceptionHandler
             // A grain call (the catalog's, a machine's) whose silo is stopping or lost: try again shortly.
             _ when Cluster.ClusterFailures.IsUnavailable(exception) => (ProblemCatalog.MachineUnavailable,
                 $"A grain this call needs could not be reached ({exception.GetType().Name}): its silo is stopping or lost, and the grain is resumed on another. Try again shortly."),
+            _ when Cluster.ClusterFailures.IsStorageFailure(exception) => (ProblemCatalog.MachineUnavailable,
+                $"Grain storage did not confirm this call's change ({exception.GetType().Name}): Redis is down or slow, or another activation wrote first. The call did not complete; try again shortly."),
             _ => (null, ""),
         };
         if (kind is null)
