@@ -3,6 +3,7 @@ using System.Net.Http.Json;
 using System.Net.Sockets;
 using System.Text;
 using System.Text.Json.Nodes;
+using Microsoft.Extensions.DependencyInjection;
 
 namespace PageAlloc.Tests.Integration;
 
@@ -54,6 +55,74 @@ public class AbandonedAllocationTests
         var bobsNow = (await bob.GetJson("/zones/Normal/allocations"))["allocations"]!.AsArray();
         Assert.Equal(bobs["pfn"]!.GetValue<long>(), Assert.Single(bobsNow)!["pfn"]!.GetValue<long>());
     }
+
+    [Fact]
+    public async Task AnAllocationWhoseClientHungUpBeforeItsAnswer_IsFreedAgain_AndCounted()
+    {
+        await using var app = PageAllocApp.OnKestrel(("Security:ApiKeys:0:Name", "alice"), ("Security:ApiKeys:0:Key", SecurityTests.AliceKey));
+        using var alice = new HttpClient { BaseAddress = app.Address };
+        alice.DefaultRequestHeaders.Add("X-Api-Key", SecurityTests.AliceKey);
+        var hosted = app.Services.GetRequiredService<PageAlloc.Api.Machines.MachineRegistry>().Find("default", null)!;
+        var freeBefore = await FreePages(alice);
+        var allocsBefore = await PgAlloc(alice);
+
+        const int Rounds = 4;
+        for (var round = 0; round < Rounds; round++)
+        {
+            // The machine's gate held as a snapshot holds it: the call waits there, after its request
+            // was read and before it allocates, while its client resets the connection.
+            using var release = new ManualResetEventSlim();
+            var holder = new Thread(() => hosted.Gate.Exclusive(() => release.Wait(TimeSpan.FromSeconds(30))));
+            holder.Start();
+            try
+            {
+                using var socket = new TcpClient();
+                await socket.ConnectAsync(app.Address.Host, app.Address.Port, Ct);
+                var body = """{"order":1}""";
+                var request = $"POST /zones/Normal/alloc_pages HTTP/1.1\r\nHost: {app.Address.Authority}\r\nX-Api-Key: {SecurityTests.AliceKey}\r\n"
+                    + $"Content-Type: application/json\r\nContent-Length: {body.Length}\r\n\r\n{body}";
+                await socket.GetStream().WriteAsync(Encoding.ASCII.GetBytes(request), Ct);
+                await Task.Delay(300, Ct); // it reaches the gate
+                socket.Client.LingerState = new LingerOption(true, 0);
+                socket.Close();
+                await Task.Delay(300, Ct); // the server sees the reset
+            }
+            finally
+            {
+                release.Set();
+                holder.Join();
+            }
+        }
+
+        // Every allocation made for a client gone was freed again: none is held, the zone is as it was.
+        var made = 0L;
+        for (var waited = 0; ; waited += 50)
+        {
+            made = await PgAlloc(alice) - allocsBefore;
+            if (made > 0 && hosted.AbandonedAllocations == made / 2 || waited > 10_000)
+            {
+                break;
+            }
+            await Task.Delay(50, Ct);
+        }
+        Assert.True(made > 0, "no call reached the allocator: the test did not test the hang-up");
+        Assert.Equal(made / 2, hosted.AbandonedAllocations); // order-1 blocks: two pages each
+        Assert.Empty((await alice.GetJson("/zones/Normal/allocations"))["allocations"]!.AsArray());
+        Assert.Equal(freeBefore, await FreePages(alice));
+        var metrics = await alice.GetStringAsync("/metrics", Ct);
+        Assert.Matches($"pagealloc_allocations_abandoned_total{{[^}}]*machine=\"default\"[^}}]*}} {made / 2}\n", metrics);
+    }
+
+    /// <summary>The zone's pages nobody holds: free in the buddy or on a pcp list.</summary>
+    private static async Task<long> FreePages(HttpClient client)
+    {
+        var zone = await client.GetJson("/zones/Normal");
+        return zone["freePages"]!.GetValue<long>() + zone["pcpPages"]!.GetValue<long>();
+    }
+
+    private static async Task<long> PgAlloc(HttpClient client) =>
+        (await client.GetStringAsync("/proc/vmstat", Ct)).Split('\n').Where(l => l.StartsWith("pgalloc_normal ", StringComparison.Ordinal))
+            .Select(l => long.Parse(l.Split(' ')[1], System.Globalization.CultureInfo.InvariantCulture)).Single();
 
     [Fact]
     public async Task TheListing_ComesInPages_ThatJoinUp()

@@ -390,13 +390,19 @@ public static class ZonesEndpoints
             // (PF_MEMALLOC); no user process can ask for them. With keys, only an administrator may.
             return Problems.Of(ProblemCatalog.Forbidden, "__GFP_MEMALLOC takes pages from the reserves below the min watermark; only an administrator's key may ask for it.");
         }
-        var result = machine.AllocPages(z, request.Order!.Value, gfp, scope.Cpu(request.Cpu), caller.Charge);
+        var cpu = scope.Cpu(request.Cpu);
+        var result = machine.AllocPages(z, request.Order!.Value, gfp, cpu, caller.Charge);
         if (result.Error is { } error)
         {
             scope.Hosted.OnAllocationRefused(machine, error, request.Order.Value, gfp, z);
             return Problems.From(error);
         }
         var b = result.Value;
+        if (scope.ClientGone)
+        {
+            b.Zone.FreePages(b.Pfn, b.Order, cpu, caller.Owner);
+            return Abandoned(scope, $"order-{b.Order} block at pfn {b.Pfn}");
+        }
         return KnownLengthJson.Created($"{scope.PathBase}/zones/{b.Zone.Key}/pages/{b.Pfn}",
             new AllocPagesResponse(b.Pfn, b.Order, b.Zone.Key, b.MigrateType, b.Compound, b.FromPcp, Gfp.Format(gfp)));
     }
@@ -409,9 +415,29 @@ public static class ZonesEndpoints
             return invalid;
         }
         var result = z.AllocContigRange(request.Pfn!.Value, request.NrPages!.Value, gfp);
-        return result.Error is { } error
-            ? Problems.From(error)
-            : ContigCreated(scope, z, result.Value, request.NrPages.Value);
+        if (result.Error is { } error)
+        {
+            return Problems.From(error);
+        }
+        if (scope.ClientGone)
+        {
+            z.FreeContigRange(result.Value, request.NrPages.Value, FreeStrategy.Chunked, scope.Machine.CurrentCpu(), new ChunkTally(0));
+            return Abandoned(scope, $"range of {request.NrPages.Value} pages at pfn {result.Value}");
+        }
+        return ContigCreated(scope, z, result.Value, request.NrPages.Value);
+    }
+
+    /// <summary>
+    /// The answer to an allocation whose client hung up before it was written (Kestrel saw the
+    /// connection reset or closed): its pages, which nobody would hold, were freed again, and the
+    /// answer nobody reads says so (499, nginx's "client closed request", for logs and traces).
+    /// A client that goes away after its answer was written cannot be told from one that read it:
+    /// it finds its pages with GET .../allocations and frees them with POST .../free_allocations.
+    /// </summary>
+    private static ProblemHttpResult Abandoned(MachineScope scope, string what)
+    {
+        scope.Hosted.CountAbandonedAllocation();
+        return Problems.Of(ProblemCatalog.ClientGone, $"The client hung up before this answer was written; the {what} it allocated was freed again.");
     }
 
     public static Results<CreatedJson<ContigRangeResponse>, ProblemHttpResult> AllocContigPages(
@@ -437,9 +463,17 @@ public static class ZonesEndpoints
         {
             scope.Hosted.EndContigScan();
         }
-        return result.Error is { } error
-            ? Problems.From(error)
-            : ContigCreated(scope, result.Value.Zone, result.Value.Pfn, request.NrPages.Value);
+        if (result.Error is { } error)
+        {
+            return Problems.From(error);
+        }
+        var (zone, pfn) = result.Value;
+        if (scope.ClientGone)
+        {
+            zone.FreeContigRange(pfn, request.NrPages.Value, FreeStrategy.Chunked, machine.CurrentCpu(), new ChunkTally(0));
+            return Abandoned(scope, $"range of {request.NrPages.Value} pages at pfn {pfn}");
+        }
+        return ContigCreated(scope, zone, pfn, request.NrPages.Value);
     }
 
     private static CreatedJson<ContigRangeResponse> ContigCreated(MachineScope scope, Zone zone, long pfn, long nrPages) =>

@@ -55,11 +55,13 @@ public static class ProblemCatalog
     public static readonly ProblemKind Timeout = new("timeout", 504, "Timed out", "A test ran past Limits:TestTimeoutSeconds.");
     public static readonly ProblemKind NotFound = new("not-found", 404, "Not Found", "No endpoint has this path.");
     public static readonly ProblemKind MethodNotAllowed = new("method-not-allowed", 405, "Method Not Allowed", "The path exists but not with this method.");
+    public static readonly ProblemKind ClientGone = new("client-gone", 499, "Client closed request",
+        "The client hung up before the answer to its allocation was written; what the call allocated was freed again. Nobody receives this answer: it is for logs and traces (nginx's 499).");
     public static readonly ProblemKind Internal = new("internal", 500, "Internal error", "A fault in the service; it should never happen, and is a bug to report.");
 
     private static readonly ProblemKind[] ServiceKinds =
         [UnknownZone, UnknownMachine, MachineExists, MachineLimit, MachineUnavailable, DefaultMachine, InvalidSnapshot, InvalidPfn, InvalidEventFilter, NotATrace, InvalidImport, Validation, MalformedRequest, BodyTooLarge, RequestTimeout, UnsupportedMediaType, Unauthenticated, Forbidden,
-         TooManyRequests, ServiceFull, Booting, Timeout, NotFound, MethodNotAllowed, Internal];
+         TooManyRequests, ServiceFull, Booting, Timeout, NotFound, MethodNotAllowed, ClientGone, Internal];
 
     private static readonly Dictionary<PageErrorKind, ProblemKind> DomainKinds =
         Enum.GetValues<PageErrorKind>().ToDictionary(k => k, k => new ProblemKind(Slug(k), StatusOf(k), TitleOf(k), WhenOf(k)));

@@ -91,6 +91,13 @@ public sealed partial class HostedMachine
 
     public void EndContigScan() => Volatile.Write(ref _contigScan, 0);
 
+    private long _abandonedAllocations;
+
+    /// <summary>Allocations freed again because their client hung up before the answer was written (the metric pagealloc.allocations.abandoned).</summary>
+    public long AbandonedAllocations => Interlocked.Read(ref _abandonedAllocations);
+
+    public void CountAbandonedAllocation() => Interlocked.Increment(ref _abandonedAllocations);
+
     /// <summary>True once its first boot has finished.</summary>
     public bool IsBooted => Volatile.Read(ref _machine) is not null;
 

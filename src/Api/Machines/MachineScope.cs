@@ -34,6 +34,13 @@ public class MachineScope
 
     public HttpContext Http { get; }
 
+    /// <summary>
+    /// The client hung up (Kestrel saw its connection reset or closed) before the answer was
+    /// written: what the call allocated would be held by nobody. One read of the request's abort
+    /// token, which Kestrel keeps per connection and resets between requests.
+    /// </summary>
+    public bool ClientGone => Http.RequestAborted.IsCancellationRequested;
+
     /// <summary>The machine as a resource (its name, owner, tracepoints, gate); set unless <see cref="Problem"/> is.</summary>
     public HostedMachine Hosted { get; }
 

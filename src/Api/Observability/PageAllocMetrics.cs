@@ -37,6 +37,8 @@ public sealed class PageAllocMetrics
             "alloc_pages() calls that failed with the zone as the preferred zone.");
         meter.CreateObservableCounter("pagealloc.allocation.injected_failures", InjectedFailures, "{allocation}",
             "alloc_pages() calls failed on purpose by fail_page_alloc (machine-wide, counted apart from real failures).");
+        meter.CreateObservableCounter("pagealloc.allocations.abandoned", AbandonedAllocations, "{allocation}",
+            "Allocations freed again because their client hung up before the answer was written.");
         meter.CreateObservableGauge("pagealloc.free.blocks", FreeBlocks, "{block}",
             "Free blocks in the buddy, by order and migratetype (/proc/pagetypeinfo).");
         meter.CreateObservableGauge("pagealloc.free.pages", () => PerZone(c => c.FreePages), "{page}",
@@ -75,6 +77,9 @@ public sealed class PageAllocMetrics
 
     private IEnumerable<Measurement<long>> InjectedFailures() =>
         _machines.All.Where(m => m.IsBooted).Select(m => new Measurement<long>(m.Machine.FailPageAlloc.Injected, Machine(m.Name), Silo));
+
+    private IEnumerable<Measurement<long>> AbandonedAllocations() =>
+        _machines.All.Where(m => m.IsBooted).Select(m => new Measurement<long>(m.AbandonedAllocations, Machine(m.Name), Silo));
 
     private IEnumerable<Measurement<long>> FreeBlocks() =>
         Zones().SelectMany(z => z.Counters.FreeBlocksByType.SelectMany((orders, mt) => orders.Select((n, order) =>
