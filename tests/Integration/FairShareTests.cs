@@ -36,6 +36,52 @@ public class FairShareTests
     }
 
     [Fact]
+    public async Task WithKeysOff_EventStreams_AreLimitedPerClientAddress()
+    {
+        await using var app = PageAllocApp.OnKestrel(("Limits:EventListenersPerClient", "2"));
+        using var one = From(app.Address, "127.0.0.1");
+        using var other = From(app.Address, "127.0.0.2"); // another client: Linux's loopback answers all of 127/8
+
+        var first = await one.GetAsync("/events?format=perf-script", HttpCompletionOption.ResponseHeadersRead, Ct);
+        var second = await one.GetAsync("/events?format=perf-script", HttpCompletionOption.ResponseHeadersRead, Ct);
+        using var third = await one.GetAsync("/events?format=perf-script", HttpCompletionOption.ResponseHeadersRead, Ct);
+        using var others = await other.GetAsync("/events?format=perf-script", HttpCompletionOption.ResponseHeadersRead, Ct);
+
+        Assert.Equal(HttpStatusCode.OK, first.StatusCode);
+        Assert.Equal(HttpStatusCode.OK, second.StatusCode);
+        Assert.Equal(HttpStatusCode.TooManyRequests, third.StatusCode);
+        var refusal = await third.Content.ReadAsStringAsync(Ct);
+        Assert.Contains("127.0.0.1 has 2 event streams open already (Limits:EventListenersPerClient)", refusal, StringComparison.Ordinal);
+        Assert.Equal(TimeSpan.FromSeconds(1), third.Headers.RetryAfter?.Delta);
+        Assert.Equal(HttpStatusCode.OK, others.StatusCode);
+        var streams = app.Services.GetRequiredService<EventStreams>();
+        Assert.Equal(3, streams.Open);
+
+        // A closed stream gives its client's place back.
+        first.Dispose();
+        for (var waited = 0; streams.Open != 2; waited += 50)
+        {
+            Assert.True(waited < 10_000, "the closed stream's place within 10 s");
+            await Task.Delay(50, Ct);
+        }
+        using var again = await one.GetAsync("/events?format=perf-script", HttpCompletionOption.ResponseHeadersRead, Ct);
+        Assert.Equal(HttpStatusCode.OK, again.StatusCode);
+        second.Dispose();
+    }
+
+    /// <summary>A client whose connections come from <paramref name="local"/>.</summary>
+    private static HttpClient From(Uri server, string local) => new(new SocketsHttpHandler
+    {
+        ConnectCallback = async (context, cancellationToken) =>
+        {
+            var socket = new Socket(SocketType.Stream, ProtocolType.Tcp);
+            socket.Bind(new IPEndPoint(IPAddress.Parse(local), 0));
+            await socket.ConnectAsync(context.DnsEndPoint, cancellationToken);
+            return new NetworkStream(socket, ownsSocket: true);
+        },
+    }) { BaseAddress = server };
+
+    [Fact]
     public async Task AllocContigPages_RunsOneScanAtATimePerMachine_OthersGet429WithRetryAfter()
     {
         await using var app = new PageAllocApp();

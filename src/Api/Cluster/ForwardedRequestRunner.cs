@@ -94,6 +94,10 @@ public sealed class ForwardedRequestRunner
         features.Set<IHttpResponseFeature>(new HttpResponseFeature());
         features.Set(body);
         features.Set<IHttpRequestLifetimeFeature>(new HttpRequestLifetimeFeature { RequestAborted = aborted });
+        features.Set<IHttpConnectionFeature>(new HttpConnectionFeature
+        {
+            RemoteIpAddress = System.Net.IPAddress.TryParse(request.RemoteAddress, out var client) ? client : null,
+        });
         var context = new DefaultHttpContext(features)
         {
             RequestServices = scope.ServiceProvider,

@@ -64,7 +64,8 @@ public sealed record ForwardedRequest(
     [property: Id(6)] byte[] Body,
     [property: Id(7)] string? UserName,
     [property: Id(8)] string[] UserRoles,
-    [property: Id(9)] string? AuthenticationType);
+    [property: Id(9)] string? AuthenticationType,
+    [property: Id(10)] string? RemoteAddress = null); // the client's, for what is shared out per client (event streams)
 
 /// <summary>What the machine's silo answered: status, headers and body; <see cref="NoMachine"/> when the machine does not exist.</summary>
 [GenerateSerializer, Immutable]

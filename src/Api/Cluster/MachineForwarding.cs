@@ -98,7 +98,8 @@ public static class MachineForwarding
             body.ToArray(),
             context.User.Identity?.IsAuthenticated == true ? context.User.Identity.Name : null,
             [.. context.User.Claims.Where(c => c.Type == System.Security.Claims.ClaimTypes.Role).Select(c => c.Value)],
-            context.User.Identity?.AuthenticationType);
+            context.User.Identity?.AuthenticationType,
+            context.Connection.RemoteIpAddress?.ToString());
         var grains = context.RequestServices.GetRequiredService<IGrainFactory>();
         if (endpoint.Metadata.GetMetadata<StreamingAnswerMetadata>() is not null)
         {

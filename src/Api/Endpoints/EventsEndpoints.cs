@@ -94,7 +94,7 @@ public static class EventsEndpoints
         // Attached before it is counted, so that a stream counted as open already sees every event.
         var listener = scope.Hosted.Tracepoints.Listen(new TraceFilter(types == 0 ? TraceFilter.AllTypes : types, zoneIndex, order ?? -1), streams.BufferEvents);
         var key = context.User.Identity is { IsAuthenticated: true, Name: { } keyName } ? keyName : null;
-        if (!streams.TryOpen(key, out var lease, out var refusal))
+        if (!streams.TryOpen(key, context.Connection.RemoteIpAddress, out var lease, out var refusal))
         {
             listener.Dispose();
             context.Response.Headers.RetryAfter = "1";
@@ -209,47 +209,52 @@ public sealed class EventStreams(IOptions<LimitsOptions> limits)
 
     public int PerKeyLimit => limits.Value.EventListenersPerKey;
 
+    public int PerClientLimit => limits.Value.EventListenersPerClient;
+
     public int BufferEvents => limits.Value.EventBufferEvents;
 
     public int Open => Volatile.Read(ref _open);
 
-    /// <summary>A place for a stream of <paramref name="key"/> (null: anonymous, keys off); false with why not.</summary>
-    public bool TryOpen(string? key, out IDisposable lease, [System.Diagnostics.CodeAnalysis.NotNullWhen(false)] out string? refusal)
+    /// <summary>
+    /// A place for a stream of <paramref name="key"/>, or with keys off (null) of the client at
+    /// <paramref name="client"/> (an IPv4 address or an IPv6 /64, as connections are shared out);
+    /// false with why not.
+    /// </summary>
+    public bool TryOpen(string? key, System.Net.IPAddress? client, out IDisposable lease, [System.Diagnostics.CodeAnalysis.NotNullWhen(false)] out string? refusal)
     {
+        var (holder, most) = key is not null ? (key, PerKeyLimit) : ("client " + Infrastructure.ConnectionFairness.Describe(client), PerClientLimit);
         lock (_lock)
         {
-            var ofKey = key is null ? 0 : _perKey.GetValueOrDefault(key);
+            var held = _perKey.GetValueOrDefault(holder);
             refusal = _open >= Limit ? $"{Limit} event streams are open already (Limits:EventListeners); close one or try later."
-                : ofKey >= PerKeyLimit ? $"API key '{key}' has {PerKeyLimit} event streams open already (Limits:EventListenersPerKey); close one first."
-                : null;
+                : held < most ? null
+                : key is not null ? $"API key '{key}' has {PerKeyLimit} event streams open already (Limits:EventListenersPerKey); close one first."
+                : $"{holder[7..]} has {PerClientLimit} event streams open already (Limits:EventListenersPerClient); close one first.";
             if (refusal is not null)
             {
                 lease = null!;
                 return false;
             }
             Volatile.Write(ref _open, _open + 1);
-            if (key is not null)
-            {
-                _perKey[key] = ofKey + 1;
-            }
+            _perKey[holder] = held + 1;
         }
-        lease = new Lease(this, key);
+        lease = new Lease(this, holder);
         return true;
     }
 
-    private void Close(string? key)
+    private void Close(string key)
     {
         lock (_lock)
         {
             Volatile.Write(ref _open, _open - 1);
-            if (key is not null && --System.Runtime.InteropServices.CollectionsMarshal.GetValueRefOrNullRef(_perKey, key) == 0)
+            if (--System.Runtime.InteropServices.CollectionsMarshal.GetValueRefOrNullRef(_perKey, key) == 0)
             {
                 _perKey.Remove(key);
             }
         }
     }
 
-    private sealed class Lease(EventStreams owner, string? key) : IDisposable
+    private sealed class Lease(EventStreams owner, string key) : IDisposable
     {
         private int _disposed;
 

@@ -172,6 +172,9 @@ public sealed partial class ConnectionFairness : IDisposable
             : new UInt128(0, BinaryPrimitives.ReadUInt64BigEndian(bytes));
     }
 
+    /// <summary>The client an address belongs to, as a refusal names it: "192.0.2.7", "2001:db8::/64", or "a local socket" (no address).</summary>
+    internal static string Describe(IPAddress? address) => Describe(address is null ? UInt128.Zero : ClientOf(new IPEndPoint(address, 0)));
+
     private static string Describe(UInt128 client)
     {
         if (client == UInt128.Zero)

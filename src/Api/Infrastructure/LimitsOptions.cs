@@ -79,6 +79,10 @@ public sealed class LimitsOptions : IValidatableObject
     [Range(1, 1024)]
     public int EventListenersPerKey { get; set; } = 2;
 
+    /// <summary>With API keys off, the most GET /events streams one client (an IPv4 address, an IPv6 /64) may hold open at once: one client cannot take every place.</summary>
+    [Range(1, 1024)]
+    public int EventListenersPerClient { get; set; } = 4;
+
     /// <summary>GET /metrics answers at most this many scrapes a second, service-wide (429 beyond); a scrape every 15 s is Prometheus' default.</summary>
     [Range(1, 10_000)]
     public int MetricsScrapesPerSecond { get; set; } = 4;
