@@ -362,32 +362,22 @@ public sealed partial class MachineGrain(
     /// again over it. A record another activation wrote means this one is not the machine any more
     /// (the cluster activated it twice): it writes nothing from now on and ends.
     /// </summary>
-    private async Task WriteAsync()
+    private Task WriteAsync()
     {
-        var ours = state.State;
-        ours.WrittenBy = _activation;
-        try
-        {
-            await state.WriteStateAsync();
-            return;
-        }
-        catch (InconsistentStateException)
-        {
-            if (!await StoredIsOursAsync(ours))
-            {
-                throw;
-            }
-        }
-        await state.WriteStateAsync();
+        state.State.WrittenBy = _activation;
+        return PastLateWritesAsync(() => state.WriteStateAsync());
     }
 
     /// <summary>Deletes the record; past a version that moved under a late write of ours, as <see cref="WriteAsync"/> does.</summary>
-    private async Task ClearAsync()
+    private Task ClearAsync() => PastLateWritesAsync(() => state.ClearStateAsync());
+
+    /// <summary>Runs a write of the record; after a version conflict, once more when the stored record is this activation's own.</summary>
+    private async Task PastLateWritesAsync(Func<Task> write)
     {
         var ours = state.State;
         try
         {
-            await state.ClearStateAsync();
+            await write();
             return;
         }
         catch (InconsistentStateException)
@@ -397,7 +387,7 @@ public sealed partial class MachineGrain(
                 throw;
             }
         }
-        await state.ClearStateAsync();
+        await write();
     }
 
     /// <summary>
