@@ -43,6 +43,7 @@ public static class ReplayEndpoints
             .Refuses("The replay took longer than Limits:TestTimeoutSeconds and was stopped.", ProblemCatalog.Timeout)
             .RequireRateLimiting(TestsEndpoints.OneAtATime)
             .WithRequestTimeout(TestsEndpoints.TestTimeout)
+            .EndsWhenTheServiceStops()
             .RequireAdministrator()
             .OutsideMachineGate();
         return app;

@@ -38,6 +38,7 @@ public static class TestsEndpoints
             .Refuses("The run took longer than Limits:TestTimeoutSeconds and was stopped.", ProblemCatalog.Timeout)
             .RequireRateLimiting(OneAtATime)
             .WithRequestTimeout(TestTimeout)
+            .EndsWhenTheServiceStops()
             .RequireAdministrator()
             .OutsideMachineGate();
         return app;

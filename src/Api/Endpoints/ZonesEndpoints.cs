@@ -154,6 +154,7 @@ public static class ZonesEndpoints
                 + "With API keys, only an administrator may call it.")
             .RequireMachineAdministration()
             .WithRequestTimeout(TestsEndpoints.TestTimeout)
+            .EndsWhenTheServiceStops()
             .Refuses("The scan took longer than Limits:TestTimeoutSeconds and was stopped; nothing changed.", ProblemCatalog.Timeout)
             .Refuses("Another alloc_contig_pages scan is running on this machine (one at a time), or the key's request budget is spent; nothing changed.",
                 ProblemCatalog.TooManyRequests)

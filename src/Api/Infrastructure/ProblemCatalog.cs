@@ -51,6 +51,8 @@ public static class ProblemCatalog
         "The API key's request budget is spent, a test, replay or alloc_contig_pages scan is already running, every event stream is open, or /metrics was scraped too often; retry after Retry-After.");
     public static readonly ProblemKind ServiceFull = new("service-full", 503, "Every connection taken",
         "Every connection but those kept for health probes is taken (Limits:MaxConcurrentConnections); this one may only ask /health/*.");
+    public static readonly ProblemKind Stopping = new("stopping", 503, "Service stopping",
+        "The service is shutting down (SIGTERM): a long call (a test, a replay, an alloc_contig_pages scan) was stopped and changed nothing that is served.");
     public static readonly ProblemKind Booting = new("booting", 503, "Booting", "The machine is booting (at start or during a reset); retry after Retry-After.");
     public static readonly ProblemKind Timeout = new("timeout", 504, "Timed out", "A test ran past Limits:TestTimeoutSeconds.");
     public static readonly ProblemKind NotFound = new("not-found", 404, "Not Found", "No endpoint has this path.");
@@ -61,7 +63,7 @@ public static class ProblemCatalog
 
     private static readonly ProblemKind[] ServiceKinds =
         [UnknownZone, UnknownMachine, MachineExists, MachineLimit, MachineUnavailable, DefaultMachine, InvalidSnapshot, InvalidPfn, InvalidEventFilter, NotATrace, InvalidImport, Validation, MalformedRequest, BodyTooLarge, RequestTimeout, UnsupportedMediaType, Unauthenticated, Forbidden,
-         TooManyRequests, ServiceFull, Booting, Timeout, NotFound, MethodNotAllowed, ClientGone, Internal];
+         TooManyRequests, ServiceFull, Stopping, Booting, Timeout, NotFound, MethodNotAllowed, ClientGone, Internal];
 
     private static readonly Dictionary<PageErrorKind, ProblemKind> DomainKinds =
         Enum.GetValues<PageErrorKind>().ToDictionary(k => k, k => new ProblemKind(Slug(k), StatusOf(k), TitleOf(k), WhenOf(k)));

@@ -49,4 +49,95 @@ public class ShutdownTests
             // the connection closed under the reader: ended as well
         }
     }
+
+    [Fact]
+    public async Task Sigterm_DuringAReplay_StopsIt_AndExitsWithinSeconds()
+    {
+        Assert.SkipUnless(OperatingSystem.IsLinux() || OperatingSystem.IsMacOS(), "sends SIGTERM with kill(1)");
+        var configuration = new DirectoryInfo(Path.TrimEndingDirectorySeparator(AppContext.BaseDirectory)).Parent!.Name;
+        var dll = Repository.File($"src/Api/bin/{configuration}/net10.0/PageAlloc.Api.dll");
+        await using var service = ServiceProcess.Start($"dotnet {dll}", Repository.Root);
+        var address = await service.Listening(TimeSpan.FromMinutes(1));
+
+        // A trace that never ends (a chunk with an empty line every 10 ms, on a raw socket so that
+        // the answer can be read while the upload goes on): the replay runs until its 60 s timeout,
+        // or until the service stops.
+        using var socket = new System.Net.Sockets.TcpClient();
+        await socket.ConnectAsync(address.Host, address.Port, Ct);
+        var stream = socket.GetStream();
+        await stream.WriteAsync(System.Text.Encoding.ASCII.GetBytes($"POST /replay HTTP/1.1\r\nHost: {address.Authority}\r\n"
+            + "Content-Type: application/octet-stream\r\nTransfer-Encoding: chunked\r\n\r\n"), Ct);
+        using var stopUpload = CancellationTokenSource.CreateLinkedTokenSource(Ct);
+        var upload = Task.Run(async () =>
+        {
+            var chunk = "1\r\n\n\r\n"u8.ToArray();
+            try
+            {
+                while (true)
+                {
+                    await stream.WriteAsync(chunk, stopUpload.Token);
+                    await Task.Delay(10, stopUpload.Token);
+                }
+            }
+            catch (Exception e) when (e is IOException or OperationCanceledException or ObjectDisposedException)
+            {
+                // the server went away, or the test is done
+            }
+        }, Ct);
+        var answer = new MemoryStream();
+        var reading = stream.CopyToAsync(answer, Ct);
+        await Task.Delay(1500, Ct);
+        Assert.Equal(0, answer.Length); // still replaying
+
+        var watch = Stopwatch.StartNew();
+        using (var kill = Process.Start("kill", ["-TERM", service.ProcessId.ToString(System.Globalization.CultureInfo.InvariantCulture)]))
+        {
+            await kill.WaitForExitAsync(Ct);
+        }
+        var code = await service.Exited(TimeSpan.FromSeconds(40));
+        watch.Stop();
+        Assert.True(watch.Elapsed < TimeSpan.FromSeconds(5), $"SIGTERM took {watch.Elapsed.TotalSeconds:F1} s with a replay running:\n{service.Output}");
+        Assert.Equal(0, code);
+
+        // Its client was told why before the connection closed.
+        try
+        {
+            await reading.WaitAsync(TimeSpan.FromSeconds(5), Ct);
+        }
+        catch (IOException)
+        {
+            // reset after the answer: what was read stays
+        }
+        await stopUpload.CancelAsync();
+        await upload;
+        var text = System.Text.Encoding.UTF8.GetString(answer.ToArray());
+        Assert.StartsWith("HTTP/1.1 503", text, StringComparison.Ordinal);
+        Assert.Contains("\"kind\":\"stopping\"", text, StringComparison.Ordinal);
+    }
+
+    /// <summary>An endless request body: an empty line every 10 ms.</summary>
+    private sealed class Trickle : Stream
+    {
+        public override bool CanRead => true;
+        public override bool CanSeek => false;
+        public override bool CanWrite => false;
+        public override long Length => throw new NotSupportedException();
+        public override long Position { get => throw new NotSupportedException(); set => throw new NotSupportedException(); }
+
+        public override async ValueTask<int> ReadAsync(Memory<byte> buffer, CancellationToken cancellationToken = default)
+        {
+            await Task.Delay(10, cancellationToken);
+            buffer.Span[0] = (byte)'\n';
+            return 1;
+        }
+
+        public override Task<int> ReadAsync(byte[] buffer, int offset, int count, CancellationToken cancellationToken) =>
+            ReadAsync(buffer.AsMemory(offset, count), cancellationToken).AsTask();
+
+        public override int Read(byte[] buffer, int offset, int count) => throw new NotSupportedException();
+        public override void Flush() { }
+        public override long Seek(long offset, SeekOrigin origin) => throw new NotSupportedException();
+        public override void SetLength(long value) => throw new NotSupportedException();
+        public override void Write(byte[] buffer, int offset, int count) => throw new NotSupportedException();
+    }
 }

@@ -1,0 +1,64 @@
+using PageAlloc.Api.OpenApi;
+
+namespace PageAlloc.Api.Infrastructure;
+
+/// <summary>
+/// The long calls (a test, a replay, an alloc_contig_pages scan: up to Limits:TestTimeoutSeconds)
+/// end when the service stops: their request's abort token is joined to
+/// IHostApplicationLifetime.ApplicationStopping, so a SIGTERM does not wait for them (Kestrel waits
+/// for every request before it exits, and docker stops a container 10 s after its SIGTERM). The
+/// call, which changes only a private machine or nothing (a cancelled scan), answers 503 `stopping`.
+/// Runs after UseRequestTimeouts, so the token it joins carries the call's timeout too.
+/// </summary>
+public static class StopsWithTheHost
+{
+    private sealed class Metadata;
+
+    /// <summary>How long an answer to a stopped call with a body still coming is left to be read before its connection is reset.</summary>
+    private static readonly TimeSpan Linger = TimeSpan.FromSeconds(1);
+
+    /// <summary>Marks an endpoint whose work is cancelled when the service stops, and documents its 503.</summary>
+    public static TBuilder EndsWhenTheServiceStops<TBuilder>(this TBuilder builder)
+        where TBuilder : IEndpointConventionBuilder =>
+        builder.WithMetadata(new Metadata())
+            .Refuses("The service is stopping (SIGTERM): the call was stopped and changed nothing that is served.", ProblemCatalog.Stopping);
+
+    public static async Task InvokeAsync(HttpContext context, RequestDelegate next)
+    {
+        if (context.GetEndpoint()?.Metadata.GetMetadata<Metadata>() is null)
+        {
+            await next(context);
+            return;
+        }
+        var stopping = context.RequestServices.GetRequiredService<IHostApplicationLifetime>().ApplicationStopping;
+        var aborted = context.RequestAborted;
+        using var either = CancellationTokenSource.CreateLinkedTokenSource(aborted, stopping);
+        context.RequestAborted = either.Token;
+        try
+        {
+            await next(context);
+        }
+        catch (OperationCanceledException) when (stopping.IsCancellationRequested && !aborted.IsCancellationRequested && !context.Response.HasStarted)
+        {
+            context.Response.Clear();
+            UnreadBody.CloseConnection(context);
+            await Problems.WriteAsync(context, ProblemCatalog.Stopping,
+                "The service is stopping (SIGTERM), and this call was stopped with it; it changed nothing that is served. Try again once it is back, or on another instance.");
+            if (context.Response.Headers.Connection == "close")
+            {
+                // A replay's body may still be coming: Kestrel would go on reading it before it closes
+                // the connection, and the shutdown would wait for that (a body that never ends held
+                // it for the whole 30 s shutdown timeout). The answer is sent, the client is given a
+                // moment to read it (a close with unread body bytes is a reset, and a reset can discard
+                // an answer the client has not read yet), and the connection ends.
+                await context.Response.CompleteAsync();
+                await Task.Delay(Linger, CancellationToken.None);
+                context.Abort();
+            }
+        }
+        finally
+        {
+            context.RequestAborted = aborted;
+        }
+    }
+}
