@@ -28,8 +28,11 @@ CMD ["--url", "http://api:8080", "--workload", "mixed", "--concurrency", "8", "-
 FROM mcr.microsoft.com/dotnet/aspnet:10.0 AS api
 WORKDIR /app
 COPY --from=build /app/api .
-# The aspnet image listens on port 8080 on every interface (ASPNETCORE_HTTP_PORTS). The machine is
-# configured with Machine__* variables, e.g. Machine__Cpus=8 or Machine__Nodes__0__Zones__2__Pages=4194304.
+# The service on port 8080 of every interface, and health probes alone on 8081 (Limits:HealthPort:
+# outside every client's share of connections, so that no client can keep the healthcheck out; not
+# to be published). The machine is configured with Machine__* variables, e.g. Machine__Cpus=8 or
+# Machine__Nodes__0__Zones__2__Pages=4194304.
+ENV ASPNETCORE_HTTP_PORTS=8080;8081 Limits__HealthPort=8081
 EXPOSE 8080
 # Orleans (docker-compose.yml's "cluster" profile): 11111 silo to silo, 30000 the gateway for
 # Orleans clients (Orleans__SiloPort, Orleans__GatewayPort). Silos reach each other on them over the
@@ -38,5 +41,5 @@ EXPOSE 11111 30000
 USER $APP_UID
 # No curl in the runtime image: bash's /dev/tcp sends the request.
 HEALTHCHECK --interval=10s --timeout=3s --start-period=10s --retries=3 \
-  CMD ["bash", "-c", "exec 3<>/dev/tcp/127.0.0.1/8080 && printf 'GET /health/ready HTTP/1.0\\r\\nHost: localhost\\r\\n\\r\\n' >&3 && grep -q Healthy <&3"]
+  CMD ["bash", "-c", "exec 3<>/dev/tcp/127.0.0.1/8081 && printf 'GET /health/ready HTTP/1.0\\r\\nHost: localhost\\r\\n\\r\\n' >&3 && grep -q Healthy <&3"]
 ENTRYPOINT ["dotnet", "PageAlloc.Api.dll"]

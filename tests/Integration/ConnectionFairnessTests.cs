@@ -132,6 +132,64 @@ public class ConnectionFairnessTests
     }
 
     /// <summary>A connection from <paramref name="source"/> that has been answered once (so the server surely counts it), left open.</summary>
+    [Fact]
+    public async Task TheHealthPort_AnswersAProbeFromAnAddressThatHoldsItsWholeShare_AndOnlyHealth()
+    {
+        Assert.SkipUnless(OperatingSystem.IsLinux(), "connects from 127.0.0.x, which only Linux routes without setup");
+        var healthPort = FreePort();
+        await using var app = PageAllocApp.OnKestrel([.. Small, ("urls", $"http://127.0.0.1:0;http://127.0.0.1:{healthPort}"), ("Limits:HealthPort", $"{healthPort}")]);
+        var addresses = app.Services.GetRequiredService<Microsoft.AspNetCore.Hosting.Server.IServer>()
+            .Features.Get<Microsoft.AspNetCore.Hosting.Server.Features.IServerAddressesFeature>()!.Addresses.Select(a => new Uri(a)).ToList();
+        var main = addresses.Single(a => a.Port != healthPort);
+        var health = addresses.Single(a => a.Port == healthPort);
+        var held = new List<TcpClient>();
+        try
+        {
+            // 127.0.0.1 holds its whole share on the service's port: a probe from it there is refused ...
+            for (var i = 0; i < 3; i++)
+            {
+                held.Add(await Served(main, "127.0.0.1", "/zones", "200"));
+            }
+            using (var refused = await Connect(main, "127.0.0.1"))
+            {
+                Assert.True(await ReadsEndOfStream(refused), "a connection past its client's share was served");
+            }
+
+            // ... and answered on the health port, which serves health and nothing else.
+            using (var probe = await Connect(health, "127.0.0.1"))
+            {
+                var answer = await Ask(probe, "/health/live");
+                Assert.StartsWith("HTTP/1.1 200", answer, StringComparison.Ordinal);
+                Assert.Contains("Connection: close", answer, StringComparison.OrdinalIgnoreCase);
+            }
+            using (var call = await Connect(health, "127.0.0.1"))
+            {
+                var answer = await Ask(call, "/zones");
+                Assert.StartsWith("HTTP/1.1 503", answer, StringComparison.Ordinal);
+                Assert.Contains("Limits:HealthPort", answer, StringComparison.Ordinal);
+            }
+
+            // The health port holds at most Limits:HealthConnections (2) at once.
+            for (var i = 0; i < 2; i++)
+            {
+                held.Add(await Connect(health, "127.0.0.2"));
+            }
+            using var third = await Connect(health, "127.0.0.3");
+            Assert.True(await ReadsEndOfStream(third), "a third connection on the health port was served");
+        }
+        finally
+        {
+            held.ForEach(c => c.Dispose());
+        }
+    }
+
+    private static int FreePort()
+    {
+        using var probe = new TcpListener(IPAddress.Loopback, 0);
+        probe.Start();
+        return ((IPEndPoint)probe.LocalEndpoint).Port;
+    }
+
     private static async Task<TcpClient> Served(Uri address, string source, string path, string status)
     {
         var client = await Connect(address, source);

@@ -32,6 +32,7 @@ public sealed partial class ConnectionFairness : IDisposable
     private readonly ILogger<ConnectionFairness> _logger;
     private readonly ITimer _summary;
     private int _open;
+    private int _healthPortOpen;
     private long _refusedOverShare;
     private long _refusedFull;
     private string? _lastRefused;
@@ -41,6 +42,8 @@ public sealed partial class ConnectionFairness : IDisposable
         Max = limits.Value.MaxConcurrentConnections;
         General = Max - limits.Value.HealthConnections;
         PerClient = limits.Value.ConnectionsPerClient;
+        HealthPort = limits.Value.HealthPort;
+        HealthPortMax = limits.Value.HealthConnections;
         _logger = logger;
         _summary = time.CreateTimer(_ => Summarise(), null, SummaryInterval, SummaryInterval);
     }
@@ -57,9 +60,19 @@ public sealed partial class ConnectionFairness : IDisposable
     /// <summary>Connections open now.</summary>
     public int Open => Volatile.Read(ref _open);
 
+    /// <summary>The port for health probes only (Limits:HealthPort; 0: none), and how many connections it holds at most.</summary>
+    public int HealthPort { get; }
+
+    private int HealthPortMax { get; }
+
     /// <summary>The connection middleware: admits, refuses, or admits to a health slot.</summary>
     public async Task OnConnectionAsync(ConnectionContext connection, ConnectionDelegate next)
     {
+        if (HealthPort != 0 && connection.LocalEndPoint is IPEndPoint { Port: var port } && port == HealthPort)
+        {
+            await OnHealthPortAsync(connection, next);
+            return;
+        }
         var client = ClientOf(connection.RemoteEndPoint);
         var admission = Admit(client);
         if (admission == Admission.Refused)
@@ -74,11 +87,7 @@ public sealed partial class ConnectionFairness : IDisposable
         {
             if (admission == Admission.HealthOnly)
             {
-                connection.Features.Set(HealthOnlyConnection.Instance);
-                using var lifetime = new CancellationTokenSource(HealthConnectionLifetime);
-                using var abort = lifetime.Token.Register(static c => ((ConnectionContext)c!).Abort(
-                    new ConnectionAbortedException("A health slot's connection lives at most " + HealthConnectionLifetime.TotalSeconds + " s.")), connection);
-                await next(connection);
+                await InHealthSlotAsync(connection, next, HealthOnlyConnection.Instance);
             }
             else
             {
@@ -89,6 +98,40 @@ public sealed partial class ConnectionFairness : IDisposable
         {
             Release(client);
         }
+    }
+
+    /// <summary>A connection to the health port: outside the shares, a health slot of its own, at most HealthConnections at once.</summary>
+    private async Task OnHealthPortAsync(ConnectionContext connection, ConnectionDelegate next)
+    {
+        try
+        {
+            if (Interlocked.Increment(ref _healthPortOpen) > HealthPortMax)
+            {
+                lock (_lock)
+                {
+                    _refusedFull++;
+                    _lastRefused = Describe(ClientOf(connection.RemoteEndPoint)) + " (on the health port)";
+                }
+                await connection.Transport.Input.CompleteAsync();
+                await connection.Transport.Output.CompleteAsync();
+                return;
+            }
+            await InHealthSlotAsync(connection, next, HealthOnlyConnection.OnHealthPort);
+        }
+        finally
+        {
+            Interlocked.Decrement(ref _healthPortOpen);
+        }
+    }
+
+    /// <summary>Serves a connection that may only ask /health/*, for <see cref="HealthConnectionLifetime"/> at most.</summary>
+    private static async Task InHealthSlotAsync(ConnectionContext connection, ConnectionDelegate next, HealthOnlyConnection slot)
+    {
+        connection.Features.Set(slot);
+        using var lifetime = new CancellationTokenSource(HealthConnectionLifetime);
+        using var abort = lifetime.Token.Register(static c => ((ConnectionContext)c!).Abort(
+            new ConnectionAbortedException("A health slot's connection lives at most " + HealthConnectionLifetime.TotalSeconds + " s.")), connection);
+        await next(connection);
     }
 
     private enum Admission { General, HealthOnly, Refused }
@@ -206,11 +249,15 @@ public sealed partial class ConnectionFairness : IDisposable
 /// </summary>
 public sealed class HealthOnlyConnection
 {
-    public static readonly HealthOnlyConnection Instance = new();
+    /// <summary>A health slot of the service's connections, taken because every other one is.</summary>
+    public static readonly HealthOnlyConnection Instance = new("Every connection is taken (Limits:MaxConcurrentConnections); this one is kept for health probes. Retry later.");
 
-    private HealthOnlyConnection()
-    {
-    }
+    /// <summary>A connection to the health port (Limits:HealthPort).</summary>
+    public static readonly HealthOnlyConnection OnHealthPort = new("This port (Limits:HealthPort) serves health probes only: /health/live, /health/ready, /healthz.");
+
+    private readonly string _refusal;
+
+    private HealthOnlyConnection(string refusal) => _refusal = refusal;
 
     /// <summary>
     /// The HTTP middleware of health slots: one feature lookup per request (and no allocation: the
@@ -219,7 +266,7 @@ public sealed class HealthOnlyConnection
     /// </summary>
     public static Task InvokeAsync(HttpContext context, RequestDelegate next)
     {
-        if (context.Features.Get<HealthOnlyConnection>() is null)
+        if (context.Features.Get<HealthOnlyConnection>() is not { } slot)
         {
             return next(context);
         }
@@ -230,7 +277,6 @@ public sealed class HealthOnlyConnection
             return next(context);
         }
         context.Response.Headers.RetryAfter = "1";
-        return Problems.WriteAsync(context, ProblemCatalog.ServiceFull,
-            $"Every connection is taken (Limits:MaxConcurrentConnections); this one is kept for health probes. Retry later.").AsTask();
+        return Problems.WriteAsync(context, ProblemCatalog.ServiceFull, slot._refusal).AsTask();
     }
 }

@@ -75,6 +75,17 @@ public sealed class LimitsOptions : IValidatableObject
     [Range(1, 1024)]
     public int HealthConnections { get; set; } = 8;
 
+    /// <summary>
+    /// A local port that serves health probes only (0: none), one of the URLs the service listens on
+    /// (e.g. --urls "http://+:8080;http://+:8081" with HealthPort 8081). Its connections are outside
+    /// every client's share and the MaxConcurrentConnections slots, so that a client holding its own
+    /// address's share (a probe from that address included) cannot keep the probes out; at most
+    /// HealthConnections are open on it, and anything but /health/* there is 503. Keep it off the
+    /// network the clients reach (compose does not publish it).
+    /// </summary>
+    [Range(0, 65535)]
+    public int HealthPort { get; set; }
+
     /// <summary>The most GET /events streams one API key may hold open at once (with API keys; the global bound is EventListeners).</summary>
     [Range(1, 1024)]
     public int EventListenersPerKey { get; set; } = 2;
