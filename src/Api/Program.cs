@@ -166,7 +166,6 @@ try
         app.UseAuthorization();
     }
     app.UseRequestTimeouts();
-    app.Use(StopsWithTheHost.InvokeAsync); // the long calls end with the service (SIGTERM)
     app.UseRateLimiter();
     // Last before the endpoint: a request for a machine on another silo is sent to it (its grain).
     app.Use(MachineForwarding.InvokeAsync);

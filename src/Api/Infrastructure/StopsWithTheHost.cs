@@ -8,28 +8,30 @@ namespace PageAlloc.Api.Infrastructure;
 /// IHostApplicationLifetime.ApplicationStopping, so a SIGTERM does not wait for them (Kestrel waits
 /// for every request before it exits, and docker stops a container 10 s after its SIGTERM). The
 /// call, which changes only a private machine or nothing (a cancelled scan), answers 503 `stopping`.
-/// Runs after UseRequestTimeouts, so the token it joins carries the call's timeout too.
+/// It wraps those endpoints' own request delegates (nothing runs for other requests), inside
+/// UseRequestTimeouts, so the token it joins carries the call's timeout too.
 /// </summary>
 public static class StopsWithTheHost
 {
-    private sealed class Metadata;
-
     /// <summary>How long an answer to a stopped call with a body still coming is left to be read before its connection is reset.</summary>
     private static readonly TimeSpan Linger = TimeSpan.FromSeconds(1);
 
-    /// <summary>Marks an endpoint whose work is cancelled when the service stops, and documents its 503.</summary>
+    /// <summary>An endpoint whose work is cancelled when the service stops, with its 503 documented.</summary>
     public static TBuilder EndsWhenTheServiceStops<TBuilder>(this TBuilder builder)
-        where TBuilder : IEndpointConventionBuilder =>
-        builder.WithMetadata(new Metadata())
-            .Refuses("The service is stopping (SIGTERM): the call was stopped and changed nothing that is served.", ProblemCatalog.Stopping);
-
-    public static async Task InvokeAsync(HttpContext context, RequestDelegate next)
+        where TBuilder : IEndpointConventionBuilder
     {
-        if (context.GetEndpoint()?.Metadata.GetMetadata<Metadata>() is null)
+        // Finally: after the framework has made the endpoint's request delegate, which binds the
+        // handler's CancellationToken from RequestAborted when it runs.
+        builder.Finally(endpoint =>
         {
-            await next(context);
-            return;
-        }
+            var handler = endpoint.RequestDelegate ?? throw new InvalidOperationException($"{endpoint.DisplayName} has no request delegate to wrap.");
+            endpoint.RequestDelegate = context => InvokeAsync(context, handler);
+        });
+        return builder.Refuses("The service is stopping (SIGTERM): the call was stopped and changed nothing that is served.", ProblemCatalog.Stopping);
+    }
+
+    private static async Task InvokeAsync(HttpContext context, RequestDelegate next)
+    {
         var stopping = context.RequestServices.GetRequiredService<IHostApplicationLifetime>().ApplicationStopping;
         var aborted = context.RequestAborted;
         using var either = CancellationTokenSource.CreateLinkedTokenSource(aborted, stopping);
