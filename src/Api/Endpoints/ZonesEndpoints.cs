@@ -86,7 +86,7 @@ public static class ZonesEndpoints
         pages.MapPost("/alloc_pages", AllocPages).WithName("AllocPages")
             .WithSummary("alloc_pages(gfp, order): allocate a block, falling back to lower zones as the kernel's zonelist does")
             .WithDescription("Models __alloc_pages(): get_page_from_freelist() over the zonelist of gfp_zone(gfp), starting at the zone in the path, "
-                + "with the watermark check (__zone_watermark_ok()), rmqueue() from the cpu's pcp for order <= 3 (PAGE_ALLOC_COSTLY_ORDER) or the buddy, "
+                + "with the watermark check (__zone_watermark_ok()), rmqueue() from the cpu's pcp for the orders pcp_allowed_order() admits (<= PAGE_ALLOC_COSTLY_ORDER, 3, and the THP order, 9) or the buddy, "
                 + "and the migratetype fallback; then the slow path's allowances (__GFP_HIGH, atomic, __GFP_MEMALLOC). The block comes back "
                 + "with refcount 1 on its head (every page for __GFP_COMP's compound page). With API keys, the allocation is charged to the key's memcg.")
             .Answers(201, "The block: its first pfn (the Location header names it), order, the zone it came from (a lower one after a fallback), its migratetype, and whether the pcp served it.")
@@ -118,7 +118,7 @@ public static class ZonesEndpoints
         pages.MapPost("/free_pages", FreePages).WithName("FreePages")
             .WithSummary("__free_pages(page, order): drop the head's reference; at zero the block is freed")
             .WithDescription("Models __free_pages(): put_page_testzero() on the head; at zero the block goes to the cpu's pcp (free_frozen_pages(), "
-                + "order <= 3 and the pcp has room) or to the buddy (__free_one_page(), merging with free buddies).")
+                + "pcp_allowed_order(): order <= 3 or the THP order 9, and the pcp has room) or to the buddy (__free_one_page(), merging with free buddies).")
             .Answers(200, "The block, whether it was freed, and the head's refcount after the call.")
             .Refuses("The pfn is outside the zone, misaligned, or the order or cpu invalid; nothing changed.",
                 ProblemCatalog.Of(PageErrorKind.OutOfZone), ProblemCatalog.Of(PageErrorKind.Misaligned), ProblemCatalog.Of(PageErrorKind.InvalidOrder), ProblemCatalog.Of(PageErrorKind.InvalidCpu))

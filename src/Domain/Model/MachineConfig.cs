@@ -62,7 +62,7 @@ public sealed class MachineConfig
     };
 
     /// <summary>
-    /// The default of design.md: node 0 with DMA (pfn 1..4095; pfn 0 is reserved as on x86-64),
+    /// The default machine (the project's design card, docs/model.md): node 0 with DMA (pfn 1..4095; pfn 0 is reserved as on x86-64),
     /// DMA32 (pfn 4096..1048575) and Normal (pfn 1048576.., 4 GiB), 4 CPUs.
     /// </summary>
     public static MachineConfig Default() => SingleNode(
