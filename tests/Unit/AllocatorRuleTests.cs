@@ -78,7 +78,23 @@ public class AllocatorRuleTests
         // gfp_to_alloc_flags(): __GFP_HIGH is ALLOC_MIN_RESERVE, and without __GFP_DIRECT_RECLAIM
         // the request is ALLOC_NON_BLOCK: min 4000 becomes 1500.
         var m = UnderMin();
-        Assert.True(Alloc(m, "Normal", 4, "GFP_ATOMIC").IsSuccess);
+        var allocated = AllocUntilRefused(m, 4, "GFP_ATOMIC");
+        Assert.True(allocated > 100, $"only {allocated} order-4 blocks below min");
+        // It went far below min, and stopped at the lowered one: a block is refused once taking it
+        // would leave no more than 1500 pages free (free - (2^order - 1) <= min).
+        Assert.InRange(m.Normal().NrFreePages, 1500 - 16, 1500 + 16);
+    }
+
+    /// <summary>Allocates order-<paramref name="order"/> blocks until one is refused (out of memory); how many were allocated.</summary>
+    private static int AllocUntilRefused(Machine m, int order, string gfp)
+    {
+        var allocated = 0;
+        while (Alloc(m, "Normal", order, gfp) is var result && result.IsSuccess)
+        {
+            allocated++;
+        }
+        Assert.Equal(PageErrorKind.OutOfMemory, Alloc(m, "Normal", order, gfp).Error?.Kind);
+        return allocated;
     }
 
     [Fact]
@@ -95,6 +111,10 @@ public class AllocatorRuleTests
         // __gfp_pfmemalloc_flags(): __GFP_MEMALLOC is ALLOC_NO_WATERMARKS.
         var m = UnderMin();
         Assert.True(Alloc(m, "Normal", 9, "GFP_KERNEL|__GFP_MEMALLOC").IsSuccess);
+        // No watermark at all: it takes the zone down to its last free pages, past where even
+        // GFP_ATOMIC stops (1500).
+        AllocUntilRefused(m, 0, "GFP_KERNEL|__GFP_MEMALLOC");
+        Assert.Equal(0, m.Normal().NrFreePages);
     }
 
     [Fact]
