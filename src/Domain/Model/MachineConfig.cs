@@ -64,6 +64,9 @@ public sealed class MachineConfig
     /// <summary>
     /// The default machine (the project's design card, docs/model.md): node 0 with DMA (pfn 1..4095; pfn 0 is reserved as on x86-64),
     /// DMA32 (pfn 4096..1048575) and Normal (pfn 1048576.., 4 GiB), 4 CPUs.
+    /// The service's appsettings.json spells the same machine out, so that one value of it can be
+    /// changed on its own (Machine__Nodes__0__Zones__2__Pages=...: the configuration binder cannot
+    /// override an element of a list it does not have); a test keeps the two equal.
     /// </summary>
     public static MachineConfig Default() => SingleNode(
         cpus: 4,
