@@ -17,6 +17,7 @@ public static class MachineScopedRoutes
             .Refuses("No machine has the name in the path, or it is another API key's (GET /machines lists yours).", Infrastructure.ProblemCatalog.UnknownMachine)
             .Refuses("The machine's silo is stopping, was lost or did not answer: retry (docs/scale-out.md).", Infrastructure.ProblemCatalog.MachineUnavailable);
         group.MapZones();
+        group.MapPageCalls();
         group.MapMachine();
         group.MapTests();
         group.MapEvents();

@@ -26,15 +26,9 @@ public class ShutdownTests
         Assert.True(stream.IsSuccessStatusCode, service.Output);
         var body = await stream.Content.ReadAsStreamAsync(Ct);
 
-        var watch = Stopwatch.StartNew();
-        using (var kill = Process.Start("kill", ["-TERM", service.ProcessId.ToString(System.Globalization.CultureInfo.InvariantCulture)]))
-        {
-            await kill.WaitForExitAsync(Ct);
-        }
-        var code = await service.Exited(TimeSpan.FromSeconds(20));
-        watch.Stop();
+        var (elapsed, code) = await Sigterm(service);
 
-        Assert.True(watch.Elapsed < TimeSpan.FromSeconds(5), $"SIGTERM took {watch.Elapsed.TotalSeconds:F1} s with a stream open:\n{service.Output}");
+        Assert.True(elapsed < TimeSpan.FromSeconds(5), $"SIGTERM took {elapsed.TotalSeconds:F1} s with a stream open:\n{service.Output}");
         Assert.Equal(0, code);
         // The stream ended (its end, or the connection closed), it was not left hanging.
         using var rest = new StreamReader(body);
@@ -89,14 +83,8 @@ public class ShutdownTests
         await Task.Delay(1500, Ct);
         Assert.Equal(0, answer.Length); // still replaying
 
-        var watch = Stopwatch.StartNew();
-        using (var kill = Process.Start("kill", ["-TERM", service.ProcessId.ToString(System.Globalization.CultureInfo.InvariantCulture)]))
-        {
-            await kill.WaitForExitAsync(Ct);
-        }
-        var code = await service.Exited(TimeSpan.FromSeconds(40));
-        watch.Stop();
-        Assert.True(watch.Elapsed < TimeSpan.FromSeconds(5), $"SIGTERM took {watch.Elapsed.TotalSeconds:F1} s with a replay running:\n{service.Output}");
+        var (elapsed, code) = await Sigterm(service);
+        Assert.True(elapsed < TimeSpan.FromSeconds(5), $"SIGTERM took {elapsed.TotalSeconds:F1} s with a replay running:\n{service.Output}");
         Assert.Equal(0, code);
 
         // Its client was told why before the connection closed.
@@ -115,29 +103,15 @@ public class ShutdownTests
         Assert.Contains("\"kind\":\"stopping\"", text, StringComparison.Ordinal);
     }
 
-    /// <summary>An endless request body: an empty line every 10 ms.</summary>
-    private sealed class Trickle : Stream
+    /// <summary>Sends SIGTERM, as docker stop does, and waits for the process to exit: how long it took, and its exit code.</summary>
+    private static async Task<(TimeSpan Elapsed, int Code)> Sigterm(ServiceProcess service)
     {
-        public override bool CanRead => true;
-        public override bool CanSeek => false;
-        public override bool CanWrite => false;
-        public override long Length => throw new NotSupportedException();
-        public override long Position { get => throw new NotSupportedException(); set => throw new NotSupportedException(); }
-
-        public override async ValueTask<int> ReadAsync(Memory<byte> buffer, CancellationToken cancellationToken = default)
+        var watch = Stopwatch.StartNew();
+        using (var kill = Process.Start("kill", ["-TERM", service.ProcessId.ToString(System.Globalization.CultureInfo.InvariantCulture)]))
         {
-            await Task.Delay(10, cancellationToken);
-            buffer.Span[0] = (byte)'\n';
-            return 1;
+            await kill.WaitForExitAsync(Ct);
         }
-
-        public override Task<int> ReadAsync(byte[] buffer, int offset, int count, CancellationToken cancellationToken) =>
-            ReadAsync(buffer.AsMemory(offset, count), cancellationToken).AsTask();
-
-        public override int Read(byte[] buffer, int offset, int count) => throw new NotSupportedException();
-        public override void Flush() { }
-        public override long Seek(long offset, SeekOrigin origin) => throw new NotSupportedException();
-        public override void SetLength(long value) => throw new NotSupportedException();
-        public override void Write(byte[] buffer, int offset, int count) => throw new NotSupportedException();
+        var code = await service.Exited(TimeSpan.FromSeconds(40));
+        return (watch.Elapsed, code);
     }
 }
