@@ -122,8 +122,14 @@ public class EventsTests
         Assert.Equal("lost", lost.Event);
         Assert.Matches(@"^\[LOST \d+ EVENTS\]$", lost.Data);
         Assert.Single(items, i => i.Event == "lost");
-        // At most the buffer's 16, and the one the writer may have taken out of it before it overflowed.
-        Assert.InRange(items.Count - 1, 1, 17);
+        // Every event is delivered or counted lost, none twice: what was delivered and what the line
+        // says was lost add up to at most the 1024 emitted (losses after the line is written are the
+        // ended stream's). How many get through depends on how often the writer runs during the
+        // burst: about the buffer's 16 on an idle machine, 68 once in a loaded CI run.
+        var lostCount = long.Parse(System.Text.RegularExpressions.Regex.Match(lost.Data, @"\d+").Value, System.Globalization.CultureInfo.InvariantCulture);
+        Assert.True(lostCount >= 1, lost.Data);
+        Assert.InRange(items.Count - 1 + lostCount, 17, 1024);
+        Assert.True(items.Count - 1 >= 1, "no event got through before the loss");
         await WaitFor(() => app.Services.GetRequiredService<EventStreams>().Open == 0);
     }
 
