@@ -202,7 +202,10 @@ public static class EventsEndpoints
 public sealed class EventStreams(IOptions<LimitsOptions> limits)
 {
     private readonly Lock _lock = new();
-    private readonly Dictionary<string, int> _perKey = new(StringComparer.Ordinal);
+    // Streams open per holder: an API key, or with keys off a client address (the two never mix).
+    private readonly Dictionary<Holder, int> _perHolder = [];
+
+    private readonly record struct Holder(bool IsKey, string Name);
     private int _open;
 
     public int Limit => limits.Value.EventListeners;
@@ -222,39 +225,39 @@ public sealed class EventStreams(IOptions<LimitsOptions> limits)
     /// </summary>
     public bool TryOpen(string? key, System.Net.IPAddress? client, out IDisposable lease, [System.Diagnostics.CodeAnalysis.NotNullWhen(false)] out string? refusal)
     {
-        var (holder, most) = key is not null ? (key, PerKeyLimit) : ("client " + Infrastructure.ConnectionFairness.Describe(client), PerClientLimit);
+        var (holder, most) = key is not null ? (new Holder(true, key), PerKeyLimit) : (new Holder(false, Infrastructure.ConnectionFairness.Describe(client)), PerClientLimit);
         lock (_lock)
         {
-            var held = _perKey.GetValueOrDefault(holder);
+            var held = _perHolder.GetValueOrDefault(holder);
             refusal = _open >= Limit ? $"{Limit} event streams are open already (Limits:EventListeners); close one or try later."
                 : held < most ? null
-                : key is not null ? $"API key '{key}' has {PerKeyLimit} event streams open already (Limits:EventListenersPerKey); close one first."
-                : $"{holder[7..]} has {PerClientLimit} event streams open already (Limits:EventListenersPerClient); close one first.";
+                : holder.IsKey ? $"API key '{key}' has {PerKeyLimit} event streams open already (Limits:EventListenersPerKey); close one first."
+                : $"{holder.Name} has {PerClientLimit} event streams open already (Limits:EventListenersPerClient); close one first.";
             if (refusal is not null)
             {
                 lease = null!;
                 return false;
             }
             Volatile.Write(ref _open, _open + 1);
-            _perKey[holder] = held + 1;
+            _perHolder[holder] = held + 1;
         }
         lease = new Lease(this, holder);
         return true;
     }
 
-    private void Close(string key)
+    private void Close(Holder holder)
     {
         lock (_lock)
         {
             Volatile.Write(ref _open, _open - 1);
-            if (--System.Runtime.InteropServices.CollectionsMarshal.GetValueRefOrNullRef(_perKey, key) == 0)
+            if (--System.Runtime.InteropServices.CollectionsMarshal.GetValueRefOrNullRef(_perHolder, holder) == 0)
             {
-                _perKey.Remove(key);
+                _perHolder.Remove(holder);
             }
         }
     }
 
-    private sealed class Lease(EventStreams owner, string key) : IDisposable
+    private sealed class Lease(EventStreams owner, Holder holder) : IDisposable
     {
         private int _disposed;
 
@@ -262,7 +265,7 @@ public sealed class EventStreams(IOptions<LimitsOptions> limits)
         {
             if (Interlocked.Exchange(ref _disposed, 1) == 0)
             {
-                owner.Close(key);
+                owner.Close(holder);
             }
         }
     }

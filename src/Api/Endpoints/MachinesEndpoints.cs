@@ -249,9 +249,10 @@ public static partial class MachinesEndpoints
         {
             await grains.GetGrain<IMachineGrain>(hosted.Name).Checkpoint();
         }
-        catch (Exception failure) when (failure is not OperationCanceledException)
+        catch (Exception failure) when (ClusterFailures.IsStorageFailure(failure) || ClusterFailures.IsUnavailable(failure))
         {
-            // Any failure of the write (Redis down, a conflicting writer): the recovery point did not move.
+            // The write failed (Redis down or slow, a conflicting writer) or its silo did not answer:
+            // the recovery point did not move. Anything else is a fault, for the exception handler.
             http.Response.Headers.RetryAfter = "1";
             var at = hosted.Durability.SnapshotAt is { } last ? last.ToString("O", System.Globalization.CultureInfo.InvariantCulture) : "the machine's creation";
             return Problems.Of(ProblemCatalog.MachineUnavailable,
