@@ -52,7 +52,8 @@ public static class PageCallsEndpoints
             .WithSummary("free_contig_range(pfn, nr_pages) with the per-page, chunked or upstream strategy")
             .WithDescription("Models free_contig_range(): drops one reference on each order-0 page of the range, all or none, and frees the pages "
                 + "that reach zero. per-page frees each page on its own (the kernel before the seed patch), chunked frees the largest aligned "
-                + "power-of-two chunks (the seed patch), upstream the chunks capped at a pageblock as merged in v7.2. listChunks=true lists the chunks.")
+                + "power-of-two chunks up to a pageblock (the seed's v1 patch), upstream chunks up to MAX_PAGE_ORDER that end at memory-section "
+                + "boundaries (as merged for v7.2). listChunks=true lists the chunks.")
             .Answers(200, "Pages freed, still referenced (not freed) and leaked (HWPoison); the chunks handed to the buddy, counted by order.")
             .Refuses("The range leaves the zone or is empty or too long; nothing changed.",
                 ProblemCatalog.Of(PageErrorKind.OutOfZone), ProblemCatalog.Of(PageErrorKind.InvalidLength), ProblemCatalog.Of(PageErrorKind.InvalidCpu))
