@@ -257,6 +257,9 @@ public sealed partial class MachineGrain(
         }
         _deleted = true;
         registry.Deactivated(hosted, deleted: true);
+        // The grain is reentrant: a snapshot being written now must land before the record is deleted,
+        // not after (it would bring the deleted machine's record back). Snapshots after this see _deleted.
+        await Task.WhenAny(_checkpointing);
         await ClearAsync();
         LogDeleted(logger, Name, why);
         this.DeactivateOnIdle();
