@@ -36,25 +36,15 @@ public sealed class Machine
         }
         _config = config.Copy();
         Cpus = config.Cpus;
-        var layout = config.Nodes
-            .SelectMany(n => n.Zones.Select(z =>
-            {
-                var known = ZoneTypes.TryParse(z.Name, out var type);
-                System.Diagnostics.Debug.Assert(known, "config.Validate() has refused every name that is not a zone type");
-                return (Node: n.Id, Type: type, z.StartPfn, Pages: (int)z.Pages);
-            }))
-            .OrderBy(z => z.Node).ThenBy(z => z.Type)
-            .ToList();
-
+        var layout = Layout(config);
         var nodeCpus = NodeCpus(config);
         var lowmemPages = layout.Where(z => z.Type != ZoneType.Movable).Sum(z => (long)z.Pages);
         MinFreeKbytes = config.MinFreeKbytes ?? BootMinFreeKbytes(layout.Select(z => (z.Node, z.Type, (long)z.Pages)).ToList(), lowmemPages, config, nodeCpus);
+        var tunings = Tunings(config, MinFreeKbytes);
         _zones = layout.Select((z, index) =>
         {
             var key = z.Node == 0 ? ZoneTypes.Name(z.Type) : $"{ZoneTypes.Name(z.Type)}@{z.Node}";
-            var nodeZones = layout.Where(u => u.Node == z.Node).Select(u => (u.Type, (long)u.Pages)).ToList();
-            var tuning = ComputeTuning(z.Type, z.Pages, lowmemPages, MinFreeKbytes, nodeZones, SplitCpus(config, nodeCpus, z.Node));
-            return new Zone(index, z.Node, z.Type, key, z.StartPfn, z.Pages, tuning, config.Cpus, Tracepoints, boot);
+            return new Zone(index, z.Node, z.Type, key, z.StartPfn, z.Pages, tunings[index], config.Cpus, Tracepoints, boot);
         }).ToArray();
         _byKey = _zones.ToDictionary(z => z.Key, StringComparer.OrdinalIgnoreCase);
         _memcgs = [null, .. config.Memcgs.Select((m, i) => new Memcg((ushort)(i + 1), m.Name, m.MaxPages))];
@@ -77,6 +67,55 @@ public sealed class Machine
                 _zonelists[i][(highest * 2) + 1] = BuildZonelist(_zones[i], (ZoneType)highest, thisNode: true, nodeOrder[_zones[i].NodeId]);
             }
         }
+    }
+
+    /// <summary>The zones of a configuration in the machine's order: by node, then by zone type.</summary>
+    private static List<(int Node, ZoneType Type, long StartPfn, int Pages)> Layout(MachineConfig config) =>
+        config.Nodes
+            .SelectMany(n => n.Zones.Select(z =>
+            {
+                var known = ZoneTypes.TryParse(z.Name, out var type);
+                System.Diagnostics.Debug.Assert(known, "config.Validate() has refused every name that is not a zone type");
+                return (Node: n.Id, Type: type, z.StartPfn, Pages: (int)z.Pages);
+            }))
+            .OrderBy(z => z.Node).ThenBy(z => z.Type)
+            .ToList();
+
+    /// <summary>Every zone's watermarks, lowmem_reserve and pcp tuning for a min_free_kbytes, in the machine's zone order.</summary>
+    private static ZoneTuning[] Tunings(MachineConfig config, long minFreeKbytes)
+    {
+        var layout = Layout(config);
+        var nodeCpus = NodeCpus(config);
+        var lowmemPages = layout.Where(z => z.Type != ZoneType.Movable).Sum(z => (long)z.Pages);
+        return [.. layout.Select(z => ComputeTuning(z.Type, z.Pages, lowmemPages, minFreeKbytes,
+            layout.Where(u => u.Node == z.Node).Select(u => (u.Type, (long)u.Pages)).ToList(), SplitCpus(config, nodeCpus, z.Node)))];
+    }
+
+    /// <summary>
+    /// Writing /proc/sys/vm/min_free_kbytes: min_free_kbytes_sysctl_handler() sets it (and
+    /// user_min_free_kbytes, which PageAlloc keeps as the configuration's MinFreeKbytes, so that a
+    /// fork or a snapshot carries it) and calls setup_per_zone_wmarks(): every zone's watermarks,
+    /// then every cpu's pcp batch and high limits from them. The value is checked as a machine's
+    /// configuration is (not negative, less than lowmem); on a problem nothing changes. The caller
+    /// keeps page calls off the machine meanwhile, as for <see cref="Fork"/> (the service's gate).
+    /// </summary>
+    /// <returns>The problems with the value; none when it was set.</returns>
+    public IReadOnlyList<string> SetMinFreeKbytes(long kbytes)
+    {
+        var next = _config.Copy();
+        next.MinFreeKbytes = kbytes;
+        if (next.Validate() is { Count: > 0 } problems)
+        {
+            return problems;
+        }
+        var tunings = Tunings(next, kbytes);
+        _config.MinFreeKbytes = kbytes;
+        MinFreeKbytes = kbytes;
+        for (var i = 0; i < _zones.Length; i++)
+        {
+            _zones[i].SetWatermarksAndPcp(tunings[i]);
+        }
+        return [];
     }
 
     // The configuration the machine was built from, as a copy nobody else holds: a snapshot carries
@@ -142,7 +181,7 @@ public sealed class Machine
     public int Cpus { get; }
 
     /// <summary>vm.min_free_kbytes in force.</summary>
-    public long MinFreeKbytes { get; }
+    public long MinFreeKbytes { get; private set; }
 
     /// <summary>Every populated zone, by node and then zone type.</summary>
     public IReadOnlyList<Zone> Zones => _zones;

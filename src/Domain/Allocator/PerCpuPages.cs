@@ -51,11 +51,22 @@ internal sealed class PerCpuPages
     /// <summary>PCPF_PREV_FREE_HIGH_ORDER: the last free to this pcp was of order 1..3.</summary>
     public bool PrevFreeHighOrder;
 
-    public int HighMin { get; }
+    public int HighMin { get; private set; }
 
-    public int HighMax { get; }
+    public int HighMax { get; private set; }
 
-    public int Batch { get; }
+    public int Batch { get; private set; }
+
+    /// <summary>
+    /// __zone_set_pageset_high_and_batch() for this cpu: the new batch, high_min and high_max; pcp->high
+    /// stays and is clamped to them on the next refill or free, as in the kernel. Under pcp->lock.
+    /// </summary>
+    internal void SetHighAndBatch(int batch, int highMin, int highMax)
+    {
+        Batch = batch;
+        HighMin = highMin;
+        HighMax = highMax;
+    }
 
     /// <summary>pcp->free_count: recent frees, raised on free and halved on allocation.</summary>
     public int FreeCount;

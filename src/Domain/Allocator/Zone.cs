@@ -132,7 +132,27 @@ public sealed partial class Zone
     /// <summary>managed_pages: every page, as PageAlloc reserves none (see docs/model.md).</summary>
     public long ManagedPages => SpannedPages;
 
-    public Watermarks Watermarks { get; }
+    /// <summary>zone->_watermark[]: set at boot, and again by <see cref="SetWatermarksAndPcp"/> when min_free_kbytes changes.</summary>
+    public Watermarks Watermarks { get; private set; }
+
+    /// <summary>
+    /// What setup_per_zone_wmarks() does to one zone when min_free_kbytes changes: the new watermarks
+    /// under zone->lock (__setup_per_zone_wmarks()), then zone_pcp_update(zone, 0): every cpu's batch,
+    /// high_min and high_max from the new low watermark. lowmem_reserve[] does not depend on
+    /// min_free_kbytes and stays. Callers keep page calls off the machine meanwhile (as for a fork).
+    /// </summary>
+    internal void SetWatermarksAndPcp(ZoneTuning tuning)
+    {
+        using (ZoneLock.Enter())
+        {
+            Watermarks = tuning.Watermarks;
+        }
+        foreach (var pcp in _pcp)
+        {
+            using var _ = pcp.Lock.Enter();
+            pcp.SetHighAndBatch(tuning.Batch, tuning.HighMin, tuning.HighMax);
+        }
+    }
 
     /// <summary>lowmem_reserve[], indexed by the highest zone type a request may use.</summary>
     public IReadOnlyList<long> LowmemReserve => _lowmemReserve;

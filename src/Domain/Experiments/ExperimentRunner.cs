@@ -1,0 +1,80 @@
+using PageAlloc.Domain.Allocator;
+
+namespace PageAlloc.Domain.Experiments;
+
+/// <summary>
+/// Runs an experiment: every variant, every repeat, each on its own fork of one machine, up to
+/// <c>parallelism</c> runs at once. Each run forks the template (which nothing else changes while
+/// the experiment runs: the caller forked it from the machine under the machine's gate), applies
+/// its variant, and runs the workload on one thread with seed Seed + repeat, so a run's timeline
+/// depends only on the machine, the variant and the seed. A cancelled token stops every run
+/// within 256 steps (OperationCanceledException); the forks are dropped with the runs.
+/// </summary>
+public static class ExperimentRunner
+{
+    /// <param name="template">The machine as the experiment found it; forked, never changed.</param>
+    /// <param name="progress">Called with steps done (a count to add), from the runs' threads.</param>
+    public static ExperimentResult Run(Machine template, ExperimentSpec spec, int parallelism, Action<long>? progress = null, CancellationToken cancellationToken = default)
+    {
+        var runs = new RunResult[spec.Runs];
+        var options = new ParallelOptions { MaxDegreeOfParallelism = Math.Max(1, parallelism), CancellationToken = cancellationToken };
+        try
+        {
+            Parallel.For(0, spec.Runs, options, index =>
+            {
+                var repeat = index / spec.Variants.Count;
+                var variant = spec.Variants[index % spec.Variants.Count];
+                runs[index] = RunOne(template, spec, variant, repeat, progress, cancellationToken);
+            });
+        }
+        catch (AggregateException failed) when (failed.InnerExceptions.All(e => e is OperationCanceledException))
+        {
+            throw new OperationCanceledException("The experiment was cancelled.", failed, cancellationToken);
+        }
+        var byVariant = spec.Variants
+            .Select((v, i) => new VariantRuns(v.Name, v, [.. Enumerable.Range(0, spec.Repeat).Select(r => runs[(r * spec.Variants.Count) + i])]))
+            .ToList();
+        return new ExperimentResult(spec, byVariant, ExperimentSummary.Of(spec, byVariant));
+    }
+
+    /// <summary>One run: fork, variant, workload.</summary>
+    public static RunResult RunOne(Machine template, ExperimentSpec spec, VariantSpec variant, int repeat, Action<long>? progress, CancellationToken cancellationToken)
+    {
+        var fork = template.Fork();
+        Apply(fork, variant);
+        var seed = unchecked(spec.Seed + repeat);
+        var run = new ExperimentRun(fork, fork.FindZone(spec.Workload.Zone)!, variant, seed, spec.Points, cancellationToken, progress);
+        Workloads.Run(run, spec.Workload);
+        var timeline = run.End();
+        var elapsed = timeline[^1].ElapsedNs;
+        return new RunResult(repeat, seed, run.Steps, run.Steps == 0 ? 0 : (double)elapsed / run.Steps, timeline);
+    }
+
+    /// <summary>What the variant changes on its fork, before the workload's first step (checked beforehand: <see cref="ExperimentSpec.Validate"/>).</summary>
+    public static void Apply(Machine fork, VariantSpec variant)
+    {
+        if (variant.MinFreeKbytes is { } kbytes && fork.SetMinFreeKbytes(kbytes) is { Count: > 0 } problems)
+        {
+            throw new ArgumentException(string.Join(" ", problems), nameof(variant));
+        }
+        if (variant.FailPageAlloc is { } f)
+        {
+            var fail = fork.FailPageAlloc;
+            fail.Probability = f.Probability ?? fail.Probability;
+            fail.Interval = f.Interval ?? fail.Interval;
+            fail.Times = f.Times ?? fail.Times;
+            fail.Space = f.Space ?? fail.Space;
+            fail.MinOrder = f.MinOrder ?? fail.MinOrder;
+            fail.IgnoreGfpWait = f.IgnoreGfpWait ?? fail.IgnoreGfpWait;
+        }
+    }
+}
+
+/// <summary>One run's outcome: its seed, steps, mean time per step, and timeline.</summary>
+public sealed record RunResult(int Repeat, int Seed, long Steps, double NsPerStep, IReadOnlyList<ExperimentSample> Timeline);
+
+/// <summary>A variant's runs, repeat 0 first.</summary>
+public sealed record VariantRuns(string Variant, VariantSpec Spec, IReadOnlyList<RunResult> Runs);
+
+/// <summary>What an experiment gives: every run's timeline, by variant, and the summary side by side.</summary>
+public sealed record ExperimentResult(ExperimentSpec Spec, IReadOnlyList<VariantRuns> Variants, IReadOnlyList<MeasureSummary> Summary);
