@@ -12,6 +12,8 @@ COPY tools/LoadGen/LoadGen.csproj tools/LoadGen/
 RUN dotnet restore src/Api/Api.csproj && dotnet restore tools/LoadGen/LoadGen.csproj
 COPY src/ src/
 COPY tools/ tools/
+# The kernel traces experiments replay are built into the domain assembly (KnownTraces).
+COPY tests/Fixtures/traces/ tests/Fixtures/traces/
 # The OpenAPI document is committed; the image build does not regenerate it. The load generator's
 # client (src/Client) is generated from it by NSwag during the build.
 RUN dotnet publish src/Api/Api.csproj -c Release --no-restore -o /app/api -p:OpenApiGenerateDocumentsOnBuild=false \

@@ -43,6 +43,7 @@ builder.Services.AddSingleton<ClusterMachines>();
 builder.Services.AddSingleton<ForwardedRequestRunner>();
 builder.Services.AddSingleton<StreamRelays>();
 builder.Services.AddSingleton<EventStreams>();
+builder.Services.AddSingleton<PageAlloc.Api.Experiments.ExperimentRegistry>();
 builder.Services.AddHostedService<MachineBoot>();
 builder.Services.AddHostedService<IdleMachineSweeper>();
 

@@ -6,7 +6,7 @@ namespace PageAlloc.Api.Endpoints;
 
 /// <summary>
 /// The routes that act on one machine (zones and page calls, stats, /proc, debugfs, events, reset,
-/// import, fragment, replay, tests, fault injection, vmstat_update), mapped on a group that names
+/// import, fragment, replay, tests, fault injection, vmstat_update, experiments), mapped on a group that names
 /// the machine: /machines/{machine}, or the root, whose routes are default's.
 /// </summary>
 public static class MachineScopedRoutes
@@ -22,6 +22,7 @@ public static class MachineScopedRoutes
         group.MapTests();
         group.MapEvents();
         group.MapReplay();
+        group.MapExperiments();
         group.MapFaultInjection();
     }
 

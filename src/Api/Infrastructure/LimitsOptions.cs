@@ -160,6 +160,39 @@ public sealed class LimitsOptions : IValidatableObject
     [Range(1, 1 << 20)]
     public int ReplayTimelinePoints { get; set; } = PageAlloc.Domain.Replay.TraceReplayer.DefaultTimelinePoints;
 
+    /// <summary>Experiments running at once on a silo (POST .../experiments beyond: 429): each takes up to ExperimentParallelism cores.</summary>
+    [Range(1, 64)]
+    public int ExperimentsRunning { get; set; } = 1;
+
+    /// <summary>Runs of one experiment at once, each on a fork of its own (default: the cores the process may use).</summary>
+    [Range(1, 1024)]
+    public int ExperimentParallelism { get; set; } = Environment.ProcessorCount;
+
+    /// <summary>
+    /// The page state an experiment's forks may hold at once (the template forked from the machine and
+    /// one fork per run at once, each counted as MachineConfig.StateBytes(): 31.5 MB for the default
+    /// machine): its parallelism is lowered to fit, and an experiment on a machine two forks of which
+    /// do not fit is refused (507 machine-limit). Default 1 GiB.
+    /// </summary>
+    [Range(1, long.MaxValue)]
+    public long ExperimentMemoryBytes { get; set; } = 1L << 30;
+
+    /// <summary>
+    /// Experiments a silo keeps, results included (a maximal one, 8 variants x 10 repeats x 1000
+    /// samples, holds about 32 MB): a new one makes the oldest finished one go; with every kept one
+    /// running, 429.
+    /// </summary>
+    [Range(1, 1024)]
+    public int ExperimentsKept { get; set; } = 16;
+
+    /// <summary>A running experiment is cancelled after this long (its reason says so).</summary>
+    [Range(1, 86400)]
+    public int ExperimentTimeoutSeconds { get; set; } = 600;
+
+    /// <summary>GET .../experiments/{id}/progress streams open at once on a silo (429 beyond); each ends with its experiment.</summary>
+    [Range(1, 1024)]
+    public int ExperimentProgressStreams { get; set; } = 16;
+
     public IEnumerable<ValidationResult> Validate(ValidationContext validationContext)
     {
         if (HealthConnections >= MaxConcurrentConnections)

@@ -25,6 +25,10 @@ public static class ProblemCatalog
     public static readonly ProblemKind UnknownZone = new("unknown-zone", 404, "Unknown zone", "The zone in the path is not one of the machine's zones.");
     public static readonly ProblemKind UnknownMachine = new("unknown-machine", 404, "Unknown machine",
         "No machine has the name in the path, or it belongs to another API key (GET /machines lists the ones the caller may use).");
+    public static readonly ProblemKind UnknownExperiment = new("unknown-experiment", 404, "Unknown experiment",
+        "No experiment of the machine has the id in the path: it never did, it was deleted, it made way for newer ones (Limits:ExperimentsKept), or its machine left this silo.");
+    public static readonly ProblemKind ExperimentNotDone = new("experiment-not-done", 409, "Experiment not done",
+        "The experiment's timelines were asked for as CSV while it runs, or after it was cancelled or failed (it has none).");
     public static readonly ProblemKind MachineExists = new("machine-exists", 409, "Machine exists", "POST /machines (or a fork) named a machine that exists already.");
     public static readonly ProblemKind MachineLimit = new("machine-limit", 507, "Machine limit reached",
         "Another machine would pass Limits:MaxMachines, Limits:MachineMemoryBytes or the key's Limits:MachinesPerKey; delete one first.");
@@ -48,7 +52,7 @@ public static class ProblemCatalog
     public static readonly ProblemKind Unauthenticated = new("unauthenticated", 401, "API key required", "API keys are configured and the request has none, or an unknown one, in X-Api-Key.");
     public static readonly ProblemKind Forbidden = new("forbidden", 403, "Administrators only", "The call (reset, tests) takes an administrator's API key.");
     public static readonly ProblemKind TooManyRequests = new("too-many-requests", 429, "Too many requests",
-        "The API key's request budget is spent, a test, replay or alloc_contig_pages scan is already running, every event stream is open, or /metrics was scraped too often; retry after Retry-After.");
+        "The API key's request budget is spent, a test, replay, experiment or alloc_contig_pages scan is already running, every event or progress stream is open, or /metrics was scraped too often; retry after Retry-After.");
     public static readonly ProblemKind ServiceFull = new("service-full", 503, "Every connection taken",
         "Every connection but those kept for health probes is taken (Limits:MaxConcurrentConnections); this one may only ask /health/*.");
     public static readonly ProblemKind Stopping = new("stopping", 503, "Service stopping",
@@ -62,7 +66,7 @@ public static class ProblemCatalog
     public static readonly ProblemKind Internal = new("internal", 500, "Internal error", "A fault in the service; it should never happen, and is a bug to report.");
 
     private static readonly ProblemKind[] ServiceKinds =
-        [UnknownZone, UnknownMachine, MachineExists, MachineLimit, MachineUnavailable, DefaultMachine, InvalidSnapshot, InvalidPfn, InvalidEventFilter, NotATrace, InvalidImport, Validation, MalformedRequest, BodyTooLarge, RequestTimeout, UnsupportedMediaType, Unauthenticated, Forbidden,
+        [UnknownZone, UnknownMachine, UnknownExperiment, ExperimentNotDone, MachineExists, MachineLimit, MachineUnavailable, DefaultMachine, InvalidSnapshot, InvalidPfn, InvalidEventFilter, NotATrace, InvalidImport, Validation, MalformedRequest, BodyTooLarge, RequestTimeout, UnsupportedMediaType, Unauthenticated, Forbidden,
          TooManyRequests, ServiceFull, Stopping, Booting, Timeout, NotFound, MethodNotAllowed, ClientGone, Internal];
 
     private static readonly Dictionary<PageErrorKind, ProblemKind> DomainKinds =

@@ -119,7 +119,11 @@ public sealed partial class MachineRegistry
             _movedAway[hosted.Name] = 0;
         }
         _machines.TryRemove(new KeyValuePair<string, HostedMachine>(hosted.Name, hosted));
+        MachineLeft?.Invoke(hosted.Name);
     }
+
+    /// <summary>Raised when a machine leaves this silo (deleted, or moved off it): what is kept here for it goes (its experiments).</summary>
+    public event Action<string>? MachineLeft;
 
     /// <summary>Whether the machine left this silo by moving (not by being deleted) since it was last here.</summary>
     public bool MovedAway(string name) => _movedAway.ContainsKey(name);

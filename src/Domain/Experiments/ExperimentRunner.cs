@@ -14,22 +14,45 @@ public static class ExperimentRunner
 {
     /// <param name="template">The machine as the experiment found it; forked, never changed.</param>
     /// <param name="progress">Called with steps done (a count to add), from the runs' threads.</param>
+    /// <remarks>
+    /// The runs go on threads of their own, not the thread pool's: an experiment keeps its cores busy
+    /// for minutes, and a service's requests must not queue behind it for pool threads.
+    /// </remarks>
     public static ExperimentResult Run(Machine template, ExperimentSpec spec, int parallelism, Action<long>? progress = null, CancellationToken cancellationToken = default)
     {
         var runs = new RunResult[spec.Runs];
-        var options = new ParallelOptions { MaxDegreeOfParallelism = Math.Max(1, parallelism), CancellationToken = cancellationToken };
-        try
+        using var stop = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+        var next = -1;
+        Exception? failure = null;
+        void Worker()
         {
-            Parallel.For(0, spec.Runs, options, index =>
+            int index;
+            while (!stop.IsCancellationRequested && (index = Interlocked.Increment(ref next)) < spec.Runs)
             {
-                var repeat = index / spec.Variants.Count;
-                var variant = spec.Variants[index % spec.Variants.Count];
-                runs[index] = RunOne(template, spec, variant, repeat, progress, cancellationToken);
-            });
+                try
+                {
+                    var repeat = index / spec.Variants.Count;
+                    runs[index] = RunOne(template, spec, spec.Variants[index % spec.Variants.Count], repeat, progress, stop.Token);
+                }
+                catch (Exception e)
+                {
+                    Interlocked.CompareExchange(ref failure, e, null);
+                    stop.Cancel(); // one run failed or was cancelled: the others stop too
+                }
+            }
         }
-        catch (AggregateException failed) when (failed.InnerExceptions.All(e => e is OperationCanceledException))
+        var threads = Enumerable.Range(0, Math.Clamp(parallelism, 1, spec.Runs))
+            .Select(i => new Thread(Worker) { IsBackground = true, Name = $"experiment run {i}" })
+            .ToList();
+        threads.ForEach(t => t.Start());
+        threads.ForEach(t => t.Join());
+        if (cancellationToken.IsCancellationRequested)
         {
-            throw new OperationCanceledException("The experiment was cancelled.", failed, cancellationToken);
+            throw new OperationCanceledException("The experiment was cancelled.", failure, cancellationToken);
+        }
+        if (failure is not null)
+        {
+            System.Runtime.ExceptionServices.ExceptionDispatchInfo.Throw(failure);
         }
         var byVariant = spec.Variants
             .Select((v, i) => new VariantRuns(v.Name, v, [.. Enumerable.Range(0, spec.Repeat).Select(r => runs[(r * spec.Variants.Count) + i])]))

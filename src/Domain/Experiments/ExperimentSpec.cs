@@ -1,3 +1,4 @@
+using System.Text.Json.Serialization;
 using PageAlloc.Domain.Model;
 
 namespace PageAlloc.Domain.Experiments;
@@ -8,7 +9,7 @@ public enum WorkloadKind
     /// <summary>The seed's page_alloc_high_order_test loop: alloc_pages(order), split_page(), free_contig_range().</summary>
     SeedLoop,
 
-    /// <summary>vmalloc() of N pages from the largest blocks it can get, split_page(), vfree() through free_pages_bulk().</summary>
+    /// <summary>The vmalloc loop: vmalloc() of N pages from the largest blocks it can get, split_page(), vfree() through free_pages_bulk().</summary>
     VmallocLoop,
 
     /// <summary>LoadGen's "mixed" workload: random orders 0..3, GFP_KERNEL or GFP_HIGHUSER_MOVABLE, a bounded live set, random frees.</summary>
@@ -55,9 +56,14 @@ public sealed record FaultSpec(int? Probability = null, long? Interval = null, i
 /// </summary>
 /// <param name="Strategy">free_contig_range()'s and free_pages_bulk()'s strategy (chunked when left out, today's kernel).</param>
 /// <param name="MinFreeKbytes">Written to /proc/sys/vm/min_free_kbytes on the fork (setup_per_zone_wmarks()).</param>
-public sealed record VariantSpec(string Name, FreeStrategy? Strategy = null, long? MinFreeKbytes = null, FaultSpec? FailPageAlloc = null)
+public sealed record VariantSpec(
+    string Name,
+    [property: JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)] FreeStrategy? Strategy = null, // left out rather than null: JSON Schema 3.0 cannot say a $ref may be null
+    long? MinFreeKbytes = null,
+    [property: JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)] FaultSpec? FailPageAlloc = null)
 {
     /// <summary>The strategy frees run with when the variant names none: the kernel's own since the seed's patch.</summary>
+    [JsonIgnore]
     public FreeStrategy StrategyOrDefault => Strategy ?? FreeStrategy.Chunked;
 }
 
@@ -131,5 +137,6 @@ public sealed record ExperimentSpec(WorkloadSpec Workload, IReadOnlyList<Variant
     }
 
     /// <summary>Runs in all: every variant, every repeat.</summary>
+    [JsonIgnore]
     public int Runs => Variants.Count * Repeat;
 }

@@ -39,7 +39,7 @@ public static class Workloads
         }
     }
 
-    /// <summary>page_alloc_high_order_test(): alloc, split_page, free_contig_range, on cpu 0.</summary>
+    /// <summary>The seed's loop (its page_alloc_high_order_test()): alloc, split_page, free_contig_range, on cpu 0.</summary>
     private static void SeedLoop(ExperimentRun run, WorkloadSpec w)
     {
         for (var i = 0; i < w.Steps; i++)
