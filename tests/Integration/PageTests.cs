@@ -121,6 +121,47 @@ public class PageTests
     }
 
     [Fact]
+    public async Task TheExperimentView_RunsTheSeedClaim_AndDrawsEveryVariantInEveryChart_WithoutConsoleErrors()
+    {
+        Chromium.SkipUnlessInstalled();
+        await using var app = PageAllocApp.OnKestrel();
+        using var http = new HttpClient { BaseAddress = app.Address };
+        // The seed's claim is about a fragmented machine: fragment Normal first, as a user would.
+        (await http.PostAsJsonAsync("/machines/default/zones/Normal/fragment", new { freePages = 262144, order = 9, unusableIndex = 0.9 }, Ct)).EnsureSuccessStatusCode();
+        using var playwright = await Playwright.CreateAsync();
+        await using var browser = await Chromium.Launch(playwright);
+        var page = await browser.NewPageAsync(new BrowserNewPageOptions { ViewportSize = new ViewportSize { Width = 1100, Height = 1400 } });
+        var errors = Chromium.Errors(page);
+        await page.GotoAsync(app.Address.ToString());
+
+        await page.GetByRole(AriaRole.Button, new() { Name = "Run experiment" }).ClickAsync();
+
+        var charts = page.Locator("#experiment-charts figure.experiment-chart");
+        await Assertions.Expect(charts).ToHaveCountAsync(10, new() { Timeout = 120_000 });
+        foreach (var chart in await charts.AllAsync())
+        {
+            await Assertions.Expect(chart.Locator("polyline")).ToHaveCountAsync(3);
+        }
+        await Assertions.Expect(page.Locator("#experiment-charts polyline[data-variant='chunked']").First).ToBeVisibleAsync();
+        var blocks = page.Locator("table.experiment-summary tr", new() { HasText = "free_blocks_order9_final" }).Locator("td");
+        var perPage = double.Parse((await blocks.Nth(0).TextContentAsync())!.Split(' ')[0], CultureInfo.InvariantCulture);
+        var chunked = double.Parse((await blocks.Nth(1).TextContentAsync())!.Split(' ')[0], CultureInfo.InvariantCulture);
+        Assert.True(chunked > perPage, $"chunked ends with {chunked} order-9 blocks, per-page with {perPage}");
+        await Assertions.Expect(page.Locator("#experiment-links a", new() { HasText = "CSV" })).ToHaveAttributeAsync("href", new System.Text.RegularExpressions.Regex("/timeline\\.csv$"));
+
+        if (Environment.GetEnvironmentVariable("PAGEALLOC_SCREENSHOT") is { Length: > 0 } screenshot)
+        {
+            // For the README's picture of the seed's claim.
+            await page.Locator("#experiments").ScreenshotAsync(new LocatorScreenshotOptions { Path = screenshot.Replace(".png", "-experiment.png", StringComparison.Ordinal) });
+        }
+
+        // A reload shows the newest experiment again.
+        await page.ReloadAsync();
+        await Assertions.Expect(charts).ToHaveCountAsync(10, new() { Timeout = 20_000 });
+        Assert.True(errors.Count == 0, string.Join("\n", errors));
+    }
+
+    [Fact]
     public async Task OnAPhone_ThePageDoesNotScrollSideways()
     {
         Chromium.SkipUnlessInstalled();

@@ -1,6 +1,8 @@
 // PageAlloc's page: each zone's pageblock map, free blocks per order, a timeline and lock
 // statistics, read from the API every second; and the seed test's times per strategy.
-// Plain ES modules and SVG/canvas: no framework, no build step.
+// Plain ES modules and SVG/canvas: no framework, no build step. The experiment view is experiments.js.
+
+import { initExperiments } from "./experiments.js";
 
 const COLOURS = ["#c0392b", "#2e86c1", "#d4ac0d", "#8e44ad", "#7f8c8d"];
 const MIGRATETYPES = ["Unmovable", "Movable", "Reclaimable", "HighAtomic", "Isolate"]; // as /proc/pagetypeinfo names them
@@ -29,6 +31,7 @@ function showMachine(name) {
   for (const link of document.querySelectorAll("a[data-machine-path]")) link.href = machinePath(link.dataset.machinePath);
   zones.clear();
   document.getElementById("zones").replaceChildren();
+  showNewestExperiment?.();
 }
 
 async function listMachines() {
@@ -264,6 +267,7 @@ async function showText(path) {
   }
 }
 
+const showNewestExperiment = initExperiments({ api, svg, machinePath, getKey: () => keyInput.value });
 showMachine(machine);
 listMachines();
 refresh();
