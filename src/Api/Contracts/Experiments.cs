@@ -52,7 +52,7 @@ public sealed record ExperimentVariant(
     [property: Description("The variant's name in the results (default: variant-N).")] string? Name = null,
     [property: Description("The free strategy of free_contig_range and free_pages_bulk (default chunked, the kernel's since the seed's patch).")] FreeStrategy? Strategy = null,
     [property: Description("Written to /proc/sys/vm/min_free_kbytes on the fork: new watermarks and pcp limits (setup_per_zone_wmarks()).")] long? MinFreeKbytes = null,
-    [property: Description("fail_page_alloc's settings on the fork (what is left out stays as the machine has it).")] ExperimentFaults? FailPageAlloc = null)
+    [property: Description("fail_page_alloc's settings on the fork (what is left out stays as the machine has it: as in the kernel, times 1 and ignore-gfp-wait on until set, so GFP_KERNEL is left alone).")] ExperimentFaults? FailPageAlloc = null)
 {
     public VariantSpec ToSpec(int index) => new(
         Name ?? $"variant-{index}",

@@ -42,7 +42,18 @@ public sealed record WorkloadSpec(
     int Passes = 1,
     int LiveBlocks = 256,
     int RangeEvery = 0,
-    int RangeOrder = 9);
+    int RangeOrder = 9)
+{
+    /// <summary>
+    /// The trace a trace workload reads: <see cref="Trace"/>'s, one the service holds, unless a
+    /// caller in-process gives its own (tools/Experiment's trace file). Never read from or written to JSON.
+    /// </summary>
+    [JsonIgnore]
+    public WorkloadTrace? Source { get; init; }
+
+    /// <summary>The trace this workload reads (null for a workload that reads none, or a name the service does not hold).</summary>
+    public WorkloadTrace? TraceToRead() => Source ?? (Trace is not null && KnownTraces.Exists(Trace) ? KnownTraces.Source(Trace) : null);
+}
 
 /// <summary>
 /// fail_page_alloc's settings for a variant (as its debugfs files; what is left out stays as the
@@ -103,7 +114,7 @@ public sealed record ExperimentSpec(WorkloadSpec Workload, IReadOnlyList<Variant
         Check(w.LiveBlocks is >= 1 and <= MaxLiveBlocks, "workload.liveBlocks", $"liveBlocks must be 1..{MaxLiveBlocks}, not {w.LiveBlocks}.");
         if (w.Kind == WorkloadKind.Trace)
         {
-            Check(w.Trace is not null && KnownTraces.Exists(w.Trace), "workload.trace",
+            Check(w.TraceToRead() is not null, "workload.trace",
                 $"A trace workload names one of the traces the service holds ({string.Join(", ", KnownTraces.Names)}), not '{w.Trace}'.");
         }
         Check(Variants.Count is >= 1 and <= MaxVariants, "variants", $"An experiment has 1..{MaxVariants} variants, not {Variants.Count}.");

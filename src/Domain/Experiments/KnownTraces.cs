@@ -26,6 +26,9 @@ public static class KnownTraces
     /// <summary>The trace's lines, as perf script printed them.</summary>
     public static IReadOnlyList<string> Lines(string name) => Traces[name].Value;
 
+    /// <summary>A trace the service holds, as a source a workload reads.</summary>
+    public static WorkloadTrace Source(string name) => new(name, Lines(name).Count, () => Lines(name));
+
     private static string[] Load(string resource)
     {
         using var stream = Assembly.GetExecutingAssembly().GetManifestResourceStream(resource)!;
@@ -36,5 +39,39 @@ public static class KnownTraces
             lines.Add(line);
         }
         return [.. lines];
+    }
+}
+
+/// <summary>
+/// A trace a workload reads: its name, its line count (for progress) and a way to read its lines
+/// from the start, once per pass.
+/// </summary>
+public sealed record WorkloadTrace(string Name, long LineCount, Func<IEnumerable<string>> Open)
+{
+    /// <summary>
+    /// A trace file (perf script, ftrace or trace-cmd text, gzipped or not), read from disk at each
+    /// pass, so memory does not grow with the trace; its lines are counted once here.
+    /// </summary>
+    public static WorkloadTrace FromFile(string path)
+    {
+        long lines = 0;
+        foreach (var _ in ReadLines(path))
+        {
+            lines++;
+        }
+        return new WorkloadTrace(Path.GetFileName(path), lines, () => ReadLines(path));
+    }
+
+    private static IEnumerable<string> ReadLines(string path)
+    {
+        using var file = File.OpenRead(path);
+        var start = new byte[2];
+        var gzip = file.Read(start) == 2 && start[0] == 0x1f && start[1] == 0x8b;
+        file.Position = 0;
+        using var text = new StreamReader(gzip ? new GZipStream(file, CompressionMode.Decompress) : file);
+        while (text.ReadLine() is { } line)
+        {
+            yield return line;
+        }
     }
 }

@@ -14,7 +14,7 @@ public static class Workloads
 {
     /// <summary>Steps a run of this workload takes (what progress counts).</summary>
     public static long StepsOf(WorkloadSpec w) => w.Kind == WorkloadKind.Trace
-        ? (long)KnownTraces.Lines(w.Trace!).Count * w.Passes
+        ? w.TraceToRead()!.LineCount * w.Passes
         : w.Steps;
 
     public static void Run(ExperimentRun run, WorkloadSpec w)
@@ -145,11 +145,11 @@ public static class Workloads
     private static void Trace(ExperimentRun run, WorkloadSpec w)
     {
         var replayer = new TraceReplayer(run.Machine, run.Zone, timelineEvery: int.MaxValue, timelinePoints: 1);
-        var lines = KnownTraces.Lines(w.Trace!);
+        var trace = w.TraceToRead()!;
         long step = 0;
         for (var pass = 0; pass < w.Passes; pass++)
         {
-            foreach (var line in lines)
+            foreach (var line in trace.Open())
             {
                 replayer.Read(line);
                 RangeUser(run, w, ++step);

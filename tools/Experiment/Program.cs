@@ -1,0 +1,3 @@
+using PageAlloc.Experiment;
+
+return await ExperimentCommand.Create().Parse(args).InvokeAsync();
