@@ -128,8 +128,8 @@ public class ExperimentTests
         var spec = new ExperimentSpec(new(WorkloadKind.Trace, Zone: "Nowhere", Steps: 0, Trace: "no-such-trace", RangeOrder: 11),
             [new("x", MinFreeKbytes: -1), new("x", FailPageAlloc: new(Probability: 101))], Repeat: 0, Points: 1);
         var fields = spec.Validate(machine).Select(p => p.Field).ToHashSet();
-        Assert.Superset(fields, new HashSet<string> { "workload.zone", "workload.steps", "workload.trace", "workload.rangeOrder", "repeat", "points",
-            "variants[1].name", "variants[0].minFreeKbytes", "variants[1].failPageAlloc.probability" });
+        Assert.Superset(new HashSet<string> { "workload.zone", "workload.steps", "workload.trace", "workload.rangeOrder", "repeat", "points",
+            "variants[1].name", "variants[0].minFreeKbytes", "variants[1].failPageAlloc.probability" }, fields);
         Assert.Empty(new ExperimentSpec(new(WorkloadKind.Trace, Trace: KnownTraces.GitCloneTar), [new("a")]).Validate(machine));
     }
 

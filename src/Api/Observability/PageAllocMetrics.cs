@@ -3,6 +3,7 @@ using PageAlloc.Api.Machines;
 using PageAlloc.Domain.Allocator;
 using PageAlloc.Domain.Concurrency;
 using PageAlloc.Domain.Model;
+using PageAlloc.Domain.Proc;
 
 namespace PageAlloc.Api.Observability;
 
@@ -57,7 +58,28 @@ public sealed class PageAllocMetrics
             "Acquisitions that found the lock held (lock_stat contentions).");
         meter.CreateObservableCounter("pagealloc.lock.wait.time", () => PerLockSeconds(l => l.WaitNs), "s",
             "Time spent waiting for the lock (lock_stat waittime-total).");
+        // Unitless on purpose: the Prometheus exporter would name a unit of "1" _ratio.
+        meter.CreateObservableGauge("pagealloc.fragmentation.unusable_index", () => PerZoneAndOrderIndex(Fragmentation.UnusableIndex), null,
+            "unusable_free_index() per order, 0..1: the share of free memory in blocks smaller than the order (debugfs extfrag/unusable_index).");
+        meter.CreateObservableGauge("pagealloc.fragmentation.extfrag_index", () => PerZoneAndOrderIndex(Fragmentation.ExtfragIndex), null,
+            "__fragmentation_index() per order: -1 where a block of the order is free, else 0 (short of memory) to 1 (fragmented) (debugfs extfrag/extfrag_index).");
     }
+
+    /// <summary>A fragmentation index (in thousandths, as the kernel computes it) of every zone at every order, as a fraction.</summary>
+    private IEnumerable<Measurement<double>> PerZoneAndOrderIndex(Func<IReadOnlyList<long>, int, int> index) =>
+        Zones().SelectMany(z =>
+        {
+            var nrFree = new long[PageAllocConstants.NrPageOrders];
+            foreach (var byOrder in z.Counters.FreeBlocksByType)
+            {
+                for (var order = 0; order < nrFree.Length; order++)
+                {
+                    nrFree[order] += byOrder[order];
+                }
+            }
+            return nrFree.Select((_, order) => new Measurement<double>(index(nrFree, order) / 1000.0,
+                Machine(z.Machine), Silo, new("zone", z.Counters.Zone), new("order", order)));
+        });
 
     /// <summary>Every booted machine's zones' counters, with the machine's name.</summary>
     private List<(string Machine, ZoneCounters Counters)> Zones() =>
