@@ -17,6 +17,7 @@ public partial class DocFlowTests
     [InlineData("README.md", "## The seed's flow in three calls")]
     [InlineData("docs/http-api.md", "## The seed scenario with curl")]
     [InlineData("docs/machines.md", "## The resource")]
+    [InlineData("docs/experiments.md", "## The seed's claim with curl")]
     public async Task TheDocumentsCurlFlow_AnswersWhatItsCommentsSay_OnEveryRun(string document, string section)
     {
         Assert.True(File.Exists("/usr/bin/curl") || string.IsNullOrEmpty(Environment.GetEnvironmentVariable("CI")), "curl is not installed");

@@ -83,7 +83,7 @@ public static class ExperimentCommand
             var source = kind != WorkloadKind.Trace ? null : KnownTraces.Exists(traceName) ? KnownTraces.Source(traceName)
                 : File.Exists(traceName) ? WorkloadTrace.FromFile(traceName) : null;
             var spec = new ExperimentSpec(
-                new WorkloadSpec(kind, parse.GetValue(zone)!, parse.GetValue(steps), parse.GetValue(order), parse.GetValue(pages), source?.Name ?? traceName,
+                new WorkloadSpec(kind, parse.GetValue(zone)!, parse.GetValue(steps), parse.GetValue(order), parse.GetValue(pages), kind == WorkloadKind.Trace ? source?.Name ?? traceName : null,
                     parse.GetValue(passes), RangeEvery: parse.GetValue(rangeEvery), RangeOrder: parse.GetValue(rangeOrder)) { Source = source },
                 [], parse.GetValue(repeat), parse.GetValue(seed), parse.GetValue(points));
             var parsed = ParseVariants(parse.GetValue(variants));

@@ -89,8 +89,13 @@ public sealed class ForwardedRequestRunner
         {
             requestFeature.Headers.Append(name, value);
         }
+        // The body arrives whole: its length is known, whatever framing (chunked) the client used,
+        // which was a hop header. Without it, and without body detection, the framework's own JSON
+        // binding reads a forwarded POST as one without a body ("A JSON request body is required").
+        requestFeature.Headers.ContentLength = request.Body.Length;
         var features = new FeatureCollection();
         features.Set<IHttpRequestFeature>(requestFeature);
+        features.Set<IHttpRequestBodyDetectionFeature>(new ForwardedBody(request.Body.Length > 0));
         features.Set<IHttpResponseFeature>(new HttpResponseFeature());
         features.Set(body);
         features.Set<IHttpRequestLifetimeFeature>(new HttpRequestLifetimeFeature { RequestAborted = aborted });
@@ -111,6 +116,9 @@ public sealed class ForwardedRequestRunner
         }
         return context;
     }
+
+    /// <summary>Whether the forwarded request has a body, as Kestrel says of one it read.</summary>
+    private sealed record ForwardedBody(bool CanHaveBody) : IHttpRequestBodyDetectionFeature;
 
     private static ClaimsPrincipal Principal(ForwardedRequest request)
     {

@@ -276,6 +276,39 @@ public class ClusterTests
     }
 
     [Fact]
+    public async Task AnExperimentOnAMachineOnAnotherSilo_IsStartedFollowedReadAndDeleted_ThroughEitherSilo()
+    {
+        await using var cluster = await SiloCluster.StartAsync(2);
+        await cluster.Client(0).PostOk("/machines", Small("lab"), 201);
+        var body = new
+        {
+            workload = new { kind = "mix", steps = 3000, rangeEvery = 30 },
+            variants = new object[] { new { name = "per-page", strategy = "per-page" }, new { name = "chunked", strategy = "chunked" } },
+        };
+
+        // Started through the silo that does not hold the machine: it runs where the machine is.
+        var started = await cluster.Client(1).PostAsJsonAsync("/machines/lab/experiments", body, Ct);
+        Assert.True(started.StatusCode == HttpStatusCode.Accepted, await started.Content.ReadAsStringAsync(Ct));
+        var href = started.Headers.Location!.OriginalString;
+        var home = cluster.Silos[0]!.Services.GetRequiredService<PageAlloc.Api.Experiments.ExperimentRegistry>();
+        Assert.Single(home.Of("lab"));
+
+        // Its progress stream, relayed through the other silo, ends with the experiment.
+        var stream = await cluster.Client(1).GetStringAsync(href + "/progress", Ct);
+        Assert.Contains("event: end", stream, StringComparison.Ordinal);
+        Assert.Contains("\"state\":\"done\"", stream, StringComparison.Ordinal);
+
+        // Either silo answers the same result.
+        var results = await Task.WhenAll(cluster.Client(0).GetStringAsync(href, Ct), cluster.Client(1).GetStringAsync(href, Ct));
+        Assert.Equal(results[0], results[1]);
+        Assert.Equal(2, JsonNode.Parse(results[1])!["variants"]!.AsArray().Count);
+
+        Assert.Equal(HttpStatusCode.NoContent, (await cluster.Client(1).DeleteAsync(href, Ct)).StatusCode);
+        Assert.Empty(home.Of("lab"));
+        Assert.Equal(HttpStatusCode.NotFound, (await cluster.Client(0).GetAsync(href, Ct)).StatusCode);
+    }
+
+    [Fact]
     public async Task ReadersRacingThroughBothSilos_EachGetTheWholeStream_AndThePlacesComeBack()
     {
         await using var cluster = await SiloCluster.StartAsync(2);
