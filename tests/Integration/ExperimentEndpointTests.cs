@@ -125,6 +125,10 @@ public class ExperimentEndpointTests
         Assert.Equal(HttpStatusCode.BadRequest, unknownKind.StatusCode);
         var noVariants = await client.PostAsJsonAsync("/experiments", new { workload = new { kind = "mix" } }, Ct);
         Assert.Equal(HttpStatusCode.BadRequest, noVariants.StatusCode);
+        var badFragment = await client.PostAsJsonAsync("/experiments",
+            new { workload = new { kind = "mix" }, variants = new object[] { new { } }, fragment = new { freePages = 1L << 40, unusableIndex = 0.5 } }, Ct);
+        Assert.Equal(HttpStatusCode.BadRequest, badFragment.StatusCode);
+        Assert.Contains("fragment.freePages", await badFragment.Content.ReadAsStringAsync(Ct), StringComparison.Ordinal);
     }
 
     [Fact]

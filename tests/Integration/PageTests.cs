@@ -126,8 +126,7 @@ public class PageTests
         Chromium.SkipUnlessInstalled();
         await using var app = PageAllocApp.OnKestrel();
         using var http = new HttpClient { BaseAddress = app.Address };
-        // The seed's claim is about a fragmented machine: fragment Normal first, as a user would.
-        (await http.PostAsJsonAsync("/machines/default/zones/Normal/fragment", new { freePages = 262144, order = 9, unusableIndex = 0.9 }, Ct)).EnsureSuccessStatusCode();
+        var before = await http.StatsWithoutLocks();
         using var playwright = await Playwright.CreateAsync();
         await using var browser = await Chromium.Launch(playwright);
         var page = await browser.NewPageAsync(new BrowserNewPageOptions { ViewportSize = new ViewportSize { Width = 1100, Height = 1400 } });
@@ -155,9 +154,11 @@ public class PageTests
             await page.Locator("#experiments").ScreenshotAsync(new LocatorScreenshotOptions { Path = screenshot.Replace(".png", "-experiment.png", StringComparison.Ordinal) });
         }
 
-        // A reload shows the newest experiment again.
+        // A reload shows the newest experiment again; the ready-made fragmented start left the machine as it was.
         await page.ReloadAsync();
         await Assertions.Expect(charts).ToHaveCountAsync(10, new() { Timeout = 20_000 });
+        await Assertions.Expect(page.Locator("#experiment-state")).ToContainTextAsync("Normal fragmented");
+        Assert.Equal(before, await http.StatsWithoutLocks());
         Assert.True(errors.Count == 0, string.Join("\n", errors));
     }
 

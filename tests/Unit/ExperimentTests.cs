@@ -80,6 +80,25 @@ public class ExperimentTests
     }
 
     [Fact]
+    public void AFragmentedStart_IsTheMachinesShapeFragmented_AsTheFragmenterLeavesIt_AndTheMachineIsNotRead()
+    {
+        var machine = new Machine(MachineConfig.Default());
+        machine.Alloc("Normal", 10); // state a fragmented start does not see
+        var before = machine.Fingerprint();
+        var workload = new WorkloadSpec(WorkloadKind.Trace, Trace: KnownTraces.GitCloneTar, RangeEvery: 50);
+        var fromSpec = ExperimentRunner.Run(machine, new ExperimentSpec(workload, [new("chunked")], Fragment: new FragmentSpec(262144)), 1, cancellationToken: Ct);
+        var fromFragmented = ExperimentRunner.Run(Fragmented(), new ExperimentSpec(workload, [new("chunked")]), 1, cancellationToken: Ct);
+
+        var a = fromSpec.Variants[0].Runs[0].Timeline;
+        var b = fromFragmented.Variants[0].Runs[0].Timeline;
+        Assert.Equal(a.Count, b.Count);
+        Assert.All(a.Zip(b), p => Assert.True(p.First.Untimed().SameAs(p.Second.Untimed())));
+        Assert.Equal(before, machine.Fingerprint());
+        Assert.True(ExperimentRunner.Fragmented(machine.Config, "Normal", new FragmentSpec(262144, UnusableIndex: 0.0)).IsSuccess);
+        Assert.NotEmpty(new ExperimentSpec(workload, [new("a")], Fragment: new FragmentSpec(-1, 12, 2)).Validate(machine));
+    }
+
+    [Fact]
     public void AMixIsPaired_RepeatRRunsSeedPlusR_InEveryVariant()
     {
         var spec = new ExperimentSpec(new(WorkloadKind.Mix, Steps: 2000), [new("a", FreeStrategy.PerPage), new("b", FreeStrategy.Upstream)], Repeat: 3, Seed: 7);

@@ -11,15 +11,24 @@ public sealed record ExperimentRequest(
     [property: Required, Description("1..8 variants, each run on forks of its own; the first is the baseline the summary's differences are against.")] List<ExperimentVariant>? Variants,
     [property: Description("Runs per variant, 1..10 (default 1). Repeat r of every variant runs with seed + r, so the variants' runs are paired.")] int? Repeat = null,
     [property: Description("Seed of the mix's choices (default 1).")] int? Seed = null,
-    [property: Description("The most timeline samples a run keeps, 2..1000 (default 200): at the limit every second sample is dropped and the interval doubles.")] int? Points = null)
+    [property: Description("The most timeline samples a run keeps, 2..1000 (default 200): at the limit every second sample is dropped and the interval doubles.")] int? Points = null,
+    [property: Description("Start the forks from the machine's shape rebooted with the workload's zone fragmented, as POST .../zones/{zone}/fragment would leave it, instead of from the machine's state (which stays as it is).")] ExperimentFragment? Fragment = null)
 {
     public ExperimentSpec ToSpec() => new(
         Workload!.ToSpec(),
         [.. Variants!.Select((v, i) => v.ToSpec(i))],
         Repeat ?? 1,
         Seed ?? 1,
-        Points ?? 200);
+        Points ?? 200,
+        Fragment is { } f ? new FragmentSpec(f.FreePages!.Value, f.Order ?? 9, f.UnusableIndex ?? 0.9, f.Seed ?? 1) : null);
 }
+
+/// <summary>The fragmenter's target for an experiment's start (as POST .../zones/{zone}/fragment takes it).</summary>
+public sealed record ExperimentFragment(
+    [property: Required, Range(0, long.MaxValue), Description("Free pages the zone starts with.")] long? FreePages,
+    [property: Range(1, PageAllocConstants.MaxPageOrder), Description("The order whose unusable_index is set (default 9).")] int? Order = null,
+    [property: Range(0.0, 1.0), Description("unusable_index at that order (default 0.9).")] double? UnusableIndex = null,
+    [property: Description("Seed of the layout (default 1).")] int? Seed = null);
 
 /// <summary>The workload of an experiment.</summary>
 public sealed record ExperimentWorkload(

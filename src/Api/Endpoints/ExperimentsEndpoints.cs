@@ -37,6 +37,7 @@ public static class ExperimentsEndpoints
             .Refuses(MachineEndpoints.NotAdministrator, ProblemCatalog.Forbidden)
             .Refuses("An experiment already runs here (Limits:ExperimentsRunning), or every kept one runs (Limits:ExperimentsKept).", ProblemCatalog.TooManyRequests)
             .Refuses("Two forks of the machine do not fit Limits:ExperimentMemoryBytes.", ProblemCatalog.MachineLimit)
+            .Refuses("The fragment's free lists do not fit the zone without merging; nothing ran.", ProblemCatalog.Of(Domain.Model.PageErrorKind.ImportDoesNotFit))
             .RequireMachineAdministration()
             .OutsideMachineGate(); // it forks the machine under the gate itself, and changes nothing served
         experiments.MapGet("/", List).WithName("ListExperiments")

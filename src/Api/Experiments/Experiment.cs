@@ -61,7 +61,7 @@ public sealed partial class Experiment : IDisposable
 
     public bool IsRunning => _ended is null;
 
-    /// <summary>Starts the runs on a thread of its own; the experiment is cancelled after <paramref name="timeout"/>.</summary>
+    /// <summary>Starts the runs on a thread of its own, from <paramref name="template"/> (the machine's fork, or its fragmented reboot); the experiment is cancelled after <paramref name="timeout"/>.</summary>
     public void Start(Machine template, TimeSpan timeout, TimeProvider time, ILogger logger)
     {
         _cancel.CancelAfter(timeout);
@@ -70,7 +70,9 @@ public sealed partial class Experiment : IDisposable
         {
             try
             {
-                var result = ExperimentRunner.Run(template, Spec, Parallelism, done => Interlocked.Add(ref _doneSteps, done), _cancel.Token);
+                // A fragmented template was made from the spec already (ExperimentRegistry.Start).
+                var result = ExperimentRunner.Run(template, Spec with { Fragment = null }, Parallelism, done => Interlocked.Add(ref _doneSteps, done), _cancel.Token);
+                result = result with { Spec = Spec };
                 _ended = new(ExperimentState.Done, null, time.GetUtcNow(), result);
             }
             catch (OperationCanceledException)

@@ -46,6 +46,18 @@ public sealed class ExperimentRegistry : IDisposable
     /// </summary>
     public (Experiment? Started, ExperimentRefusal? Refused) Start(HostedMachine hosted, string? owner, ExperimentSpec spec)
     {
+        // A fragmented start is the machine's shape booted afresh: made (and refused) here, before
+        // anything is counted, and run as the template; the machine itself is not read.
+        Domain.Allocator.Machine? fragmented = null;
+        if (spec.Fragment is { } fragment)
+        {
+            var made = ExperimentRunner.Fragmented(hosted.Machine.Config, spec.Workload.Zone, fragment);
+            if (made.Error is { } error)
+            {
+                return (null, new(ProblemCatalog.Of(error.Kind), error.Detail));
+            }
+            fragmented = made.Value;
+        }
         var forkBytes = Math.Max(1, hosted.Machine.Config.StateBytes());
         var fits = _limits.ExperimentMemoryBytes / forkBytes - 1; // the template, then one fork per run at once
         if (fits < 1)
@@ -74,7 +86,7 @@ public sealed class ExperimentRegistry : IDisposable
             experiment = new Experiment(NewId(), hosted.Name, owner, spec, parallelism, _time.GetUtcNow());
             _experiments.Add(experiment);
         }
-        var template = hosted.Gate.Exclusive(() => hosted.Machine.Fork());
+        var template = fragmented ?? hosted.Gate.Exclusive(() => hosted.Machine.Fork());
         experiment.Start(template, TimeSpan.FromSeconds(_limits.ExperimentTimeoutSeconds), _time, _logger);
         return (experiment, null);
     }

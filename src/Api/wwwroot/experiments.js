@@ -7,12 +7,16 @@ const VARIANT_COLOURS = ["#c0392b", "#27ae60", "#2e86c1", "#8e44ad", "#d4ac0d", 
 // of the later one let the earlier one show through.
 const VARIANT_DASHES = ["", "8 3", "2 3", "10 3 2 3", "4 4", "1 2", "12 4", "6 2 2 2"];
 
-// The workloads the form offers, as POST .../experiments bodies' "workload" members.
+// The workloads the form offers, as POST .../experiments bodies' "workload" (and "fragment") members.
+const TRACE = { kind: "trace", trace: "git-clone-tar", passes: 2, rangeEvery: 50 };
 const WORKLOADS = {
-  "trace": { kind: "trace", trace: "git-clone-tar", passes: 2, rangeEvery: 50 },
-  "mix": { kind: "mix", steps: 20000, rangeEvery: 50 },
-  "seed-loop": { kind: "seed-loop", steps: 2000 },
-  "vmalloc-loop": { kind: "vmalloc-loop", steps: 200, pages: 1024 },
+  // The seed's second claim, ready-made: the machine's shape with Normal fragmented (a quarter free,
+  // 90% of it below order 9), the real trace twice, a range user every 50 lines.
+  "seed-claim": { workload: TRACE, fragment: { freePages: 262144, order: 9, unusableIndex: 0.9 } },
+  "trace": { workload: TRACE },
+  "mix": { workload: { kind: "mix", steps: 20000, rangeEvery: 50 } },
+  "seed-loop": { workload: { kind: "seed-loop", steps: 2000 } },
+  "vmalloc-loop": { workload: { kind: "vmalloc-loop", steps: 200, pages: 1024 } },
 };
 
 // Blocks of at least `order`, counted in blocks of that order (as the summary's free_blocks_orderN).
@@ -90,8 +94,10 @@ export function initExperiments({ api, svg, machinePath, getKey }) {
     }
     const w = experiment.spec.workload;
     const order = w.kind === "seed-loop" ? w.order : w.rangeEvery > 0 ? w.rangeOrder : 9;
+    const fragment = experiment.spec.fragment;
     state.textContent = `Experiment ${experiment.id}: done, ${experiment.variants.length} variants × ${experiment.spec.repeat} repeats `
-      + `of ${w.kind}${w.trace ? ` ${w.trace}` : ""}${w.rangeEvery ? ` with a range user every ${w.rangeEvery} steps` : ""}; repeat 0 drawn.`;
+      + `of ${w.kind}${w.trace ? ` ${w.trace}` : ""}${w.rangeEvery ? ` with a range user every ${w.rangeEvery} steps` : ""}`
+      + `${fragment ? `, on the machine's shape with ${w.zone} fragmented (${fragment.freePages} pages free, unusable_index ${fragment.unusableIndex} at order ${fragment.order})` : ""}; repeat 0 drawn.`;
     charts.replaceChildren(legend(experiment.variants), ...measures(order).map(m => chart(m, experiment.variants)), summaryTable(experiment));
     links.append(Object.assign(document.createElement("a"), { href, textContent: "JSON" }), " ",
       Object.assign(document.createElement("a"), { href: `${href}/timeline.csv`, textContent: "CSV" }));
@@ -162,7 +168,7 @@ export function initExperiments({ api, svg, machinePath, getKey }) {
     try {
       const experiment = await api(machinePath("/experiments"), {
         method: "POST", headers: { "Content-Type": "application/json" },
-        body: JSON.stringify({ workload: WORKLOADS[data.get("workload")], variants, repeat: Number(data.get("repeat")), points: 100 }),
+        body: JSON.stringify({ ...WORKLOADS[data.get("workload")], variants, repeat: Number(data.get("repeat")), points: 100 }),
       });
       state.textContent = `Experiment ${experiment.id} started`;
       await follow(experiment.href);

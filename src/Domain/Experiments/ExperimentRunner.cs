@@ -20,6 +20,11 @@ public static class ExperimentRunner
     /// </remarks>
     public static ExperimentResult Run(Machine template, ExperimentSpec spec, int parallelism, Action<long>? progress = null, CancellationToken cancellationToken = default)
     {
+        if (spec.Fragment is { } fragment)
+        {
+            var fragmented = Fragmented(template.Config, spec.Workload.Zone, fragment);
+            template = fragmented.IsSuccess ? fragmented.Value : throw new ArgumentException(fragmented.Error!.Detail, nameof(spec));
+        }
         var runs = new RunResult[spec.Runs];
         using var stop = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
         var next = -1;
@@ -58,6 +63,23 @@ public static class ExperimentRunner
             .Select((v, i) => new VariantRuns(v.Name, v, [.. Enumerable.Range(0, spec.Repeat).Select(r => runs[(r * spec.Variants.Count) + i])]))
             .ToList();
         return new ExperimentResult(spec, byVariant, ExperimentSummary.Of(spec, byVariant));
+    }
+
+    /// <summary>
+    /// What POST .../zones/{zone}/fragment makes of a machine: its shape booted afresh, the zone given
+    /// the fragmenter's free lists (Fragmenter.Target, Zone.ImportFreeLists).
+    /// </summary>
+    /// <remarks>A caller that wants the refusal before it starts (the service, for a 400) calls this first and runs the spec without its fragment on the result.</remarks>
+    public static Model.PageResult<Machine> Fragmented(Model.MachineConfig config, string zoneName, FragmentSpec fragment)
+    {
+        var machine = new Machine(config);
+        var zone = machine.FindZone(zoneName)!;
+        var counts = Import.Fragmenter.Target(zone.Key, fragment.FreePages, fragment.Order, fragment.UnusableIndex, fragment.Seed);
+        if (counts is null)
+        {
+            return new Model.PageError(Model.PageErrorKind.ImportDoesNotFit, $"fragment: no free lists give {fragment.FreePages} pages with unusable_index {fragment.UnusableIndex} at order {fragment.Order}.");
+        }
+        return zone.ImportFreeLists(counts, fragment.Seed) is { } error ? error : machine;
     }
 
     /// <summary>One run: fork, variant, workload.</summary>

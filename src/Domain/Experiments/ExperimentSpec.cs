@@ -78,10 +78,23 @@ public sealed record VariantSpec(
     public FreeStrategy StrategyOrDefault => Strategy ?? FreeStrategy.Chunked;
 }
 
+/// <summary>
+/// The fragmenter's target (as POST .../zones/{zone}/fragment takes it), for an experiment to start
+/// from: the workload's zone rebooted with this many free pages, <see cref="UnusableIndex"/> of them
+/// in blocks below <see cref="Order"/>, the rest of the zone in use by the system.
+/// </summary>
+public sealed record FragmentSpec(long FreePages, int Order = 9, double UnusableIndex = 0.9, int Seed = 1);
+
 /// <summary>An experiment: one workload, run on a fork of one machine per variant and repeat.</summary>
 /// <param name="Repeat">Runs per variant. Repeat r of every variant runs with seed Seed + r: the variants' runs are paired.</param>
 /// <param name="Points">The most timeline samples a run keeps (as a replay's timeline: halved and the interval doubled at the limit).</param>
-public sealed record ExperimentSpec(WorkloadSpec Workload, IReadOnlyList<VariantSpec> Variants, int Repeat = 1, int Seed = 1, int Points = 200)
+/// <param name="Fragment">
+/// When given, the forks start from the machine's shape rebooted with the workload's zone
+/// fragmented (what POST .../fragment would make of the machine), not from its state: a ready-made
+/// fragmented machine that leaves the machine itself as it is.
+/// </param>
+public sealed record ExperimentSpec(WorkloadSpec Workload, IReadOnlyList<VariantSpec> Variants, int Repeat = 1, int Seed = 1, int Points = 200,
+    [property: JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)] FragmentSpec? Fragment = null)
 {
     public const int MaxVariants = 8;
     public const int MaxRepeat = 10;
@@ -116,6 +129,13 @@ public sealed record ExperimentSpec(WorkloadSpec Workload, IReadOnlyList<Variant
         {
             Check(w.TraceToRead() is not null, "workload.trace",
                 $"A trace workload names one of the traces the service holds ({string.Join(", ", KnownTraces.Names)}), not '{w.Trace}'.");
+        }
+        if (Fragment is { } target)
+        {
+            var managed = machine.FindZone(w.Zone)?.ManagedPages ?? 0;
+            Check(target.FreePages >= 0 && target.FreePages <= managed, "fragment.freePages", $"freePages must be 0..{managed} (the zone's pages), not {target.FreePages}.");
+            Check(target.Order is >= 1 and <= PageAllocConstants.MaxPageOrder, "fragment.order", $"order must be 1..{PageAllocConstants.MaxPageOrder}, not {target.Order}.");
+            Check(target.UnusableIndex is >= 0 and <= 1, "fragment.unusableIndex", $"unusableIndex must be 0..1, not {target.UnusableIndex}.");
         }
         Check(Variants.Count is >= 1 and <= MaxVariants, "variants", $"An experiment has 1..{MaxVariants} variants, not {Variants.Count}.");
         Check(Repeat is >= 1 and <= MaxRepeat, "repeat", $"repeat must be 1..{MaxRepeat}, not {Repeat}.");
