@@ -364,3 +364,86 @@ public class ReferenceReplayTests
 
     private static string? Take(BoundedLineReader reader) => reader.TryReadLine(out var line) ? Encoding.UTF8.GetString(line) : null;
 }
+
+/// <summary>ReplayAsync, which parses on one thread and simulates on another: what it does when the reader refuses.</summary>
+public class PipelinedReplayTests
+{
+    private static CancellationToken Ct => TestContext.Current.CancellationToken;
+
+    private static byte[] Trace(int lines, int longLineAt)
+    {
+        var text = new StringBuilder();
+        for (var i = 0; i < lines; i++)
+        {
+            text.Append(i == longLineAt ? new string('x', 500) : $"            perf 1 [000]  1.{i:D6}:             kmem:mm_page_alloc: page=0x{0x5000 + i:x} pfn=0x{0x5000 + i:x} order=0 migratetype=0 gfp_flags=GFP_KERNEL").Append('\n');
+        }
+        return Encoding.UTF8.GetBytes(text.ToString());
+    }
+
+    /// <summary>
+    /// A line past the bound, after 30,000 events: the refusal is thrown, and every line before it was
+    /// simulated first (the snapshots taken are the reference's, which read line by line).
+    /// </summary>
+    [Theory]
+    [InlineData(30_000)]
+    [InlineData(0)]
+    [InlineData(4095)]
+    [InlineData(4096)]
+    public async Task ALineTooLong_IsRefused_AfterEveryLineBeforeItWasSimulated(int longLineAt)
+    {
+        var trace = Trace(longLineAt + 10, longLineAt);
+        var bounds = new TextBounds(long.MaxValue, 400, "--max-bytes", "--max-line-bytes");
+
+        var machine = TestMachines.Small(cpus: 2);
+        var seen = new List<long>();
+        var replayer = new TraceReplayer(machine, machine.Normal(), timelineEvery: 100) { OnSnapshot = s => seen.Add(s.Events) };
+        using var lines = TraceInput.Open(new MemoryStream(trace), gzip: false, bounds);
+        var refused = await Assert.ThrowsAsync<TextTooLargeException>(() => replayer.ReplayAsync(lines, Ct));
+
+        var referenceMachine = TestMachines.Small(cpus: 2);
+        var expected = new List<long>();
+        var reference = new ReferenceTraceReplayer(referenceMachine, referenceMachine.Normal(), timelineEvery: 100) { OnSnapshot = s => expected.Add(s.Events) };
+        using var referenceLines = new ReferenceLineReader(new MemoryStream(trace), bounds);
+        var referenceRefused = await Assert.ThrowsAsync<TextTooLargeException>(async () =>
+        {
+            while (await referenceLines.ReadLineAsync(Ct) is { } line)
+            {
+                reference.Read(line);
+            }
+        });
+
+        Assert.Equal((referenceRefused.Limit, referenceRefused.Message), (refused.Limit, refused.Message));
+        Assert.Equal(expected, seen);
+    }
+
+    [Fact]
+    public async Task BadGzip_IsThrownAsItWas()
+    {
+        var machine = TestMachines.Small(cpus: 2);
+        using var lines = TraceInput.Open(new MemoryStream([0x1f, 0x8b, .. Enumerable.Range(0, 100).Select(i => (byte)(i * 31 % 256))]), gzip: true);
+
+        await Assert.ThrowsAsync<InvalidDataException>(() => new TraceReplayer(machine, machine.Normal()).ReplayAsync(lines, Ct));
+    }
+
+    [Fact]
+    public async Task ACallbackThatThrows_StopsTheReplay_WithItsException()
+    {
+        var machine = TestMachines.Small(cpus: 2);
+        using var lines = TraceInput.Open(new MemoryStream(Trace(50_000, -1)), gzip: false);
+        var replayer = new TraceReplayer(machine, machine.Normal(), timelineEvery: 1000) { OnSnapshot = _ => throw new InvalidOperationException("stop") };
+
+        var thrown = await Assert.ThrowsAsync<InvalidOperationException>(() => replayer.ReplayAsync(lines, Ct));
+        Assert.Equal("stop", thrown.Message);
+    }
+
+    [Fact]
+    public async Task ACancelledReplay_IsCancelled()
+    {
+        var machine = TestMachines.Small(cpus: 2);
+        using var lines = TraceInput.Open(new MemoryStream(Trace(10, -1)), gzip: false);
+        using var cancelled = new CancellationTokenSource();
+        await cancelled.CancelAsync();
+
+        await Assert.ThrowsAnyAsync<OperationCanceledException>(() => new TraceReplayer(machine, machine.Normal()).ReplayAsync(lines, cancelled.Token));
+    }
+}

@@ -76,7 +76,17 @@ public sealed class TraceReplayer
     public void Read(string line) => Read(line.AsSpan());
 
     /// <summary>Reads one line of a trace, as UTF-8 bytes without its '\n' (as <see cref="BoundedLineReader.TryReadLine"/> gives it).</summary>
-    public void Read(ReadOnlySpan<byte> utf8Line)
+    public void Read(ReadOnlySpan<byte> utf8Line) => Apply(Parse(utf8Line));
+
+    /// <summary>Reads one line of a trace (without its '\n').</summary>
+    public void Read(ReadOnlySpan<char> line) => Apply(Parse(line));
+
+    /// <summary>A line as parsed: its event, or, for one of the first five that are not events, its start quoted.</summary>
+    internal readonly record struct ParsedLine(bool IsEvent, KmemRecord Record, string? Quote);
+
+    // Parse touches only _chars, _gfpSpellings and _quoted, Apply everything else: ReplayAsync may run
+    // the one on its own thread ahead of the other, in the same order of lines.
+    internal ParsedLine Parse(ReadOnlySpan<byte> utf8Line)
     {
         // Decoded into a buffer kept for the next line, not into a string per line: UTF-8 never
         // decodes into more UTF-16 chars than it has bytes, so the buffer only grows for a longer line.
@@ -84,22 +94,39 @@ public sealed class TraceReplayer
         {
             _chars = new char[Math.Max(utf8Line.Length, _chars.Length * 2)];
         }
-        Read(_chars.AsSpan(0, System.Text.Encoding.UTF8.GetChars(utf8Line, _chars)));
+        return Parse(_chars.AsSpan(0, System.Text.Encoding.UTF8.GetChars(utf8Line, _chars)));
     }
 
-    /// <summary>Reads one line of a trace (without its '\n').</summary>
-    public void Read(ReadOnlySpan<char> line)
+    internal ParsedLine Parse(ReadOnlySpan<char> line)
+    {
+        if (KmemTraceParser.TryParse(line, _gfpSpellings, out var record))
+        {
+            return new ParsedLine(true, record, null);
+        }
+        // The first five non-empty lines that are not events are quoted in the result (200 characters of each).
+        if (_quoted < 5 && line.Length > 0)
+        {
+            _quoted++;
+            return new ParsedLine(false, default, new string(line[..Math.Min(line.Length, 200)]));
+        }
+        return default;
+    }
+
+    private int _quoted;
+
+    internal void Apply(in ParsedLine line)
     {
         _counts.Lines++;
-        if (!KmemTraceParser.TryParse(line, _gfpSpellings, out var record))
+        if (!line.IsEvent)
         {
             _counts.NotEvents++;
-            if (_counts.FirstNotEvents.Count < 5 && line.Length > 0)
+            if (line.Quote is { } quote)
             {
-                _counts.FirstNotEvents.Add(new string(line[..Math.Min(line.Length, 200)]));
+                _counts.FirstNotEvents.Add(quote);
             }
             return;
         }
+        var record = line.Record;
         _counts.Events++;
         AdvanceClock(record.Time);
         var cpu = record.Cpu % _machine.Cpus;
@@ -422,10 +449,17 @@ public static class TraceInput
 {
     /// <summary>
     /// Replays every line the reader gives, then returns the result; cancellable at each read of the
-    /// stream. The lines are read as bytes in the reader's buffer, never as a string each.
+    /// stream. The lines are read as bytes in the reader's buffer, never as a string each; with more
+    /// than one processor they are parsed on one thread and simulated on another (<see cref="ReplayPipeline"/>),
+    /// with the same outcome.
     /// </summary>
     public static async Task<ReplayResult> ReplayAsync(this TraceReplayer replayer, BoundedLineReader lines, CancellationToken cancellationToken = default)
     {
+        if (Environment.ProcessorCount > 1)
+        {
+            await new ReplayPipeline(replayer, lines).RunAsync(cancellationToken);
+            return replayer.Result();
+        }
         while (await lines.FillAsync(cancellationToken))
         {
             ReadBuffered(replayer, lines);
