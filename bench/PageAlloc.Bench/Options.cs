@@ -8,7 +8,7 @@ namespace PageAlloc.Bench;
 internal sealed record Options(int Iterations, int Order, int Pages, FreeStrategy? Strategy, bool Json, int Rounds);
 
 /// <summary>
-/// The command line (System.CommandLine): seed, parts, vmalloc, zonesize, trace, snapshot and micro, each with the
+/// The command line (System.CommandLine): seed, parts, vmalloc, zonesize, trace, snapshot, replay and micro, each with the
 /// options it reads; `--help` on any of them lists them, a bad value is refused by name.
 /// </summary>
 internal static class BenchCommand
@@ -52,6 +52,7 @@ internal static class BenchCommand
             Iterations, Order, Strategy));
         root.Add(Command("snapshot", "MachineSnapshot.Write, Read and Machine.Fork on the default machine after the seed flow, a mixed load and a fragmented one: times (median, min-max) and sizes.",
             SnapshotCommand.Run, Iterations, Order, Strategy, Json, Rounds));
+        root.Add(ReplayBenchCommand.Create());
         var micro = new Command("micro", "BenchmarkDotNet micro benchmarks; the rest of the command line goes to BenchmarkDotNet (e.g. --filter '*AllocFree*').")
         {
             TreatUnmatchedTokensAsErrors = false,

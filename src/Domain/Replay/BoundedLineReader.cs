@@ -59,52 +59,104 @@ public sealed class BoundedLineReader : IDisposable
     {
         while (true)
         {
-            var newline = _buffer.AsSpan(_start, _end - _start).IndexOf((byte)'\n');
-            if (newline >= 0)
+            if (NextLine(out var start, out var length))
             {
-                return Take(newline, 1);
+                return Encoding.UTF8.GetString(_buffer, start, length);
             }
-            if (_end - _start > _bounds.MaxLineBytes)
+            if (!await FillAsync(cancellationToken))
             {
-                throw LineTooLong();
+                return null;
             }
-            if (_eof)
-            {
-                return _start == _end ? null : Take(_end - _start, 0);
-            }
-            if (_start > 0)
-            {
-                Buffer.BlockCopy(_buffer, _start, _buffer, 0, _end - _start);
-                _end -= _start;
-                _start = 0;
-            }
-            var n = await _stream.ReadAsync(_buffer.AsMemory(_end, Math.Min(ReadSize, _buffer.Length - _end)), cancellationToken);
-            if (n == 0)
-            {
-                _eof = true;
-                continue;
-            }
-            _read += n;
-            if (_read > _bounds.MaxBytes)
-            {
-                throw new TextTooLargeException(_bounds.MaxBytesName, _bounds.MaxBytes,
-                    $"The text is longer than {_bounds.MaxBytesName}, {_bounds.MaxBytes} bytes (after decompression, for gzip); it was not read further.");
-            }
-            _end += n;
         }
     }
 
-    /// <summary>The line of <paramref name="length"/> bytes at the start, and past its end of <paramref name="ending"/> bytes.</summary>
-    private string Take(int length, int ending)
+    /// <summary>
+    /// The next line as UTF-8 bytes (a '\r' before its '\n' dropped) when the buffer holds it whole,
+    /// without decoding or copying it: it stays valid until the next call. False when the buffer
+    /// holds no whole line: <see cref="FillAsync"/> reads more, and says when the input has ended.
+    /// A replay reads a trace so, without a string per line:
+    /// <c>while (await reader.FillAsync(ct)) { while (reader.TryReadLine(out var line)) { ... } }</c>.
+    /// The bounds are checked in the same order as <see cref="ReadLineAsync"/> checks them.
+    /// </summary>
+    public bool TryReadLine(out ReadOnlySpan<byte> line)
+    {
+        if (NextLine(out var start, out var length))
+        {
+            line = _buffer.AsSpan(start, length);
+            return true;
+        }
+        line = default;
+        return false;
+    }
+
+    /// <summary>
+    /// Reads more of the stream into the buffer; false once the input has ended and every line of it
+    /// was taken. Past <see cref="TextBounds.MaxBytes"/>, <see cref="TextTooLargeException"/>.
+    /// </summary>
+    public async ValueTask<bool> FillAsync(CancellationToken cancellationToken = default)
+    {
+        if (_eof)
+        {
+            return _start < _end;
+        }
+        if (_start > 0)
+        {
+            Buffer.BlockCopy(_buffer, _start, _buffer, 0, _end - _start);
+            _end -= _start;
+            _start = 0;
+        }
+        var n = await _stream.ReadAsync(_buffer.AsMemory(_end, Math.Min(ReadSize, _buffer.Length - _end)), cancellationToken);
+        if (n == 0)
+        {
+            _eof = true;
+            return true;
+        }
+        _read += n;
+        if (_read > _bounds.MaxBytes)
+        {
+            throw new TextTooLargeException(_bounds.MaxBytesName, _bounds.MaxBytes,
+                $"The text is longer than {_bounds.MaxBytesName}, {_bounds.MaxBytes} bytes (after decompression, for gzip); it was not read further.");
+        }
+        _end += n;
+        return true;
+    }
+
+    /// <summary>
+    /// Where the next line is in the buffer (the line taken), when the buffer holds it whole: ended by
+    /// '\n', or the last one at the end of the input. False when more must be read first, or nothing is left.
+    /// </summary>
+    private bool NextLine(out int start, out int length)
+    {
+        var newline = _buffer.AsSpan(_start, _end - _start).IndexOf((byte)'\n');
+        if (newline >= 0)
+        {
+            (start, length) = Take(newline, 1);
+            return true;
+        }
+        if (_end - _start > _bounds.MaxLineBytes)
+        {
+            throw LineTooLong();
+        }
+        if (_eof && _start < _end)
+        {
+            (start, length) = Take(_end - _start, 0);
+            return true;
+        }
+        (start, length) = (0, 0);
+        return false;
+    }
+
+    /// <summary>The line of <paramref name="length"/> bytes at the start, taken with its ending of <paramref name="ending"/> bytes: where its text is.</summary>
+    private (int Start, int Length) Take(int length, int ending)
     {
         if (length > _bounds.MaxLineBytes + (length > 0 && _buffer[_start + length - 1] == '\r' ? 1 : 0))
         {
             throw LineTooLong();
         }
         var text = length > 0 && _buffer[_start + length - 1] == '\r' ? length - 1 : length;
-        var line = Encoding.UTF8.GetString(_buffer, _start, text);
+        var start = _start;
         _start += length + ending;
-        return line;
+        return (start, text);
     }
 
     private TextTooLargeException LineTooLong() => new(_bounds.MaxLineBytesName, _bounds.MaxLineBytes,

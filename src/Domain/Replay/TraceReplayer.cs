@@ -36,6 +36,12 @@ public sealed class TraceReplayer
     private readonly ReplayCounts _counts = new();
     private readonly List<ReplaySnapshot> _timeline = [];
     private readonly ZoneCounters[] _before;
+    private char[] _chars = new char[1024];
+
+    // A workload uses a handful of gfp masks: each spelling is one string, read as a mask once.
+    private readonly GfpSpellings _gfpSpellings = new();
+    private readonly Dictionary<string, GfpFlags?> _gfpMasks = new(StringComparer.Ordinal);
+    private const int GfpMasksKept = 256;
 
     // The simulator's own mm_page_alloc_extfrag events, to count its fallbacks by migratetype as the trace's are.
     private readonly Tracing.TraceListener _fallbacks;
@@ -67,18 +73,60 @@ public sealed class TraceReplayer
     public Action<ReplaySnapshot>? OnSnapshot { get; init; }
 
     /// <summary>Reads one line of a trace.</summary>
-    public void Read(string line)
+    public void Read(string line) => Read(line.AsSpan());
+
+    /// <summary>Reads one line of a trace, as UTF-8 bytes without its '\n' (as <see cref="BoundedLineReader.TryReadLine"/> gives it).</summary>
+    public void Read(ReadOnlySpan<byte> utf8Line) => Apply(Parse(utf8Line));
+
+    /// <summary>Reads one line of a trace (without its '\n').</summary>
+    public void Read(ReadOnlySpan<char> line) => Apply(Parse(line));
+
+    /// <summary>A line as parsed: its event, or, for one of the first five that are not events, its start quoted.</summary>
+    internal readonly record struct ParsedLine(bool IsEvent, KmemRecord Record, string? Quote);
+
+    // Parse touches only _chars, _gfpSpellings and _quoted, Apply everything else: ReplayAsync may run
+    // the one on its own thread ahead of the other, in the same order of lines.
+    internal ParsedLine Parse(ReadOnlySpan<byte> utf8Line)
+    {
+        // Decoded into a buffer kept for the next line, not into a string per line: UTF-8 never
+        // decodes into more UTF-16 chars than it has bytes, so the buffer only grows for a longer line.
+        if (_chars.Length < utf8Line.Length)
+        {
+            _chars = new char[Math.Max(utf8Line.Length, _chars.Length * 2)];
+        }
+        return Parse(_chars.AsSpan(0, System.Text.Encoding.UTF8.GetChars(utf8Line, _chars)));
+    }
+
+    internal ParsedLine Parse(ReadOnlySpan<char> line)
+    {
+        if (KmemTraceParser.TryParse(line, _gfpSpellings, out var record))
+        {
+            return new ParsedLine(true, record, null);
+        }
+        // The first five non-empty lines that are not events are quoted in the result (200 characters of each).
+        if (_quoted < 5 && line.Length > 0)
+        {
+            _quoted++;
+            return new ParsedLine(false, default, new string(line[..Math.Min(line.Length, 200)]));
+        }
+        return default;
+    }
+
+    private int _quoted;
+
+    internal void Apply(in ParsedLine line)
     {
         _counts.Lines++;
-        if (!KmemTraceParser.TryParse(line, out var record))
+        if (!line.IsEvent)
         {
             _counts.NotEvents++;
-            if (_counts.FirstNotEvents.Count < 5 && line.Length > 0)
+            if (line.Quote is { } quote)
             {
-                _counts.FirstNotEvents.Add(line.Length > 200 ? line[..200] : line);
+                _counts.FirstNotEvents.Add(quote);
             }
             return;
         }
+        var record = line.Record;
         _counts.Events++;
         AdvanceClock(record.Time);
         var cpu = record.Cpu % _machine.Cpus;
@@ -180,7 +228,7 @@ public sealed class TraceReplayer
             _counts.StaleFreed++;
         }
         _failed.Remove(record.Pfn);
-        if (!Gfp.TryParse(record.Gfp ?? "GFP_KERNEL", out var gfp, out _))
+        if (GfpMask(record.Gfp ?? "GFP_KERNEL") is not { } gfp)
         {
             _counts.Skip("unknown-gfp");
             return;
@@ -195,6 +243,21 @@ public sealed class TraceReplayer
         var b = result.Value;
         _live[record.Pfn] = new Block(b.Zone, b.Pfn, b.Order, b.Compound);
         _counts.Allocations++;
+    }
+
+    /// <summary>Gfp.TryParse's mask for the spelling, or null when it has an unknown name; kept for the next allocation with it.</summary>
+    private GfpFlags? GfpMask(string spelling)
+    {
+        if (_gfpMasks.TryGetValue(spelling, out var mask))
+        {
+            return mask;
+        }
+        mask = Gfp.TryParse(spelling, out var flags, out _) ? flags : null;
+        if (_gfpMasks.Count < GfpMasksKept)
+        {
+            _gfpMasks.Add(spelling, mask);
+        }
+        return mask;
     }
 
     private void Free(long pfn, int order, int cpu)
@@ -384,14 +447,33 @@ public sealed record ReplayResult(
 /// <summary>Reading a trace: its lines, from text or gzip.</summary>
 public static class TraceInput
 {
-    /// <summary>Replays every line the reader gives, then returns the result; cancellable between lines.</summary>
+    /// <summary>
+    /// Replays every line the reader gives, then returns the result; cancellable at each read of the
+    /// stream. The lines are read as bytes in the reader's buffer, never as a string each; with more
+    /// than one processor they are parsed on one thread and simulated on another (<see cref="ReplayPipeline"/>),
+    /// with the same outcome.
+    /// </summary>
     public static async Task<ReplayResult> ReplayAsync(this TraceReplayer replayer, BoundedLineReader lines, CancellationToken cancellationToken = default)
     {
-        while (await lines.ReadLineAsync(cancellationToken) is { } line)
+        if (Environment.ProcessorCount > 1)
+        {
+            await new ReplayPipeline(replayer, lines).RunAsync(cancellationToken);
+            return replayer.Result();
+        }
+        while (await lines.FillAsync(cancellationToken))
+        {
+            ReadBuffered(replayer, lines);
+        }
+        return replayer.Result();
+    }
+
+    // Apart from the async method, which may not hold a span across an await.
+    private static void ReadBuffered(TraceReplayer replayer, BoundedLineReader lines)
+    {
+        while (lines.TryReadLine(out var line))
         {
             replayer.Read(line);
         }
-        return replayer.Result();
     }
 
     /// <summary>
