@@ -71,11 +71,14 @@ public class OpenApiTests
     public async Task EveryOperation_IsDescribed_AndEveryResponseSaysWhatItMeans()
     {
         var reasonPhrases = Enumerable.Range(100, 500).Select(s => ReasonPhrases.GetReasonPhrase(s)).Where(p => p.Length > 0).ToHashSet();
-        foreach (var (path, operations) in (await Served())["paths"]!.AsObject())
+        var document = await Served();
+        var tags = document["tags"]!.AsArray().Select(t => t!["name"]!.GetValue<string>()).ToHashSet();
+        foreach (var (path, operations) in document["paths"]!.AsObject())
         {
             foreach (var (method, operation) in operations!.AsObject())
             {
                 Assert.True(operation!["description"]?.GetValue<string>().Length > 40, $"{method} {path} has no description");
+                Assert.All(operation["tags"]!.AsArray(), t => Assert.True(tags.Contains(t!.GetValue<string>()), $"{method} {path}'s tag {t} is not among the document's tags (DocumentShapeFilter.Tags)"));
                 foreach (var (status, response) in operation["responses"]!.AsObject())
                 {
                     var description = response!["description"]!.GetValue<string>();

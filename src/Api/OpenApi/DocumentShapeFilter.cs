@@ -24,6 +24,8 @@ public sealed class DocumentShapeFilter : IDocumentFilter
             + "whose routes are also served without that prefix (POST /zones/Normal/alloc_pages is POST /machines/default/zones/Normal/alloc_pages)."),
         ("Proc", "/proc/buddyinfo, pagetypeinfo, zoneinfo and vmstat in the kernel's own text formats."),
         ("Tests", "The seed's in-kernel test, run on a private machine."),
+        ("Experiments", "One workload (the seed loop, vmalloc, LoadGen's mix, a real trace) on forks of the machine, a fork per variant "
+            + "(free strategy, min_free_kbytes, fault injection) and repeat, side by side: progress as Server-Sent Events, timelines as JSON or CSV."),
         ("Events", "The kmem tracepoints as a live stream, as perf and ftrace show them."),
         ("Fault injection", "fail_page_alloc: allocations failed on purpose, set at run time through its debugfs files."),
     ];

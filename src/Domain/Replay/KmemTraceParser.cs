@@ -237,19 +237,12 @@ public static class KmemTraceParser
     // The numbers: short runs of ASCII digits (all a trace holds) are read here, anything else by the
     // BCL parser the regular expression's code called, so that what reads, and as what, is unchanged.
 
-    /// <summary>int.TryParse(value, styles, InvariantCulture), for NumberStyles.None or AllowLeadingSign.</summary>
+    /// <summary>int.TryParse(value, styles, InvariantCulture), for NumberStyles.None or AllowLeadingSign: the same syntax as a long, in int's range.</summary>
     private static bool Int(ReadOnlySpan<char> value, NumberStyles styles, out int result)
     {
-        if (value.Length is > 0 and <= 9 && !value.ContainsAnyExceptInRange('0', '9'))
-        {
-            result = 0;
-            foreach (var c in value)
-            {
-                result = result * 10 + (c - '0');
-            }
-            return true;
-        }
-        return int.TryParse(value, styles, CultureInfo.InvariantCulture, out result);
+        var ok = Decimal(value, styles, out var wide) && wide is >= int.MinValue and <= int.MaxValue;
+        result = ok ? (int)wide : 0;
+        return ok;
     }
 
     /// <summary>long.TryParse(value, styles, InvariantCulture).</summary>
