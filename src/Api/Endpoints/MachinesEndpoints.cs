@@ -254,7 +254,8 @@ public static partial class MachinesEndpoints
             // The write failed (Redis down or slow, a conflicting writer) or its silo did not answer:
             // the recovery point did not move. Anything else is a fault, for the exception handler.
             http.Response.Headers.RetryAfter = "1";
-            var at = hosted.Durability.SnapshotAt is { } last ? last.ToString("O", System.Globalization.CultureInfo.InvariantCulture) : "the machine's creation";
+            // Spelled as the answer's durability.snapshotAt is (JSON drops trailing zeros of the fraction, "O" keeps seven digits).
+            var at = hosted.Durability.SnapshotAt is { } last ? JsonSerializer.Serialize(last).Trim('"') : "the machine's creation";
             return Problems.Of(ProblemCatalog.MachineUnavailable,
                 $"Machine '{machine}''s snapshot could not be written to grain storage ({failure.GetType().Name}): its recovery point stays at {at}. Try again shortly.");
         }
