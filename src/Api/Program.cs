@@ -152,10 +152,15 @@ try
     });
     app.UseRouting();
     // Swagger UI and the document are on unless "Swagger:Enabled" is false; open to all, like health.
+    // Both answer only under /swagger (their default route and prefix): a branch for those paths
+    // keeps their per-request path checks off every page call.
     if (app.Configuration.GetValue("Swagger:Enabled", defaultValue: true))
     {
-        app.UseSwagger();
-        app.UseSwaggerUI();
+        app.UseWhen(context => context.Request.Path.StartsWithSegments("/swagger"), swagger =>
+        {
+            swagger.UseSwagger();
+            swagger.UseSwaggerUI();
+        });
     }
     // The page at / (wwwroot: static HTML, CSS and JS modules, no build step); open to all, like health.
     app.MapStaticAssets().AllowAnonymous();
@@ -165,7 +170,12 @@ try
         app.UseAuthentication();
         app.UseAuthorization();
     }
-    app.UseRequestTimeouts();
+    // Only endpoints that name a timeout policy have a timeout (there is no default policy): the
+    // middleware runs for them, not for every page call.
+    app.UseWhen(context => context.GetEndpoint()?.Metadata is { } metadata
+            && (metadata.GetMetadata<Microsoft.AspNetCore.Http.Timeouts.RequestTimeoutAttribute>() is not null
+                || metadata.GetMetadata<Microsoft.AspNetCore.Http.Timeouts.RequestTimeoutPolicy>() is not null),
+        timeouts => timeouts.UseRequestTimeouts());
     app.UseRateLimiter();
     // Last before the endpoint: a request for a machine on another silo is sent to it (its grain).
     app.Use(MachineForwarding.InvokeAsync);
