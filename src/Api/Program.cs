@@ -44,6 +44,7 @@ builder.Services.AddSingleton<ForwardedRequestRunner>();
 builder.Services.AddSingleton<StreamRelays>();
 builder.Services.AddSingleton<EventStreams>();
 builder.Services.AddSingleton<PageAlloc.Api.Experiments.ExperimentRegistry>();
+builder.Services.AddSingleton<PageAlloc.Api.Experiments.ExperimentTraces>();
 builder.Services.AddHostedService<MachineBoot>();
 builder.Services.AddHostedService<IdleMachineSweeper>();
 

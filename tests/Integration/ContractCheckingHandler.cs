@@ -13,8 +13,12 @@ internal sealed class ContractCheckingHandler : DelegatingHandler
 {
     private static readonly Lazy<JsonNode> Document = new(() => JsonNode.Parse(File.ReadAllText(CommittedOpenApi.Path()))!);
 
+    // Most literal segments first, as routing prefers a literal to a parameter (/experiments/traces
+    // is not /experiments/{id}).
     private static readonly Lazy<(Regex Path, string Template)[]> Routes = new(() =>
-        [.. Document.Value["paths"]!.AsObject().Select(p => (new Regex("^" + Regex.Replace(p.Key, @"\{[^/]+\}", "[^/]+") + "/?$"), p.Key))]);
+        [.. Document.Value["paths"]!.AsObject()
+            .OrderByDescending(p => p.Key.Split('/').Count(segment => segment.Length > 0 && !segment.StartsWith('{')))
+            .Select(p => (new Regex("^" + Regex.Replace(p.Key, @"\{[^/]+\}", "[^/]+") + "/?$"), p.Key))]);
 
     protected override async Task<HttpResponseMessage> SendAsync(HttpRequestMessage request, CancellationToken cancellationToken)
     {

@@ -198,4 +198,60 @@ public class ExperimentEndpointTests
         var alice = SecurityTests.As(app, SecurityTests.AliceKey);
         Assert.Equal(HttpStatusCode.NotFound, (await alice.GetAsync("/machines/bobs/experiments", Ct)).StatusCode);
     }
+
+    private static string FixtureTrace => Path.Combine(AppContext.BaseDirectory, "Fixtures", "traces", "git-clone-tar.perf-script.txt.gz");
+
+    private static async Task<HttpResponseMessage> Upload(HttpClient client, string name, byte[] body, string type = "application/gzip")
+    {
+        var content = new ByteArrayContent(body);
+        content.Headers.ContentType = new System.Net.Http.Headers.MediaTypeHeaderValue(type);
+        return await client.PostAsync($"/machines/default/experiments/traces?name={name}", content, Ct);
+    }
+
+    [Fact]
+    public async Task AnUploadedTrace_IsReplayedByAnExperiment_AsTheSameBuiltInTraceIs()
+    {
+        await using var app = new PageAllocApp();
+        var client = app.CreateClient();
+
+        var uploaded = await Upload(client, "mine.v1", await File.ReadAllBytesAsync(FixtureTrace, Ct));
+
+        Assert.Equal(HttpStatusCode.Created, uploaded.StatusCode);
+        var kept = await Json(uploaded);
+        Assert.Equal(4196, (long)kept["lines"]!);
+        Assert.Equal("uploaded", (string)kept["kind"]!);
+        var listed = (await Json(await client.GetAsync("/experiments/traces", Ct)))["traces"]!.AsArray().Select(t => (string)t!["name"]!);
+        Assert.Equal(["git-clone-tar", "mine.v1"], listed);
+
+        async Task<JsonArray> Timeline(string trace)
+        {
+            var body = new { workload = new { kind = "trace", trace, rangeEvery = 40 }, variants = new object[] { new { strategy = "per-page" } }, points = 30 };
+            var href = (await client.PostAsJsonAsync("/experiments", body, Ct)).Headers.Location!.OriginalString;
+            await Follow(client, href);
+            var timeline = (await Json(await client.GetAsync(href, Ct)))["variants"]![0]!["runs"]![0]!["timeline"]!.AsArray();
+            foreach (var sample in timeline)
+            {
+                sample!.AsObject().Remove("elapsedNs");
+            }
+            return timeline;
+        }
+        Assert.True(JsonNode.DeepEquals(await Timeline("git-clone-tar"), await Timeline("mine.v1")));
+    }
+
+    [Fact]
+    public async Task AnUploadThatIsNoTrace_OrBadlyNamed_OrTooLarge_IsRefused_AndNothingIsKept()
+    {
+        await using var app = new PageAllocApp(("Limits:ExperimentTraceBytes", "100000"));
+        var client = app.CreateClient();
+
+        Assert.Equal(HttpStatusCode.BadRequest, (await Upload(client, "text", "hello\nworld\n"u8.ToArray(), "application/octet-stream")).StatusCode);
+        Assert.Equal(HttpStatusCode.BadRequest, (await Upload(client, "bad", "not gzip"u8.ToArray())).StatusCode);
+        Assert.Equal(HttpStatusCode.BadRequest, (await Upload(client, "git-clone-tar", await File.ReadAllBytesAsync(FixtureTrace, Ct))).StatusCode);
+        Assert.Equal(HttpStatusCode.BadRequest, (await Upload(client, "no%20spaces", await File.ReadAllBytesAsync(FixtureTrace, Ct))).StatusCode);
+        var big = new byte[200_000];
+        Assert.Equal(HttpStatusCode.RequestEntityTooLarge, (await Upload(client, "big", big, "application/octet-stream")).StatusCode);
+        Assert.Single((await Json(await client.GetAsync("/experiments/traces", Ct)))["traces"]!.AsArray());
+        var unknown = await client.PostAsJsonAsync("/experiments", new { workload = new { kind = "trace", trace = "text" }, variants = new object[] { new { } } }, Ct);
+        Assert.Equal(HttpStatusCode.BadRequest, unknown.StatusCode);
+    }
 }

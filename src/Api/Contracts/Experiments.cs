@@ -108,3 +108,14 @@ public sealed record ExperimentResponse(
 
 /// <summary>GET /machines/{machine}/experiments: the machine's experiments, newest first, without their results.</summary>
 public sealed record ExperimentListResponse(IReadOnlyList<ExperimentResponse> Experiments, [property: Description("Limits:ExperimentsKept: the most kept at once; the oldest finished one makes way for a new one.")] int Kept);
+
+/// <summary>A trace an experiment can replay: one the service holds, or one uploaded for the machine.</summary>
+public sealed record ExperimentTraceResponse(
+    [property: Description("What workload.trace names.")] string Name,
+    [property: Description("built-in (the repository's, in every service) or uploaded (POST .../experiments/traces, this machine's).")] string Kind,
+    long Lines,
+    [property: Description("Lines that are kmem events.")] long Events,
+    [property: Description("The bytes kept (as sent: gzip or text); 0 for a built-in trace.")] long Bytes);
+
+/// <summary>GET .../experiments/traces: every trace the machine's experiments can replay.</summary>
+public sealed record ExperimentTraceListResponse(IReadOnlyList<ExperimentTraceResponse> Traces, [property: Description("Limits:ExperimentTraces: the most uploaded traces a silo keeps; the oldest makes way.")] int Kept);

@@ -22,6 +22,7 @@ public static class ExperimentsEndpoints
 
     public static IEndpointRouteBuilder MapExperiments(this IEndpointRouteBuilder app)
     {
+        var limits = app.ServiceProvider.GetRequiredService<Microsoft.Extensions.Options.IOptions<LimitsOptions>>().Value;
         var experiments = app.MapGroup("/experiments").WithTags("Experiments")
             .Refuses("API keys are configured and the request has none, or an unknown one.", ProblemCatalog.Unauthenticated);
         experiments.MapPost("/", Start).WithName("StartExperiment")
@@ -40,6 +41,31 @@ public static class ExperimentsEndpoints
             .Refuses("The fragment's free lists do not fit the zone without merging; nothing ran.", ProblemCatalog.Of(Domain.Model.PageErrorKind.ImportDoesNotFit))
             .RequireMachineAdministration()
             .OutsideMachineGate(); // it forks the machine under the gate itself, and changes nothing served
+        experiments.MapPost("/traces", UploadTrace).WithName("UploadExperimentTrace")
+            .WithSummary("Upload a kernel kmem trace for the machine's experiments to replay (workload.trace names it)")
+            .WithDescription("The body is what POST /replay takes: perf script, ftrace or trace-cmd text as application/octet-stream, or "
+                + "gzipped as application/gzip. It is checked as a replay reads it (lines at most Limits:BodyLineBytes, at least one kmem "
+                + "event) and kept as sent, on the machine's silo, for `{\"workload\":{\"kind\":\"trace\",\"trace\":name}}`; one of the same "
+                + "name is replaced. A silo keeps Limits:ExperimentTraces uploads, the oldest making way; they go with the machine.")
+            .Accepts<string>("application/octet-stream", "application/gzip")
+            .WithMetadata(new NonJsonBody("application/octet-stream", "application/gzip"))
+            .WithMetadata(new Microsoft.AspNetCore.Mvc.RequestSizeLimitAttribute(limits.ExperimentTraceBytes))
+            .Answers(201, "The trace as kept.")
+            .Refuses("name is not 1..64 of a-z, A-Z, 0-9, '-', '_' and '.', or names a built-in trace; or the body holds no kmem event (not a trace, or bad gzip).",
+                ProblemCatalog.Validation, ProblemCatalog.NotATrace)
+            .Refuses("The body is past Limits:ExperimentTraceBytes, or has a line longer than Limits:BodyLineBytes, or more text than Limits:ReplayDecompressedBytes once gunzipped.", ProblemCatalog.BodyTooLarge)
+            .Refuses(MachineEndpoints.NotAdministrator, ProblemCatalog.Forbidden)
+            .Refuses("A replay, a test or another upload is being read (one at a time: reading a trace is a replay's parse), or the key's request budget is spent.", ProblemCatalog.TooManyRequests)
+            .Refuses("Reading the trace took longer than Limits:TestTimeoutSeconds and was stopped.", ProblemCatalog.Timeout)
+            .RequireRateLimiting(TestsEndpoints.OneAtATime)
+            .WithRequestTimeout(TestsEndpoints.TestTimeout)
+            .EndsWhenTheServiceStops()
+            .RequireMachineAdministration()
+            .OutsideMachineGate();
+        experiments.MapGet("/traces", ListTraces).WithName("ListExperimentTraces")
+            .WithSummary("The traces the machine's experiments can replay: the built-in ones, and those uploaded for it")
+            .WithDescription("Each with its lines and kmem events; workload.trace names one.")
+            .Answers(200, "The traces.");
         experiments.MapGet("/", List).WithName("ListExperiments")
             .WithSummary("The machine's experiments, newest first, without their results")
             .WithDescription("Every experiment this silo keeps for the machine (Limits:ExperimentsKept in all, the oldest finished making way), "
@@ -79,9 +105,13 @@ public static class ExperimentsEndpoints
     }
 
     public static Results<Accepted<ExperimentResponse>, ProblemHttpResult, ValidationProblem> Start(
-        MachineScope scope, ExperimentRegistry registry, MachineRegistry machines, ExperimentRequest request)
+        MachineScope scope, ExperimentRegistry registry, MachineRegistry machines, ExperimentTraces traces, ExperimentRequest request)
     {
         var spec = request.ToSpec();
+        if (spec.Workload.Trace is { } name && !KnownTraces.Exists(name) && traces.Find(scope.Hosted.Name, name) is { } uploaded)
+        {
+            spec = spec with { Workload = spec.Workload with { Source = uploaded.Trace } };
+        }
         if (spec.Validate(scope.Machine) is { Count: > 0 } problems)
         {
             var errors = problems.GroupBy(p => p.Field).ToDictionary(g => g.Key, g => g.Select(p => p.Problem).ToArray());
@@ -99,6 +129,60 @@ public static class ExperimentsEndpoints
         var response = Describe(scope, started!, timelines: false);
         return TypedResults.Accepted(response.Href, response);
     }
+
+    public static async Task<Results<Created<ExperimentTraceResponse>, ProblemHttpResult, ValidationProblem>> UploadTrace(
+        MachineScope scope, ExperimentTraces traces, Microsoft.Extensions.Options.IOptions<LimitsOptions> limits, HttpRequest request,
+        [Description("The trace's name, for workload.trace: 1..64 of a-z, A-Z, 0-9, '-', '_' and '.'.")] string name, CancellationToken cancellationToken)
+    {
+        if (name.Length is < 1 or > 64 || name.AsSpan().ContainsAnyExcept(TraceNameCharacters) || KnownTraces.Exists(name))
+        {
+            var message = KnownTraces.Exists(name) ? $"'{name}' is a built-in trace's name." : $"'{name}' is not a trace name: 1..64 of a-z, A-Z, 0-9, '-', '_' and '.'.";
+            return TypedResults.ValidationProblem(new Dictionary<string, string[]> { ["name"] = [message] }, detail: message);
+        }
+        using var body = new MemoryStream();
+        await request.Body.CopyToAsync(body, cancellationToken); // bounded by the endpoint's RequestSizeLimit (413 past it)
+        var bytes = body.ToArray();
+        var l = limits.Value;
+        long lines = 0, events = 0;
+        try
+        {
+            using var reader = PageAlloc.Domain.Replay.TraceInput.Open(new MemoryStream(bytes, writable: false), PageAlloc.Domain.Replay.TraceInput.IsGzip(bytes),
+                new PageAlloc.Domain.Replay.TextBounds(l.ReplayDecompressedBytes, l.BodyLineBytes,
+                    $"Limits:{nameof(LimitsOptions.ReplayDecompressedBytes)}", $"Limits:{nameof(LimitsOptions.BodyLineBytes)}"));
+            while (await reader.ReadLineAsync(cancellationToken) is { } line)
+            {
+                lines++;
+                events += PageAlloc.Domain.Replay.KmemTraceParser.TryParse(line, out _) ? 1 : 0;
+            }
+        }
+        catch (PageAlloc.Domain.Replay.TextTooLargeException tooLarge)
+        {
+            return Problems.Of(ProblemCatalog.BodyTooLarge, $"The body: {tooLarge.Message}");
+        }
+        catch (InvalidDataException bad)
+        {
+            return Problems.Of(ProblemCatalog.NotATrace, PageAlloc.Domain.Replay.TraceInput.BadGzip(bad, "the body"));
+        }
+        if (events == 0)
+        {
+            return Problems.Of(ProblemCatalog.NotATrace, $"The body holds no kmem event in its {lines} lines: it is not a perf script, ftrace or trace-cmd kmem trace.");
+        }
+        var kept = new UploadedTrace(scope.Hosted.Name, WorkloadTrace.FromBytes(name, bytes, lines), events, bytes.Length, DateTimeOffset.UtcNow);
+        traces.Add(kept);
+        return TypedResults.Created($"{scope.PathBase}/experiments/traces", Describe(kept));
+    }
+
+    private static readonly System.Buffers.SearchValues<char> TraceNameCharacters =
+        System.Buffers.SearchValues.Create("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_.");
+
+    public static Ok<ExperimentTraceListResponse> ListTraces(MachineScope scope, ExperimentTraces traces, Microsoft.Extensions.Options.IOptions<LimitsOptions> limits) =>
+        TypedResults.Ok(new ExperimentTraceListResponse(
+            [.. KnownTraces.Names.Order(StringComparer.Ordinal).Select(n => new ExperimentTraceResponse(n, "built-in", KnownTraces.Lines(n).Count,
+                KnownTraces.Lines(n).Count(line => PageAlloc.Domain.Replay.KmemTraceParser.TryParse(line, out _)), 0)),
+             .. traces.Of(scope.Hosted.Name).Select(Describe)],
+            limits.Value.ExperimentTraces));
+
+    private static ExperimentTraceResponse Describe(UploadedTrace t) => new(t.Trace.Name, "uploaded", t.Trace.LineCount, t.Events, t.Bytes);
 
     public static Ok<ExperimentListResponse> List(MachineScope scope, ExperimentRegistry registry) =>
         TypedResults.Ok(new ExperimentListResponse([.. registry.Of(scope.Hosted.Name).Select(e => Describe(scope, e, timelines: false))], registry.Kept));

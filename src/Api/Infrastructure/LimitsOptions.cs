@@ -189,6 +189,17 @@ public sealed class LimitsOptions : IValidatableObject
     [Range(1, 86400)]
     public int ExperimentTimeoutSeconds { get; set; } = 600;
 
+    /// <summary>
+    /// Uploaded traces a silo keeps for experiments (POST .../experiments/traces), each held as the
+    /// bytes sent (gzip or text): a new one makes the oldest go.
+    /// </summary>
+    [Range(1, 1024)]
+    public int ExperimentTraces { get; set; } = 4;
+
+    /// <summary>The largest trace an experiment upload takes, as sent (413 beyond): 64 MiB, a gzipped perf script of about 15 M events.</summary>
+    [Range(1, int.MaxValue)]
+    public int ExperimentTraceBytes { get; set; } = 64 << 20;
+
     /// <summary>GET .../experiments/{id}/progress streams open at once on a silo (429 beyond); each ends with its experiment.</summary>
     [Range(1, 1024)]
     public int ExperimentProgressStreams { get; set; } = 16;

@@ -128,7 +128,7 @@ public sealed record ExperimentSpec(WorkloadSpec Workload, IReadOnlyList<Variant
         if (w.Kind == WorkloadKind.Trace)
         {
             Check(w.TraceToRead() is not null, "workload.trace",
-                $"A trace workload names one of the traces the service holds ({string.Join(", ", KnownTraces.Names)}), not '{w.Trace}'.");
+                $"A trace workload names one of the traces the service holds ({string.Join(", ", KnownTraces.Names)}) or one uploaded for the machine (POST .../experiments/traces), not '{w.Trace}'.");
         }
         if (Fragment is { } target)
         {

@@ -62,9 +62,19 @@ public sealed record WorkloadTrace(string Name, long LineCount, Func<IEnumerable
         return new WorkloadTrace(Path.GetFileName(path), lines, () => ReadLines(path));
     }
 
-    private static IEnumerable<string> ReadLines(string path)
+    /// <summary>
+    /// A trace a client uploaded (tools' text or gzip, as given): kept as those bytes and read from
+    /// them at each pass, so it costs its compressed size; <paramref name="lineCount"/> is what the
+    /// upload counted when it checked the trace.
+    /// </summary>
+    public static WorkloadTrace FromBytes(string name, byte[] bytes, long lineCount) =>
+        new(name, lineCount, () => ReadLines(() => new MemoryStream(bytes, writable: false)));
+
+    private static IEnumerable<string> ReadLines(string path) => ReadLines(() => File.OpenRead(path));
+
+    private static IEnumerable<string> ReadLines(Func<Stream> open)
     {
-        using var file = File.OpenRead(path);
+        using var file = open();
         var start = new byte[2];
         var gzip = file.Read(start) == 2 && start[0] == 0x1f && start[1] == 0x8b;
         file.Position = 0;
