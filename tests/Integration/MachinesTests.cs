@@ -210,9 +210,15 @@ public class MachinesTests(SharedPageAllocApp shared) : IClassFixture<SharedPage
         await http.PostAsJsonAsync("/machines", Small("quiet"), Ct);
         await http.PostAsJsonAsync("/machines", Small("loud"), Ct);
 
-        var quiet = http.GetStringAsync("/machines/quiet/events?format=perf-script&seconds=2", Ct);
-        var loud = http.GetStringAsync("/machines/loud/events?format=perf-script&seconds=2", Ct);
-        await Task.Delay(500, Ct);
+        var quiet = http.GetStringAsync("/machines/quiet/events?format=perf-script&seconds=3", Ct);
+        var loud = http.GetStringAsync("/machines/loud/events?format=perf-script&seconds=3", Ct);
+        // Both streams listening before the calls (a fixed wait was too short on a loaded CI run).
+        var streams = app.Services.GetRequiredService<PageAlloc.Api.Endpoints.EventStreams>();
+        for (var i = 0; i < 200 && streams.Open < 2; i++)
+        {
+            await Task.Delay(10, Ct);
+        }
+        Assert.Equal(2, streams.Open);
         for (var i = 0; i < 5; i++)
         {
             await http.PostAsJsonAsync("/machines/loud/zones/Normal/alloc_pages", new { order = 0 }, Ct);
