@@ -152,12 +152,16 @@ public class ExperimentEndpointTests
         await client.DeleteAsync(next.Headers.Location, Ct);
     }
 
-    [Fact]
-    public async Task RacingStarts_OnlyLimitsExperimentsRunning_AreAccepted_TheRest429()
+    [Theory]
+    [InlineData(false)]
+    [InlineData(true)] // the fragmented start, whose template is a machine booted for it, holds the same bound
+    public async Task RacingStarts_OnlyLimitsExperimentsRunning_AreAccepted_TheRest429(bool fragmented)
     {
         await using var app = new PageAllocApp(("Limits:ExperimentsRunning", "2"));
         var client = app.CreateClient();
-        var endless = new { workload = new { kind = "seed-loop", steps = 1_000_000 }, variants = new object[] { new { name = "per-page", strategy = "per-page" } } };
+        object endless = fragmented
+            ? new { workload = new { kind = "seed-loop", steps = 1_000_000 }, variants = new object[] { new { name = "per-page", strategy = "per-page" } }, fragment = new { freePages = 262144 } }
+            : new { workload = new { kind = "seed-loop", steps = 1_000_000 }, variants = new object[] { new { name = "per-page", strategy = "per-page" } } };
 
         var answers = await Task.WhenAll(Enumerable.Range(0, 8).Select(_ => client.PostAsJsonAsync("/experiments", endless, Ct)));
 

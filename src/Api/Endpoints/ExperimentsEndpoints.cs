@@ -142,13 +142,11 @@ public static class ExperimentsEndpoints
         using var body = new MemoryStream();
         await request.Body.CopyToAsync(body, cancellationToken); // bounded by the endpoint's RequestSizeLimit (413 past it)
         var bytes = body.ToArray();
-        var l = limits.Value;
         long lines = 0, events = 0;
         try
         {
             using var reader = PageAlloc.Domain.Replay.TraceInput.Open(new MemoryStream(bytes, writable: false), PageAlloc.Domain.Replay.TraceInput.IsGzip(bytes),
-                new PageAlloc.Domain.Replay.TextBounds(l.ReplayDecompressedBytes, l.BodyLineBytes,
-                    $"Limits:{nameof(LimitsOptions.ReplayDecompressedBytes)}", $"Limits:{nameof(LimitsOptions.BodyLineBytes)}"));
+                limits.Value.TraceBodyBounds());
             while (await reader.ReadLineAsync(cancellationToken) is { } line)
             {
                 lines++;
@@ -177,8 +175,7 @@ public static class ExperimentsEndpoints
 
     public static Ok<ExperimentTraceListResponse> ListTraces(MachineScope scope, ExperimentTraces traces, Microsoft.Extensions.Options.IOptions<LimitsOptions> limits) =>
         TypedResults.Ok(new ExperimentTraceListResponse(
-            [.. KnownTraces.Names.Order(StringComparer.Ordinal).Select(n => new ExperimentTraceResponse(n, "built-in", KnownTraces.Lines(n).Count,
-                KnownTraces.Lines(n).Count(line => PageAlloc.Domain.Replay.KmemTraceParser.TryParse(line, out _)), 0)),
+            [.. KnownTraces.Names.Order(StringComparer.Ordinal).Select(n => new ExperimentTraceResponse(n, "built-in", KnownTraces.Lines(n).Count, KnownTraces.Events(n), 0)),
              .. traces.Of(scope.Hosted.Name).Select(Describe)],
             limits.Value.ExperimentTraces));
 

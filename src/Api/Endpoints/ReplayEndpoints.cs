@@ -67,10 +67,8 @@ public static class ReplayEndpoints
         ReplayResult result;
         try
         {
-            var l = limits.Value;
-            using var lines = TraceInput.Open(request.Body, gzip, new TextBounds(l.ReplayDecompressedBytes, l.BodyLineBytes,
-                $"Limits:{nameof(LimitsOptions.ReplayDecompressedBytes)}", $"Limits:{nameof(LimitsOptions.BodyLineBytes)}"));
-            result = await new TraceReplayer(machine, preferred, timelineEvery ?? 10_000, l.ReplayTimelinePoints).ReplayAsync(lines, cancellationToken);
+            using var lines = TraceInput.Open(request.Body, gzip, limits.Value.TraceBodyBounds());
+            result = await new TraceReplayer(machine, preferred, timelineEvery ?? 10_000, limits.Value.ReplayTimelinePoints).ReplayAsync(lines, cancellationToken);
         }
         catch (TextTooLargeException tooLarge)
         {

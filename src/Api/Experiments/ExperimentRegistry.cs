@@ -46,18 +46,6 @@ public sealed class ExperimentRegistry : IDisposable
     /// </summary>
     public (Experiment? Started, ExperimentRefusal? Refused) Start(HostedMachine hosted, string? owner, ExperimentSpec spec)
     {
-        // A fragmented start is the machine's shape booted afresh: made (and refused) here, before
-        // anything is counted, and run as the template; the machine itself is not read.
-        Domain.Allocator.Machine? fragmented = null;
-        if (spec.Fragment is { } fragment)
-        {
-            var made = ExperimentRunner.Fragmented(hosted.Machine.Config, spec.Workload.Zone, fragment);
-            if (made.Error is { } error)
-            {
-                return (null, new(ProblemCatalog.Of(error.Kind), error.Detail));
-            }
-            fragmented = made.Value;
-        }
         var forkBytes = Math.Max(1, hosted.Machine.Config.StateBytes());
         var fits = _limits.ExperimentMemoryBytes / forkBytes - 1; // the template, then one fork per run at once
         if (fits < 1)
@@ -86,7 +74,28 @@ public sealed class ExperimentRegistry : IDisposable
             experiment = new Experiment(NewId(), hosted.Name, owner, spec, parallelism, _time.GetUtcNow());
             _experiments.Add(experiment);
         }
-        var template = fragmented ?? hosted.Gate.Exclusive(() => hosted.Machine.Fork());
+        // The template is made once the running place is taken, so racing starts cannot boot more
+        // machines than Limits:ExperimentsRunning allows. A fragmented start is the machine's shape
+        // booted afresh and fragmented (the machine itself is not read); refused, it gives the place back.
+        Domain.Allocator.Machine template;
+        if (spec.Fragment is { } fragment)
+        {
+            var made = ExperimentRunner.Fragmented(hosted.Machine.Config, spec.Workload.Zone, fragment);
+            if (made.Error is { } error)
+            {
+                lock (_lock)
+                {
+                    _experiments.Remove(experiment);
+                }
+                experiment.Dispose();
+                return (null, new(ProblemCatalog.Of(error.Kind), error.Detail));
+            }
+            template = made.Value;
+        }
+        else
+        {
+            template = hosted.Gate.Exclusive(() => hosted.Machine.Fork());
+        }
         experiment.Start(template, TimeSpan.FromSeconds(_limits.ExperimentTimeoutSeconds), _time, _logger);
         return (experiment, null);
     }

@@ -204,6 +204,10 @@ public sealed class LimitsOptions : IValidatableObject
     [Range(1, 1024)]
     public int ExperimentProgressStreams { get; set; } = 16;
 
+    /// <summary>What a trace body may hold (POST /replay's, an experiment's upload): ReplayDecompressedBytes of text, BodyLineBytes a line.</summary>
+    public PageAlloc.Domain.Replay.TextBounds TraceBodyBounds() => new(ReplayDecompressedBytes, BodyLineBytes,
+        $"Limits:{nameof(ReplayDecompressedBytes)}", $"Limits:{nameof(BodyLineBytes)}");
+
     public IEnumerable<ValidationResult> Validate(ValidationContext validationContext)
     {
         if (HealthConnections >= MaxConcurrentConnections)

@@ -26,6 +26,12 @@ public static class KnownTraces
     /// <summary>The trace's lines, as perf script printed them.</summary>
     public static IReadOnlyList<string> Lines(string name) => Traces[name].Value;
 
+    private static readonly Dictionary<string, Lazy<long>> EventCounts = Traces.Keys.ToDictionary(n => n,
+        n => new Lazy<long>(() => Lines(n).Count(line => Replay.KmemTraceParser.TryParse(line, out _))), StringComparer.Ordinal);
+
+    /// <summary>The trace's lines that are kmem events, counted once.</summary>
+    public static long Events(string name) => EventCounts[name].Value;
+
     /// <summary>A trace the service holds, as a source a workload reads.</summary>
     public static WorkloadTrace Source(string name) => new(name, Lines(name).Count, () => Lines(name));
 
