@@ -66,7 +66,7 @@ public class SnapshotTests
     internal static string Texts(Machine m)
     {
         var stats = m.Stats();
-        return ProcFs.BuddyInfo(stats) + ProcFs.PageTypeInfo(stats) + ProcFs.ZoneInfo(stats, m.Cpus) + ProcFs.VmStat(stats)
+        return ProcFs.BuddyInfo(stats) + ProcFs.PageTypeInfo(stats) + ProcFs.ZoneInfo(stats, m.Cpus, m.Vmscan) + ProcFs.VmStat(stats, m.Vmscan)
             + Fragmentation.UnusableIndexText(stats) + Fragmentation.ExtfragIndexText(stats)
             + string.Join("\n", stats.Select(s => s with { Locks = [.. s.Locks.Select(l => l with { WaitNs = 0, HoldNs = 0 })] }).Select(Describe))
             + string.Join(",", m.Memcgs.Select(g => $"{g.Name}:{g.UsagePages}/{g.MaxPages}/{g.MaxEvents}"))
@@ -272,7 +272,7 @@ public class SnapshotTests
         var e = Refused(snapshot);
 
         Assert.Equal(SnapshotProblem.UnsupportedVersion, e.Problem);
-        Assert.Equal("snapshot format version 3 is not this service's version 1: a snapshot of another version is refused, not converted.", e.Message);
+        Assert.Equal("snapshot format version 3 is not one this service reads (1..2): a snapshot of another version is refused, not converted.", e.Message);
     }
 
     [Theory]
@@ -384,7 +384,7 @@ public class SnapshotTests
         var header = new byte[HeaderSize];
         byte[] magic = [0x89, (byte)'P', (byte)'A', (byte)'S', 0x0D, 0x0A, 0x1A, 0x0A];
         magic.CopyTo(header, 0);
-        BinaryPrimitives.WriteUInt16LittleEndian(header.AsSpan(8), 1); // version
+        BinaryPrimitives.WriteUInt16LittleEndian(header.AsSpan(8), (ushort)MachineSnapshot.FormatVersion); // version
         BinaryPrimitives.WriteUInt16LittleEndian(header.AsSpan(10), HeaderSize);
         header[12] = 1; // zlib
         header[13] = 1; // SHA-256

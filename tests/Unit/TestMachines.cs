@@ -34,7 +34,7 @@ internal static class TestMachines
     public static string Fingerprint(this Machine m)
     {
         var stats = m.Stats();
-        return ProcFs.BuddyInfo(stats) + ProcFs.PageTypeInfo(stats) + ProcFs.ZoneInfo(stats, m.Cpus) + ProcFs.VmStat(stats)
+        return ProcFs.BuddyInfo(stats) + ProcFs.PageTypeInfo(stats) + ProcFs.ZoneInfo(stats, m.Cpus, m.Vmscan) + ProcFs.VmStat(stats, m.Vmscan)
             + string.Join(",", stats.Select(s => $"{s.AllocatedPages}/{s.PcpPages}/{string.Join(":", s.Events)}"));
     }
 

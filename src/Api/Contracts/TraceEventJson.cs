@@ -23,6 +23,8 @@ public sealed record TraceEventJson(
     [property: JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)] int? FallbackMigratetype,
     [property: JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)] bool? ChangeOwnership,
     [property: JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)] string? Strategy,
+    [property: JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)] int? Nid,
+    [property: JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)] long? NrReclaimed,
     string Text)
 {
     public static TraceEventJson From(in TraceEvent e, string zone) => new(
@@ -33,12 +35,14 @@ public sealed record TraceEventJson(
         zone,
         e.Pfn,
         e.Order,
-        e.Type is TraceEventType.MmPageFree or TraceEventType.MmPageFreeBatched ? null : e.MigrateType,
-        e.Type == TraceEventType.MmPageAlloc ? Gfp.Format(e.Gfp) : null,
+        e.Type is TraceEventType.MmPageFree or TraceEventType.MmPageFreeBatched || TraceText.IsVmscan(e.Type) ? null : e.MigrateType,
+        e.Type is TraceEventType.MmPageAlloc or TraceEventType.MmVmscanWakeupKswapd or TraceEventType.MmVmscanDirectReclaimBegin ? Gfp.Format(e.Gfp) : null,
         e.Type == TraceEventType.MmPageAllocZoneLocked ? e.Flag : null,
         e.Type == TraceEventType.MmPageAllocExtfrag ? e.FallbackOrder : null,
         e.Type == TraceEventType.MmPageAllocExtfrag ? e.FallbackMigrateType : null,
         e.Type == TraceEventType.MmPageAllocExtfrag ? e.Flag : null,
         e.Type == TraceEventType.RangeFreeChunk ? FreeStrategies.Of(e.Strategy).Name : null,
+        TraceText.IsVmscan(e.Type) && e.Type != TraceEventType.MmVmscanDirectReclaimBegin && e.Type != TraceEventType.MmVmscanDirectReclaimEnd ? e.Node : null,
+        e.Type == TraceEventType.MmVmscanDirectReclaimEnd ? e.NrReclaimed : null,
         TraceText.Fields(in e));
 }

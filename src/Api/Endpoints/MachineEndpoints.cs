@@ -47,11 +47,11 @@ public static class MachineEndpoints
             .WithName("ProcPagetypeinfo").WithSummary("/proc/pagetypeinfo")
             .WithDescription("Free blocks per order and migratetype, and pageblocks per migratetype, in the kernel's pagetypeinfo_show() format.")
             .Produces<string>(200, "text/plain").Answers(200, "The file's text.");
-        proc.MapGet("/zoneinfo", (MachineScope h) => Text(ProcFs.ZoneInfo(h.Machine.Stats(), h.Machine.Cpus)))
+        proc.MapGet("/zoneinfo", (MachineScope h) => Text(ProcFs.ZoneInfo(h.Machine.Stats(), h.Machine.Cpus, h.Machine.Vmscan)))
             .WithName("ProcZoneinfo").WithSummary("/proc/zoneinfo (the fields PageAlloc models)")
             .WithDescription("Each zone's watermarks, spanned, present and managed pages, lowmem reserve (protection) and pcp high and batch per cpu, in zoneinfo_show()'s format.")
             .Produces<string>(200, "text/plain").Answers(200, "The file's text.");
-        proc.MapGet("/vmstat", (MachineScope h) => Text(ProcFs.VmStat(h.Machine.Stats())))
+        proc.MapGet("/vmstat", (MachineScope h) => Text(ProcFs.VmStat(h.Machine.Stats(), h.Machine.Vmscan)))
             .WithName("ProcVmstat").WithSummary("/proc/vmstat (the counters PageAlloc keeps)")
             .WithDescription("The allocator's vm events (pgalloc_*, pgfree, allocstall, ...) as name-value lines, as vmstat_show() prints them.")
             .Produces<string>(200, "text/plain").Answers(200, "The file's text.");

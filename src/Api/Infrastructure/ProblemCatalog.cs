@@ -165,7 +165,7 @@ public static class ProblemCatalog
         PageErrorKind.NotOwner => StatusCodes.Status403Forbidden,
         PageErrorKind.PageFree or PageErrorKind.NotHead or PageErrorKind.WrongOrder or PageErrorKind.CompoundPage
             or PageErrorKind.NotSplit or PageErrorKind.NonCompoundPut or PageErrorKind.HwPoisoned
-            or PageErrorKind.ImportDoesNotFit or PageErrorKind.Busy => StatusCodes.Status409Conflict,
+            or PageErrorKind.ImportDoesNotFit or PageErrorKind.Busy or PageErrorKind.LruPage => StatusCodes.Status409Conflict,
         _ => throw new ArgumentOutOfRangeException(nameof(kind), kind, "every PageErrorKind needs a status"),
     };
 
@@ -190,6 +190,7 @@ public static class ProblemCatalog
         PageErrorKind.ImportDoesNotFit => "Import does not fit the zone",
         PageErrorKind.InjectedFailure => "Failure injected",
         PageErrorKind.Busy => "Range busy",
+        PageErrorKind.LruPage => "Page belongs to the system",
         _ => throw new ArgumentOutOfRangeException(nameof(kind), kind, "every PageErrorKind needs a title"),
     };
 
@@ -214,6 +215,7 @@ public static class ProblemCatalog
         PageErrorKind.ImportDoesNotFit => "The imported free lists have more pages, pageblocks or blocks of a type than the zone can hold without merging.",
         PageErrorKind.InjectedFailure => "fail_page_alloc (/sys/kernel/debug/fail_page_alloc) failed the allocation on purpose, before the allocator ran.",
         PageErrorKind.Busy => "-EBUSY: a page of the range is in use (PageAlloc does not migrate pages), or another call has its pageblocks isolated.",
+        PageErrorKind.LruPage => "The page is the system's (page cache or anon, on an LRU list): only reclaim frees it and only migration moves it.",
         _ => throw new ArgumentOutOfRangeException(nameof(kind), kind, "every PageErrorKind needs a description"),
     };
 }

@@ -9,7 +9,7 @@ namespace PageAlloc.Domain.Allocator;
 /// the boot-time tuning the kernel computes (min_free_kbytes, watermarks, lowmem reserves, pcp
 /// batch and high) and the allocation entry point that walks the zonelist.
 /// </summary>
-public sealed class Machine
+public sealed partial class Machine
 {
     private readonly Zone[] _zones;
     private readonly Dictionary<string, Zone> _byKey;
@@ -47,6 +47,7 @@ public sealed class Machine
             return new Zone(index, z.Node, z.Type, key, z.StartPfn, z.Pages, tunings[index], config.Cpus, Tracepoints, boot);
         }).ToArray();
         _byKey = _zones.ToDictionary(z => z.Key, StringComparer.OrdinalIgnoreCase);
+        Vmscan = new Reclaim.Vmscan(_zones, Tracepoints);
         _memcgs = [null, .. config.Memcgs.Select((m, i) => new Memcg((ushort)(i + 1), m.Name, m.MaxPages))];
         _memcgByName = Memcgs.ToDictionary(m => m.Name, StringComparer.Ordinal);
         if (config.Memcgs.Count > 0)
@@ -151,6 +152,7 @@ public sealed class Machine
             fork._memcgs[memcg.Id]!.Restore(memcg.UsagePages, memcg.MaxEvents);
         }
         fork.FailPageAlloc.State = FailPageAlloc.State;
+        fork.Vmscan.CopyFrom(Vmscan);
         return fork;
     }
 
@@ -273,7 +275,8 @@ public sealed class Machine
     /// get_page_from_freelist() walks the zonelist (that zone, then lower zones of its node, then
     /// other nodes, unless __GFP_THISNODE) at the low watermark, with ALLOC_NOFRAGMENT on Normal
     /// when DMA32 exists; then the slow path retries once at the min watermark with the
-    /// __GFP_HIGH / non-blocking allowances (no reclaim, compaction or OOM: see docs/model.md).
+    /// __GFP_HIGH / non-blocking allowances, waking kswapd and reclaiming directly
+    /// (<see cref="AllocPagesSlowpath"/>; no compaction or OOM yet: see docs/model.md).
     /// </summary>
     public PageResult<AllocatedBlock> AllocPages(Zone zone, int order, GfpFlags gfp, int cpu, Memcg? memcg = null)
     {
@@ -334,6 +337,10 @@ public sealed class Machine
         if (tracing)
         {
             TraceAlloc(zone, block, order, gfp);
+        }
+        if (Vmscan.AnyWoken)
+        {
+            Vmscan.RunWokenKswapds(cpu); // kswapd runs once the call that woke it has its pages (Reclaim/Kswapd.cs)
         }
         if (block is { } b)
         {
@@ -414,35 +421,6 @@ public sealed class Machine
     private PageError InjectedFailure(int order, GfpFlags gfp) => new(PageErrorKind.InjectedFailure,
         $"alloc_pages: fail_page_alloc injected a failure (order {order}, gfp {Gfp.Format(gfp)}); {FailPageAlloc.Injected} injected since boot.");
 
-    /// <summary>
-    /// __alloc_pages_slowpath(), without reclaim, compaction or OOM: a pass with gfp_to_alloc_flags(),
-    /// then __GFP_MEMALLOC below every watermark (__gfp_pfmemalloc_flags()), then the highatomic
-    /// reserve given back (<see cref="ShouldReclaimRetry"/>), then __GFP_NOFAIL's last resort with
-    /// ALLOC_MIN_RESERVE (__alloc_pages_cpuset_fallback()). The kernel would go on retrying a
-    /// __GFP_NOFAIL allocation for ever; with nothing to reclaim here it fails instead. Its own
-    /// method, so the fast path pays nothing for it.
-    /// </summary>
-    private static AllocatedBlock? AllocPagesSlowpath(
-        Zone[] zonelist, int order, MigrateType mt, ZoneType gfpZone, GfpFlags gfp, int cpu, Memcg? charged)
-    {
-        var slowpath = SlowpathAllocFlags(gfp, order);
-        var block = GetPageFromFreelist(zonelist, order, mt, slowpath, gfpZone, gfp, cpu, charged);
-        if ((gfp & GfpFlags.MemAlloc) != 0 && (gfp & GfpFlags.NoMemAlloc) == 0)
-        {
-            slowpath = AllocFlags.NoWatermarks; // reserve_flags: every later attempt of the slow path ignores the watermarks
-            block ??= GetPageFromFreelist(zonelist, order, mt, slowpath, gfpZone, gfp, cpu, charged);
-        }
-        if (block is null && (gfp & GfpFlags.DirectReclaim) != 0)
-        {
-            block = ShouldReclaimRetry(zonelist, order, mt, slowpath, gfpZone, gfp, cpu, charged);
-        }
-        if (block is null && (gfp & GfpFlags.NoFail) != 0)
-        {
-            block = GetPageFromFreelist(zonelist, order, mt, AllocFlags.WmarkMin | AllocFlags.MinReserve, gfpZone, gfp, cpu, charged);
-        }
-        return block;
-    }
-
     /// <summary>trace_mm_page_alloc() at the end of __alloc_pages(): the block, or a NULL page when the allocation failed.</summary>
     private void TraceAlloc(Zone preferred, AllocatedBlock? block, int order, GfpFlags gfp)
     {
@@ -472,36 +450,12 @@ public sealed class Machine
         return alloc;
     }
 
-    /// <summary>
-    /// What a blocking allocation does when direct reclaim frees nothing (nothing is reclaimable
-    /// here): __alloc_pages_direct_reclaim() returns at once without draining the pcp lists (it
-    /// drains and gives back a highatomic block only after a reclaim that made progress); then,
-    /// unless __GFP_NORETRY or a costly order without __GFP_RETRY_MAYFAIL stops it,
-    /// should_reclaim_retry() finds no reclaimable memory and, before the OOM killer would run,
-    /// gives the highatomic reserve back block by block (unreserve_highatomic_pageblock(ac, true)),
-    /// the allocation trying again after each block.
-    /// </summary>
-    private static AllocatedBlock? ShouldReclaimRetry(
-        Zone[] zonelist, int order, MigrateType mt, AllocFlags alloc, ZoneType highestZoneIdx, GfpFlags gfp, int cpu, Memcg? charged)
-    {
-        if ((gfp & GfpFlags.NoRetry) != 0 || (order > PageAllocConstants.PageAllocCostlyOrder && (gfp & GfpFlags.RetryMayFail) == 0))
-        {
-            return null;
-        }
-        AllocatedBlock? block = null;
-        while (block is null && UnreserveHighatomicPageblock(zonelist, highestZoneIdx, mt))
-        {
-            block = GetPageFromFreelist(zonelist, order, mt, alloc, highestZoneIdx, gfp, cpu, charged);
-        }
-        return block;
-    }
-
-    /// <summary>unreserve_highatomic_pageblock(ac, true): the first zone of the zonelist (up to highest_zoneidx) that can give a block back.</summary>
-    private static bool UnreserveHighatomicPageblock(Zone[] zonelist, ZoneType highestZoneIdx, MigrateType mt)
+    /// <summary>unreserve_highatomic_pageblock(ac, force): the first zone of the zonelist (up to highest_zoneidx) that can give a block back.</summary>
+    private static bool UnreserveHighatomicPageblock(Zone[] zonelist, ZoneType highestZoneIdx, MigrateType mt, bool force)
     {
         foreach (var zone in zonelist)
         {
-            if (zone.Type <= highestZoneIdx && zone.UnreserveHighatomicPageblock(mt))
+            if (zone.Type <= highestZoneIdx && zone.UnreserveHighatomicPageblock(mt, force))
             {
                 return true;
             }

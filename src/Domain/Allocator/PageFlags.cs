@@ -27,4 +27,10 @@ internal enum PageFlags : byte
 
     /// <summary>Head of a live allocation (page_owner's record); the order byte holds its order.</summary>
     Allocated = 1 << 5,
+
+    /// <summary>
+    /// PG_lru: an allocated order-0 page of the system's (page cache or anon) on one of the zone's
+    /// LRU lists; which one the zone's LRU map says. Only reclaim (and migration) may take it.
+    /// </summary>
+    Lru = 1 << 6,
 }

@@ -179,10 +179,11 @@ internal sealed class PerCpuPages
     /// <summary>
     /// nr_pcp_high(): the count at which a free drains. A run of high-order frees (free_high) drains
     /// now and lowers high; below the zone's high watermark high shrinks by the recent frees;
-    /// otherwise a full list raises high enough to hold the recent frees. (ZONE_RECLAIM_ACTIVE,
-    /// set by reclaim, never is here.)
+    /// otherwise a full list raises high enough to hold the recent frees. While kswapd reclaims
+    /// the zone (ZONE_RECLAIM_ACTIVE), high shrinks by the recent frees and at most batch &lt;&lt; 2
+    /// pages stay on the list, so that what reclaim frees reaches the buddy and its watermarks.
     /// </summary>
-    public int NrPcpHigh(bool zoneBelowHigh, bool freeHigh)
+    public int NrPcpHigh(bool zoneBelowHigh, bool freeHigh, bool reclaimActive = false)
     {
         var batch = Batch;
         var high = High = ClampT(High, HighMin, HighMax);
@@ -194,6 +195,11 @@ internal sealed class PerCpuPages
         {
             High = Math.Max(high - (batch << PageAllocConstants.PcpBatchScaleMax), HighMin);
             return 0;
+        }
+        if (reclaimActive)
+        {
+            High = Math.Max(high - Math.Max(FreeCount, batch), HighMin);
+            return Math.Min(batch << 2, High);
         }
         if (HighMin == HighMax)
         {

@@ -12,9 +12,14 @@ public sealed partial class Zone
     /// atomic requests) plus the lowmem reserve, and for order &gt; 0 a free block that is big enough.
     /// Reads the counters without zone->lock, as the kernel does.
     /// </summary>
-    internal bool ZoneWatermarkOk(int order, long mark, ZoneType highestZone, AllocFlags alloc)
+    [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]
+    internal bool ZoneWatermarkOk(int order, long mark, ZoneType highestZone, AllocFlags alloc) =>
+        ZoneWatermarkOk(order, mark, highestZone, alloc, NrFreePages);
+
+    /// <summary>__zone_watermark_ok() with the free pages given: should_reclaim_retry() counts the reclaimable ones as free.</summary>
+    internal bool ZoneWatermarkOk(int order, long mark, ZoneType highestZone, AllocFlags alloc, long free)
     {
-        var freePages = NrFreePages - ((1L << order) - 1);
+        var freePages = free - ((1L << order) - 1);
         var min = mark;
         if ((alloc & AllocFlags.Reserves) == 0)
         {

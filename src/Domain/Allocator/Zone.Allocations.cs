@@ -22,7 +22,8 @@ public sealed partial class Zone
         for (var idx = start; idx < SpannedPages; idx++)
         {
             var flags = (PageFlags)Flags[idx];
-            if ((flags & PageFlags.Allocated) == 0 || (owner is not null && MemcgOf(PfnOf(idx)) != owner))
+            // The system's LRU pages (page cache, anon) are nobody's allocation: they are not listed.
+            if ((flags & (PageFlags.Allocated | PageFlags.Lru)) != PageFlags.Allocated || (owner is not null && MemcgOf(PfnOf(idx)) != owner))
             {
                 continue;
             }

@@ -21,6 +21,9 @@ public sealed partial class Zone
         source.Flags.CopyTo(Flags, 0);
         source.Order.CopyTo(Order, 0);
         source._memcgIds?.CopyTo(_memcgIds!, 0);
+        _lruOf = source._lruOf is { } lruOf ? (byte[])lruOf.Clone() : null;
+        _lru.CopyFrom(source._lru, links: false);
+        source._lruPages.CopyTo(_lruPages, 0);
         source._pageblockMt.CopyTo(_pageblockMt, 0);
         _freeLists.CopyFrom(source._freeLists, links: false);
         _maxOrderLists.CopyFrom(source._maxOrderLists, links: true);

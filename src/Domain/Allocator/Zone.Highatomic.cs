@@ -56,14 +56,18 @@ public sealed partial class Zone
     }
 
     /// <summary>
-    /// unreserve_highatomic_pageblock(ac, force: true) for this zone: give the first reserved
-    /// pageblock that has a free page back to <paramref name="mt"/>, moving its free pages with it.
-    /// (The unforced call, which keeps one pageblock, follows a reclaim that made progress, which
-    /// never happens here.) Returns whether a block was given back.
+    /// unreserve_highatomic_pageblock(ac, force) for this zone: give the first reserved pageblock
+    /// that has a free page back to <paramref name="mt"/>, moving its free pages with it. Unforced
+    /// (after a direct reclaim that made progress), a zone keeps its last reserved pageblock; forced
+    /// (before the allocation fails), it gives that one too. Returns whether a block was given back.
     /// </summary>
-    internal bool UnreserveHighatomicPageblock(MigrateType mt)
+    internal bool UnreserveHighatomicPageblock(MigrateType mt, bool force = true)
     {
         using var _ = ZoneLock.Enter();
+        if (!force && _reservedHighatomic <= PageblockNrPages)
+        {
+            return false;
+        }
         for (var order = 0; order <= MaxPageOrder; order++)
         {
             var list = FreeListId(order, MigrateType.HighAtomic);

@@ -24,6 +24,7 @@ public sealed partial class Zone
         CheckPcpLists(Report);
         CheckEveryPage(Report);
         CheckMemcgData(Report);
+        CheckLruLists(Report);
         return problems;
     }
 

@@ -149,7 +149,7 @@ public sealed partial class Zone
         {
             pcp.FreeCount += 1 << order;
         }
-        var high = pcp.NrPcpHigh(BelowHigh, freeHigh);
+        var high = pcp.NrPcpHigh(BelowHigh, freeHigh, ReclaimActive);
         if (pcp.Count < high)
         {
             return;

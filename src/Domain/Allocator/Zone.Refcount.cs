@@ -28,9 +28,9 @@ public sealed partial class Zone
         bool compound, leaked = false;
         using (RefLock.Enter())
         {
-            if (RefCount[idx] <= 0 || (Flags[idx] & (byte)PageFlags.Allocated) == 0)
+            if (RefCount[idx] <= 0 || (Flags[idx] & (byte)(PageFlags.Allocated | PageFlags.Lru)) != (byte)PageFlags.Allocated)
             {
-                return NotAllocatedHead(idx, "free_pages");
+                return IsLru(idx) ? LruPageRefused(idx, "free_pages") : NotAllocatedHead(idx, "free_pages");
             }
             compound = (Flags[idx] & (byte)PageFlags.Head) != 0;
             if (Order[idx] != order)
@@ -124,9 +124,9 @@ public sealed partial class Zone
         }
         using var _ = RefLock.Enter();
         var head = RefcountTarget(IndexOf(pfn));
-        if (RefCount[head] <= 0 || (Flags[head] & (byte)PageFlags.Allocated) == 0)
+        if (RefCount[head] <= 0 || (Flags[head] & (byte)(PageFlags.Allocated | PageFlags.Lru)) != (byte)PageFlags.Allocated)
         {
-            return NotAllocatedHead(IndexOf(pfn), "get_page");
+            return IsLru(head) ? LruPageRefused(head, "get_page") : NotAllocatedHead(IndexOf(pfn), "get_page");
         }
         if (CheckOwner(head, 1, owner, "get_page") is { } notOwner)
         {
@@ -159,9 +159,9 @@ public sealed partial class Zone
         using (RefLock.Enter())
         {
             head = RefcountTarget(IndexOf(pfn));
-            if (RefCount[head] <= 0 || (Flags[head] & (byte)PageFlags.Allocated) == 0)
+            if (RefCount[head] <= 0 || (Flags[head] & (byte)(PageFlags.Allocated | PageFlags.Lru)) != (byte)PageFlags.Allocated)
             {
-                return NotAllocatedHead(IndexOf(pfn), "put_page");
+                return IsLru(head) ? LruPageRefused(head, "put_page") : NotAllocatedHead(IndexOf(pfn), "put_page");
             }
             if (CheckOwner(head, 1, owner, "put_page") is { } notOwner)
             {
@@ -201,9 +201,9 @@ public sealed partial class Zone
         }
         var idx = IndexOf(pfn);
         using var _ = RefLock.Enter();
-        if (RefCount[idx] <= 0 || (Flags[idx] & (byte)PageFlags.Allocated) == 0)
+        if (RefCount[idx] <= 0 || (Flags[idx] & (byte)(PageFlags.Allocated | PageFlags.Lru)) != (byte)PageFlags.Allocated)
         {
-            return NotAllocatedHead(idx, "split_page");
+            return IsLru(idx) ? LruPageRefused(idx, "split_page") : NotAllocatedHead(idx, "split_page");
         }
         if ((Flags[idx] & (byte)PageFlags.Head) != 0)
         {
@@ -240,9 +240,10 @@ public sealed partial class Zone
         }
         var idx = IndexOf(pfn);
         using var _ = RefLock.Enter();
-        if (RefCount[idx] <= 0 || (Flags[idx] & (byte)PageFlags.Allocated) == 0)
+        if (RefCount[idx] <= 0 || (Flags[idx] & (byte)(PageFlags.Allocated | PageFlags.Lru)) != (byte)PageFlags.Allocated)
         {
-            return NotAllocatedHead(idx, "hwpoison");
+            // memory_failure() on a page-cache page would truncate it (not modelled): refused instead.
+            return IsLru(idx) ? LruPageRefused(idx, "hwpoison") : NotAllocatedHead(idx, "hwpoison");
         }
         if (Order[idx] != 0 || (Flags[idx] & (byte)PageFlags.Head) != 0)
         {

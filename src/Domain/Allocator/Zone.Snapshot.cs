@@ -22,7 +22,7 @@ public sealed partial class Zone
     /// whose walk disagrees with its counter (a machine the invariant checker would fault) stops the
     /// write rather than writing a snapshot no reader accepts.
     /// </summary>
-    internal void WriteSnapshot(SnapshotWriter w)
+    internal void WriteSnapshot(SnapshotWriter w, bool withLru)
     {
         w.Section(SnapshotSection.Zone);
         w.WriteInt32(NodeId);
@@ -125,6 +125,10 @@ public sealed partial class Zone
                 }
             }
         }
+        if (withLru)
+        {
+            WriteLruSnapshot(w);
+        }
     }
 
     private InvalidOperationException ListDisagrees(string list, int count) => new(
@@ -155,7 +159,7 @@ public sealed partial class Zone
     /// zone is read. Returns the lock statistics, which the caller sets last: the checker's own
     /// locking would count in them.
     /// </summary>
-    internal ZoneLocks ReadSnapshot(SnapshotReader r, int memcgs)
+    internal ZoneLocks ReadSnapshot(SnapshotReader r, int memcgs, bool hasLruSection)
     {
         r.Section(SnapshotSection.Zone);
         var node = r.ReadInt32();
@@ -222,7 +226,7 @@ public sealed partial class Zone
                 throw SnapshotFailures.Malformed($"pfn {Hex(PfnOf(badId))} is charged to memcg id {ids[badId]}; the configuration has {memcgs} memcgs");
             }
         }
-        const byte knownFlags = (byte)(PageFlags.Buddy | PageFlags.Pcp | PageFlags.Head | PageFlags.Tail | PageFlags.HwPoison | PageFlags.Allocated);
+        const byte knownFlags = (byte)(PageFlags.Buddy | PageFlags.Pcp | PageFlags.Head | PageFlags.Tail | PageFlags.HwPoison | PageFlags.Allocated | PageFlags.Lru);
         if (Flags.AsSpan().IndexOfAnyInRange((byte)(knownFlags + 1), byte.MaxValue) is var badFlags and >= 0)
         {
             throw SnapshotFailures.Malformed($"pfn {Hex(PfnOf(badFlags))} has page flags 0x{Flags[badFlags]:x2}, beyond the known 0x{knownFlags:x2}");
@@ -304,6 +308,10 @@ public sealed partial class Zone
                 }
                 members += count;
             }
+        }
+        if (hasLruSection)
+        {
+            ReadLruSnapshot(r, listed, members);
         }
         return new ZoneLocks(zoneLock, refLock, pcpLocks);
     }

@@ -108,7 +108,10 @@ public sealed partial class Zone
             Key, NodeId, Type, StartPfn, SpannedPages, ManagedPages,
             _freePages, pcpPages, ManagedPages - _freePages - pcpPages - _hwPoisonLeaked, _hwPoisonLeaked,
             Watermarks, [.. LowmemReserve], (long[])_nrFree.Clone(), byType, pageblocks, pcpBlocks, pcps, events, locks,
-            ReservedHighatomicPages, FreeHighatomicPages);
+            ReservedHighatomicPages, FreeHighatomicPages)
+        {
+            LruPages = [.. _lruPages],
+        };
     }
 }
 
@@ -145,6 +148,11 @@ public sealed record ZoneStats(
     long ReservedHighatomic = 0,
     long FreeHighatomic = 0)
 {
+    /// <summary>Pages on each LRU list (NR_ZONE_LRU_BASE + lru), indexed by <see cref="LruList"/>.</summary>
+    public long[] LruPages { get; init; } = new long[LruLists.Count];
+
+    public long Lru(LruList lru) => LruPages[(int)lru];
+
     public long Event(VmEvent e) => Events[(int)e];
 
     /// <summary>Where each lock sits in <see cref="Locks"/> (the order the API lists them in).</summary>

@@ -121,6 +121,10 @@ public sealed partial class Zone
                     $"{operation}: pfn {Hex(PfnOf(i))} belongs to the order-{order} compound page at {Hex(PfnOf(head))}; "
                     + "free_contig_range() takes order-0 pages only.");
             }
+            if ((flags & PageFlags.Lru) != 0)
+            {
+                return LruPageRefused(i, operation);
+            }
             if (RefCount[i] <= 0 || (flags & PageFlags.Allocated) == 0)
             {
                 return NotAllocatedHead(i, operation);

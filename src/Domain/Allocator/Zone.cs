@@ -100,6 +100,7 @@ public sealed partial class Zone
 
         _freeLists = IntrusiveLists.PerPage(Next, Prev, NrPageOrders * MigrateTypes.Count);
         _maxOrderLists = IntrusiveLists.ForAlignedBlocks(pages, MaxPageOrder, (int)(startPfn & ((1 << MaxPageOrder) - 1)), NrPageOrders * MigrateTypes.Count);
+        _lru = IntrusiveLists.PerPage(Next, Prev, LruLists.Count);
         ZoneLock = new InstrumentedLock($"{key} zone->lock");
         RefLock = new InstrumentedLock($"{key} refcount");
         _pcp = new PerCpuPages[cpus];

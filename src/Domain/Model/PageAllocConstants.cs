@@ -20,6 +20,18 @@ public static class PageAllocConstants
     /// <summary>PAGE_ALLOC_COSTLY_ORDER.</summary>
     public const int PageAllocCostlyOrder = 3;
 
+    /// <summary>PAGE_SHIFT: 4 KiB pages.</summary>
+    public const int PageShift = 12;
+
+    /// <summary>SWAP_CLUSTER_MAX: the batch reclaim isolates at a time, and direct reclaim's nr_to_reclaim.</summary>
+    public const int SwapClusterMax = 32;
+
+    /// <summary>DEF_PRIORITY: reclaim's first priority; it scans lru_size &gt;&gt; priority and raises the share as the priority drops to 0.</summary>
+    public const int DefPriority = 12;
+
+    /// <summary>MAX_RECLAIM_RETRIES: the slow path's retries of reclaim without progress.</summary>
+    public const int MaxReclaimRetries = 16;
+
     /// <summary>HPAGE_PMD_ORDER: the THP order, the one high order kept on pcp lists.</summary>
     public const int HpagePmdOrder = 9;
 

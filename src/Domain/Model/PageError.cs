@@ -62,6 +62,9 @@ public enum PageErrorKind
 
     /// <summary>-EBUSY: a page of a contiguous range is in use (and cannot be migrated here), or its pageblocks are isolated already.</summary>
     Busy,
+
+    /// <summary>The page is the system's (page cache or anon, on an LRU list): only reclaim frees it and only migration moves it.</summary>
+    LruPage,
 }
 
 /// <summary>A refused operation: the kind, and a sentence that says what was wrong.</summary>

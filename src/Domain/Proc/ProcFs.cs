@@ -82,19 +82,32 @@ public static class ProcFs
     }
 
     /// <summary>
-    /// zoneinfo_show_print() for every zone type of every node, populated or not. Per-node stats,
-    /// the zone counters other than nr_free_pages and the NUMA counters are not modelled.
+    /// zoneinfo_show_print() for every zone type of every node, populated or not: the node's stats
+    /// PageAlloc keeps (the LRU lists) in its first populated zone, each zone's nr_free_pages and LRU
+    /// counters, and node_unreclaimable from kswapd's failures when <paramref name="vmscan"/> is
+    /// given. The other zone and node counters and the NUMA counters are not modelled.
     /// </summary>
-    public static string ZoneInfo(IReadOnlyList<ZoneStats> zones, int cpus)
+    public static string ZoneInfo(IReadOnlyList<ZoneStats> zones, int cpus, Reclaim.Vmscan? vmscan = null)
     {
         var sb = new StringBuilder();
         foreach (var node in zones.GroupBy(z => z.Node))
         {
+            var perNodePrinted = false;
             for (var t = 0; t < ZoneTypes.Count; t++)
             {
                 var type = (ZoneType)t;
                 var z = node.FirstOrDefault(s => s.Type == type);
                 sb.Append(Inv, $"Node {node.Key}, zone {ZoneTypes.Name(type),8}");
+                if (z is not null && !perNodePrinted)
+                {
+                    // zoneinfo_show_print(): the node's stats, in its first populated zone.
+                    perNodePrinted = true;
+                    sb.Append("\n  per-node stats");
+                    foreach (var (name, value) in NodeStats(node.ToList()))
+                    {
+                        sb.Append(Inv, $"\n      {name,-12} {value}");
+                    }
+                }
                 var wm = z?.Watermarks ?? UnpopulatedWatermarks(type);
                 sb.Append(Inv, $"\n  pages free     {z?.FreePages ?? 0}");
                 sb.Append(Inv, $"\n        boost    0");
@@ -114,6 +127,10 @@ public static class ProcFs
                     continue;
                 }
                 sb.Append(Inv, $"\n      {"nr_free_pages",-12} {z.FreePages}");
+                for (var lru = 0; lru < LruLists.Count; lru++)
+                {
+                    sb.Append(Inv, $"\n      nr_zone_{LruLists.Name((LruList)lru)} {z.LruPages[lru]}");
+                }
                 sb.Append("\n  pagesets");
                 var threshold = StatThreshold(z.ManagedPages, cpus);
                 foreach (var p in z.Pcp)
@@ -126,7 +143,7 @@ public static class ProcFs
                     sb.Append(Inv, $"\n              high_max: {p.HighMax}");
                     sb.Append(Inv, $"\n  vm stats threshold: {threshold}");
                 }
-                sb.Append(Inv, $"\n  node_unreclaimable:  0");
+                sb.Append(Inv, $"\n  node_unreclaimable:  {(vmscan?.KswapdFailures(node.Key) >= MaxReclaimRetries ? 1 : 0)}");
                 sb.Append(Inv, $"\n  start_pfn:           {z.StartPfn}");
                 sb.Append(Inv, $"\n  reserved_highatomic: {z.ReservedHighatomic}");
                 sb.Append(Inv, $"\n  free_highatomic:     {z.FreeHighatomic}");
@@ -140,17 +157,50 @@ public static class ProcFs
     /// vmstat_show(): "name value" lines, in the kernel's order, for the counters PageAlloc keeps:
     /// nr_free_pages, pgalloc_&lt;zone&gt; and pgfree (pages).
     /// </summary>
-    public static string VmStat(IReadOnlyList<ZoneStats> zones)
+    public static string VmStat(IReadOnlyList<ZoneStats> zones, Reclaim.Vmscan? vmscan = null)
     {
         var sb = new StringBuilder();
         sb.Append(Inv, $"nr_free_pages {zones.Sum(z => z.FreePages)}\n");
+        for (var lru = 0; lru < LruLists.Count; lru++)
+        {
+            sb.Append(Inv, $"nr_zone_{LruLists.Name((LruList)lru)} {zones.Sum(z => z.LruPages[lru])}\n");
+        }
+        foreach (var (name, value) in NodeStats(zones))
+        {
+            sb.Append(Inv, $"{name} {value}\n");
+        }
+        var reclaim = vmscan?.Counters.Read() ?? new long[Reclaim.VmscanEvents.Count];
+        void Event(Reclaim.VmscanEvent e) => sb.Append(Inv, $"{Reclaim.VmscanEvents.Name(e)} {reclaim[(int)e]}\n");
         for (var t = 0; t < ZoneTypes.Count; t++)
         {
             var pages = zones.Where(z => (int)z.Type == t).Sum(z => z.Event(VmEvent.PgAlloc));
             sb.Append(Inv, $"pgalloc_{ZoneTypes.Name((ZoneType)t).ToLowerInvariant()} {pages}\n");
         }
+        for (var e = Reclaim.VmscanEvent.AllocstallDma; e <= Reclaim.VmscanEvent.AllocstallMovable; e++)
+        {
+            Event(e);
+        }
         sb.Append(Inv, $"pgfree {zones.Sum(z => z.Event(VmEvent.PgFree))}\n");
+        for (var e = Reclaim.VmscanEvent.PgActivate; e < Reclaim.VmscanEvent.AllocstallDma + Reclaim.VmscanEvents.Count; e++)
+        {
+            Event(e); // vmstat_text's order: pgactivate .. pgrefill, pgsteal_*, pgscan_*, kswapd_*, pageoutrun, drop_*
+        }
         return sb.ToString();
+    }
+
+    /// <summary>
+    /// The node stats PageAlloc keeps, in node_stat_item's order: the LRU lists, then nr_anon_pages
+    /// and nr_file_pages (the LRU's anon and file pages: PageAlloc has no other page cache, and no
+    /// mapped, shmem or swap-cache pages).
+    /// </summary>
+    private static IEnumerable<(string Name, long Value)> NodeStats(IReadOnlyList<ZoneStats> zones)
+    {
+        for (var lru = 0; lru < LruLists.Count; lru++)
+        {
+            yield return ($"nr_{LruLists.Name((LruList)lru)}", zones.Sum(z => z.LruPages[lru]));
+        }
+        yield return ("nr_anon_pages", zones.Sum(z => z.Lru(LruList.InactiveAnon) + z.Lru(LruList.ActiveAnon)));
+        yield return ("nr_file_pages", zones.Sum(z => z.Lru(LruList.InactiveFile) + z.Lru(LruList.ActiveFile)));
     }
 
     /// <summary>The watermarks __setup_per_zone_wmarks() gives a zone with no pages.</summary>

@@ -12,7 +12,7 @@ namespace PageAlloc.Domain.Snapshots;
 /// </summary>
 internal static class MachineSections
 {
-    public static void Write(Machine machine, SnapshotWriter w)
+    public static void Write(Machine machine, SnapshotWriter w, bool withLru)
     {
         w.Section(SnapshotSection.Machine);
         w.WriteInt32(machine.Zones.Count);
@@ -42,15 +42,27 @@ internal static class MachineSections
         w.WriteInt64(f.Injected);
         w.WriteInt64(f.RandomState);
 
+        if (withLru)
+        {
+            w.Section(SnapshotSection.Vmscan);
+            w.WriteInt64s(machine.Vmscan.Counters.Read());
+            var nodes = machine.Vmscan.Nodes.ToList();
+            w.WriteInt32(nodes.Count);
+            foreach (var node in nodes)
+            {
+                w.WriteInt32(node);
+                w.WriteInt32(machine.Vmscan.KswapdFailures(node)); // pgdat->kswapd_failures
+            }
+        }
         foreach (var zone in machine.Zones)
         {
-            zone.WriteSnapshot(w);
+            zone.WriteSnapshot(w, withLru);
         }
         w.Section(SnapshotSection.End);
     }
 
     /// <summary>Fills an unbooted machine of the snapshot's configuration; returns each zone's lock statistics, to set last.</summary>
-    public static ZoneLocks[] Read(Machine machine, SnapshotReader r)
+    public static ZoneLocks[] Read(Machine machine, SnapshotReader r, bool withLru)
     {
         r.Section(SnapshotSection.Machine);
         var zones = r.ReadInt32();
@@ -94,10 +106,34 @@ internal static class MachineSections
             Injected: r.ReadInt64("fail_page_alloc's injected failures", 0, long.MaxValue),
             RandomState: r.ReadInt64());
 
+        if (withLru)
+        {
+            r.Section(SnapshotSection.Vmscan);
+            Span<long> counts = stackalloc long[Reclaim.VmscanEvents.Count];
+            r.ReadCounters(counts, "reclaim's vm events");
+            machine.Vmscan.Counters.Restore(counts);
+            var expected = machine.Vmscan.Nodes.ToList();
+            var nodes = r.ReadInt32("the number of kswapd nodes", 0, r.Remaining);
+            if (nodes != expected.Count)
+            {
+                throw SnapshotFailures.Inconsistent($"it holds kswapd state for {nodes} nodes, where its configuration has {expected.Count}");
+            }
+            foreach (var node in expected)
+            {
+                var id = r.ReadInt32();
+                if (id != node)
+                {
+                    throw SnapshotFailures.Inconsistent($"its kswapd state names node {id} where node {node} was expected");
+                }
+                // kswapd_failures stops counting where it matters (MAX_RECLAIM_RETRIES), but may pass it.
+                machine.Vmscan.RestoreKswapdFailures(node, r.ReadInt32($"node {node}'s kswapd_failures", 0, int.MaxValue));
+            }
+        }
+
         var locks = new ZoneLocks[machine.Zones.Count];
         for (var i = 0; i < locks.Length; i++)
         {
-            locks[i] = machine.Zones[i].ReadSnapshot(r, memcgs.Count);
+            locks[i] = machine.Zones[i].ReadSnapshot(r, memcgs.Count, withLru);
         }
         r.Section(SnapshotSection.End);
         return locks;

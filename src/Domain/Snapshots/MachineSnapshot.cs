@@ -29,9 +29,20 @@ public static class MachineSnapshot
     /// snapshot (which Read then refuses as inconsistent); readers such as <see cref="Machine.Stats"/>
     /// may run, as they change only lock statistics. The machine is not changed.
     /// </summary>
-    public static void Write(Machine machine, Stream output)
+    public static void Write(Machine machine, Stream output) => Write(machine, output, FormatVersion);
+
+    /// <summary>
+    /// Writes the snapshot in format <paramref name="version"/>: this build's, or version 1 (no LRUS
+    /// sections) for a machine without LRU pages, so that tests can check that this build still
+    /// reads what the one before wrote.
+    /// </summary>
+    internal static void Write(Machine machine, Stream output, ushort version)
     {
         ArgumentNullException.ThrowIfNull(machine);
+        if (version != FormatVersion && (version != 1 || machine.Zones.Any(z => z.HasLruPages)))
+        {
+            throw new ArgumentOutOfRangeException(nameof(version), version, "only this build's version, or version 1 for a machine without LRU pages");
+        }
         ArgumentNullException.ThrowIfNull(output);
         var config = SnapshotConfig.Encode(machine.Config);
         using var compressed = new ChunkedBuffer();
@@ -39,7 +50,7 @@ public static class MachineSnapshot
         using (var zlib = new ZLibStream(compressed, CompressionLevel.Fastest, leaveOpen: true))
         {
             var w = new SnapshotWriter(zlib);
-            MachineSections.Write(machine, w);
+            MachineSections.Write(machine, w, withLru: version >= 2);
             w.Flush();
             bodyLength = w.Position;
         }
@@ -48,7 +59,7 @@ public static class MachineSnapshot
         {
             hash.AppendData(segment.Span);
         }
-        SnapshotHeader.Write(output, config, bodyLength, compressed.Length, hash.GetHashAndReset());
+        SnapshotHeader.Write(output, config, bodyLength, compressed.Length, hash.GetHashAndReset(), version);
         foreach (var segment in compressed.Segments())
         {
             output.Write(segment.Span);
@@ -111,7 +122,7 @@ public static class MachineSnapshot
         {
             using var zlib = new ZLibStream(body, CompressionMode.Decompress, leaveOpen: true);
             var r = new SnapshotReader(zlib, header.BodyLength, "the body");
-            locks = MachineSections.Read(machine, r);
+            locks = MachineSections.Read(machine, r, withLru: header.Version >= 2);
             r.ExpectEnd();
         }
         catch (SnapshotException e) when (e.Problem != SnapshotProblem.Truncated)

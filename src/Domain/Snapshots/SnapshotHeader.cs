@@ -10,13 +10,20 @@ namespace PageAlloc.Domain.Snapshots;
 /// configuration section. Magic and version keep their places in every version, so that any
 /// snapshot is told apart by version before anything else is read.
 /// </summary>
-internal sealed record SnapshotHeader(byte[] Config, long BodyLength, long CompressedLength, byte[] BodyChecksum)
+internal sealed record SnapshotHeader(byte[] Config, long BodyLength, long CompressedLength, byte[] BodyChecksum, ushort Version = SnapshotHeader.FormatVersion)
 {
     /// <summary>0x89 "PAS" CR LF 0x1A LF: PNG's scheme, so that a text-mode transfer (7-bit, CRLF or LF conversion) shows as a bad magic.</summary>
     public static ReadOnlySpan<byte> Magic => [0x89, (byte)'P', (byte)'A', (byte)'S', 0x0D, 0x0A, 0x1A, 0x0A];
 
-    /// <summary>The one format version this build writes and reads.</summary>
-    public const ushort FormatVersion = 1;
+    /// <summary>
+    /// The format version this build writes. Version 2 added each zone's LRUS section (the LRU
+    /// lists); a version 1 snapshot is read as one whose zones have no LRU page, which is what it
+    /// holds. Any other version is refused.
+    /// </summary>
+    public const ushort FormatVersion = 2;
+
+    /// <summary>The oldest version this build reads.</summary>
+    public const ushort OldestReadableVersion = 1;
 
     public const int Size = 104;
 
@@ -30,11 +37,11 @@ internal sealed record SnapshotHeader(byte[] Config, long BodyLength, long Compr
         ConfigLengthOffset = 16, ReservedOffset = 20, BodyLengthOffset = 24, CompressedLengthOffset = 32,
         BodyChecksumOffset = 40, HeaderChecksumOffset = 72;
 
-    public static void Write(Stream output, byte[] config, long bodyLength, long compressedLength, byte[] bodyChecksum)
+    public static void Write(Stream output, byte[] config, long bodyLength, long compressedLength, byte[] bodyChecksum, ushort version = FormatVersion)
     {
         var header = new byte[Size];
         Magic.CopyTo(header);
-        BinaryPrimitives.WriteUInt16LittleEndian(header.AsSpan(VersionOffset), FormatVersion);
+        BinaryPrimitives.WriteUInt16LittleEndian(header.AsSpan(VersionOffset), version);
         BinaryPrimitives.WriteUInt16LittleEndian(header.AsSpan(HeaderLengthOffset), Size);
         header[CompressionOffset] = CompressionZlib;
         header[ChecksumOffset] = ChecksumSha256;
@@ -71,10 +78,10 @@ internal sealed record SnapshotHeader(byte[] Config, long BodyLength, long Compr
             throw Truncated($"it ends after {got} bytes, inside its {Size}-byte header");
         }
         var version = BinaryPrimitives.ReadUInt16LittleEndian(header.AsSpan(VersionOffset));
-        if (version != FormatVersion)
+        if (version is < OldestReadableVersion or > FormatVersion)
         {
             throw new SnapshotException(SnapshotProblem.UnsupportedVersion,
-                $"snapshot format version {version} is not this service's version {FormatVersion}: a snapshot of another version is refused, not converted.");
+                $"snapshot format version {version} is not one this service reads ({OldestReadableVersion}..{FormatVersion}): a snapshot of another version is refused, not converted.");
         }
         if (got < Size)
         {
@@ -114,7 +121,7 @@ internal sealed record SnapshotHeader(byte[] Config, long BodyLength, long Compr
         {
             throw new SnapshotException(SnapshotProblem.Malformed, $"the snapshot is malformed: {problem}.");
         }
-        return new SnapshotHeader(config, bodyLength, compressedLength, header.AsSpan(BodyChecksumOffset, 32).ToArray());
+        return new SnapshotHeader(config, bodyLength, compressedLength, header.AsSpan(BodyChecksumOffset, 32).ToArray(), version);
     }
 
     /// <summary>SHA-256 of the header's first 72 bytes (everything before this checksum) and the configuration section.</summary>

@@ -3,8 +3,10 @@ using PageAlloc.Domain.Model;
 namespace PageAlloc.Domain.Tracing;
 
 /// <summary>
-/// The tracepoints PageAlloc emits: the kernel's kmem events (include/trace/events/kmem.h), and one
-/// of its own, in its own "pagealloc" subsystem so nobody mistakes it for a kernel event.
+/// The tracepoints PageAlloc emits: the kernel's kmem events (include/trace/events/kmem.h), its
+/// vmscan events of kswapd and direct reclaim (include/trace/events/vmscan.h), and one of its own, in
+/// its own "pagealloc" subsystem so nobody mistakes it for a kernel event. New events go at the end:
+/// the numbers are filter bits.
 /// </summary>
 public enum TraceEventType : byte
 {
@@ -18,9 +20,8 @@ public enum TraceEventType : byte
     MmPageFree,
 
     /// <summary>
-    /// kmem:mm_page_free_batched, in free_unref_folios(). No path PageAlloc models frees a folio
-    /// batch (the range and bulk frees go through free_pages_prepare()), so nothing emits it; it is
-    /// listed so that filters and traces naming it are understood.
+    /// kmem:mm_page_free_batched, in free_unref_folios(): reclaim frees the folios it took this way
+    /// (after mm_page_free of each, from free_pages_prepare()).
     /// </summary>
     MmPageFreeBatched,
 
@@ -32,6 +33,21 @@ public enum TraceEventType : byte
 
     /// <summary>pagealloc:range_free_chunk, PageAlloc's own: one chunk a range or bulk free hands to the allocator.</summary>
     RangeFreeChunk,
+
+    /// <summary>vmscan:mm_vmscan_wakeup_kswapd, in wakeup_kswapd() when it wakes a sleeping kswapd.</summary>
+    MmVmscanWakeupKswapd,
+
+    /// <summary>vmscan:mm_vmscan_kswapd_wake, as kswapd starts balance_pgdat() for the order it was woken for.</summary>
+    MmVmscanKswapdWake,
+
+    /// <summary>vmscan:mm_vmscan_kswapd_sleep, as kswapd goes to sleep with its node balanced.</summary>
+    MmVmscanKswapdSleep,
+
+    /// <summary>vmscan:mm_vmscan_direct_reclaim_begin, in try_to_free_pages().</summary>
+    MmVmscanDirectReclaimBegin,
+
+    /// <summary>vmscan:mm_vmscan_direct_reclaim_end, in try_to_free_pages(), with the pages reclaimed.</summary>
+    MmVmscanDirectReclaimEnd,
 }
 
 /// <summary>
@@ -46,6 +62,8 @@ public enum TraceEventType : byte
 /// <param name="FallbackMigrateType">extfrag: the migratetype of the block taken.</param>
 /// <param name="Gfp">mm_page_alloc: the gfp mask.</param>
 /// <param name="Strategy">range_free_chunk: the free strategy.</param>
+/// <param name="Node">vmscan events: the node (nid); the zone is the highest zone they name (zid).</param>
+/// <param name="NrReclaimed">mm_vmscan_direct_reclaim_end: the pages reclaimed.</param>
 public readonly record struct TraceEvent(
     TraceEventType Type,
     long Timestamp,
@@ -58,4 +76,6 @@ public readonly record struct TraceEvent(
     int FallbackOrder = 0,
     int FallbackMigrateType = 0,
     GfpFlags Gfp = 0,
-    FreeStrategy Strategy = default);
+    FreeStrategy Strategy = default,
+    int Node = 0,
+    long NrReclaimed = 0);

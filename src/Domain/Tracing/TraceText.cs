@@ -21,11 +21,24 @@ public static class TraceText
         TraceEventType.MmPagePcpuDrain => "mm_page_pcpu_drain",
         TraceEventType.MmPageAllocExtfrag => "mm_page_alloc_extfrag",
         TraceEventType.RangeFreeChunk => "range_free_chunk",
+        TraceEventType.MmVmscanWakeupKswapd => "mm_vmscan_wakeup_kswapd",
+        TraceEventType.MmVmscanKswapdWake => "mm_vmscan_kswapd_wake",
+        TraceEventType.MmVmscanKswapdSleep => "mm_vmscan_kswapd_sleep",
+        TraceEventType.MmVmscanDirectReclaimBegin => "mm_vmscan_direct_reclaim_begin",
+        TraceEventType.MmVmscanDirectReclaimEnd => "mm_vmscan_direct_reclaim_end",
         _ => throw new ArgumentOutOfRangeException(nameof(type), type, "every event has a name"),
     };
 
-    /// <summary>"kmem" for the kernel's events, "pagealloc" for PageAlloc's own.</summary>
-    public static string Subsystem(TraceEventType type) => type == TraceEventType.RangeFreeChunk ? "pagealloc" : "kmem";
+    /// <summary>"kmem" and "vmscan" for the kernel's events, "pagealloc" for PageAlloc's own.</summary>
+    public static string Subsystem(TraceEventType type) => type switch
+    {
+        TraceEventType.RangeFreeChunk => "pagealloc",
+        >= TraceEventType.MmVmscanWakeupKswapd => "vmscan",
+        _ => "kmem",
+    };
+
+    /// <summary>Whether the event is one of vmscan's, which name a node and no page.</summary>
+    public static bool IsVmscan(TraceEventType type) => type >= TraceEventType.MmVmscanWakeupKswapd;
 
     /// <summary>Every event by its name (without the subsystem).</summary>
     public static IReadOnlyDictionary<string, TraceEventType> ByName { get; } =
@@ -50,6 +63,12 @@ public static class TraceText
                 $"page={page} pfn=0x{e.Pfn:x} alloc_order={e.Order} fallback_order={e.FallbackOrder} pageblock_order={PageAllocConstants.PageblockOrder} alloc_migratetype={e.MigrateType} fallback_migratetype={e.FallbackMigrateType} fragmenting={(e.FallbackOrder < PageAllocConstants.PageblockOrder ? 1 : 0)} change_ownership={(e.Flag ? 1 : 0)}"),
             TraceEventType.RangeFreeChunk => string.Create(c,
                 $"pfn=0x{e.Pfn:x} order={e.Order} strategy={FreeStrategies.Of(e.Strategy).Name}"),
+            // include/trace/events/vmscan.h (v6.12-v6.18): zid is recorded but not printed.
+            TraceEventType.MmVmscanWakeupKswapd => string.Create(c, $"nid={e.Node} order={e.Order} gfp_flags={Gfp.Format(e.Gfp)}"),
+            TraceEventType.MmVmscanKswapdWake => string.Create(c, $"nid={e.Node} order={e.Order}"),
+            TraceEventType.MmVmscanKswapdSleep => string.Create(c, $"nid={e.Node}"),
+            TraceEventType.MmVmscanDirectReclaimBegin => string.Create(c, $"order={e.Order} gfp_flags={Gfp.Format(e.Gfp)}"),
+            TraceEventType.MmVmscanDirectReclaimEnd => string.Create(c, $"nr_reclaimed={e.NrReclaimed}"),
             _ => throw new ArgumentOutOfRangeException(nameof(e), e.Type, "every event has a format"),
         };
     }

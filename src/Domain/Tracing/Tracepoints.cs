@@ -55,9 +55,11 @@ public sealed class Tracepoints
 
     /// <summary>Offers an event to every listener. Callers check <see cref="Enabled"/> first.</summary>
     public void Emit(TraceEventType type, int zone, long pfn, int order, int migrateType, bool flag = false,
-        int fallbackOrder = 0, int fallbackMigrateType = 0, Model.GfpFlags gfp = 0, Model.FreeStrategy strategy = default)
+        int fallbackOrder = 0, int fallbackMigrateType = 0, Model.GfpFlags gfp = 0, Model.FreeStrategy strategy = default,
+        int node = 0, long nrReclaimed = 0)
     {
-        var e = new TraceEvent(type, Stopwatch.GetTimestamp() - _origin, t_cpu, zone, pfn, order, migrateType, flag, fallbackOrder, fallbackMigrateType, gfp, strategy);
+        var e = new TraceEvent(type, Stopwatch.GetTimestamp() - _origin, t_cpu, zone, pfn, order, migrateType, flag, fallbackOrder, fallbackMigrateType, gfp, strategy,
+            node, nrReclaimed);
         foreach (var listener in _listeners)
         {
             listener.Offer(in e);
