@@ -126,9 +126,9 @@ public class MachinesTests(SharedPageAllocApp shared) : IClassFixture<SharedPage
     [Fact]
     public async Task RacingCreates_NeverPassTheMemoryBudget_OrTheMachineCount()
     {
-        // Default is 2,097,151 pages (31.5 MB of page state); the budget leaves room for 8 small machines of 65536 pages (983 KB each).
-        const long small = 65536L * 15;
-        var budget = 2_097_151L * 15 + (8 * small) + (small / 2);
+        // Default is 2,097,151 pages (33.6 MB of page state); the budget leaves room for 8 small machines of 65536 pages (1 MB each).
+        const long small = 65536L * 16;
+        var budget = 2_097_151L * 16 + (8 * small) + (small / 2);
         await using var app = new PageAllocApp(("Limits:MachineMemoryBytes", budget.ToString(System.Globalization.CultureInfo.InvariantCulture)), ("Limits:MaxMachines", "20"));
         var client = app.CreateClient();
 

@@ -153,7 +153,7 @@ public class SnapshotEndpointTests
     [Fact]
     public async Task ARestoreOrForkPastTheBudget_Is507_AndAllocatesNothing()
     {
-        await using var app = new PageAllocApp(("Limits:MachineMemoryBytes", (2_097_151L * 15 * 3 / 2).ToString(System.Globalization.CultureInfo.InvariantCulture)));
+        await using var app = new PageAllocApp(("Limits:MachineMemoryBytes", (2_097_151L * 16 * 3 / 2).ToString(System.Globalization.CultureInfo.InvariantCulture)));
         var client = app.CreateClient();
         var snapshot = await Snapshot(client, "default");
 

@@ -106,7 +106,7 @@ public sealed class LimitsOptions : IValidatableObject
 
     /// <summary>
     /// The page state all machines together may hold, in bytes (each machine counted by its zones'
-    /// pages, MachineConfig.StateBytes(): about 15 bytes a page, 31.5 MB for the default 8 GiB
+    /// pages, MachineConfig.StateBytes(): about 16 bytes a page, 33.6 MB for the default 8 GiB
     /// machine). A create, restore, fork or import that would pass it is refused (507 machine-limit).
     /// The default, 4 GiB, holds the default machine and 100 more of its size. A process that may use
     /// less than twice the budget (a container's memory limit) is held to half of what it may use,
@@ -170,7 +170,7 @@ public sealed class LimitsOptions : IValidatableObject
 
     /// <summary>
     /// The page state an experiment's forks may hold at once (the template forked from the machine and
-    /// one fork per run at once, each counted as MachineConfig.StateBytes(): 31.5 MB for the default
+    /// one fork per run at once, each counted as MachineConfig.StateBytes(): 33.6 MB for the default
     /// machine): its parallelism is lowered to fit, and an experiment on a machine two forks of which
     /// do not fit is refused (507 machine-limit). Default 1 GiB.
     /// </summary>

@@ -176,9 +176,10 @@ public sealed partial class Machine
     /// </summary>
     public PageResult<PageCacheRead> ReadFilePages(long pages, bool active, int cpu, Zone? preferred = null)
     {
-        if (pages < 0 || pages > _zones.Sum(z => z.ManagedPages))
+        var most = 4 * _zones.Sum(z => z.ManagedPages);
+        if (pages < 0 || pages > most)
         {
-            return new PageError(PageErrorKind.InvalidLength, $"pages must be 0..{_zones.Sum(z => z.ManagedPages)} (the machine's pages), not {pages}.");
+            return new PageError(PageErrorKind.InvalidLength, $"pages must be 0..{most} (four times the machine's pages), not {pages}.");
         }
         if (_zones[0].CheckCpu(cpu) is { } cpuError)
         {

@@ -68,6 +68,12 @@ public sealed partial class Machine
                 _zonelists[i][(highest * 2) + 1] = BuildZonelist(_zones[i], (ZoneType)highest, thisNode: true, nodeOrder[_zones[i].NodeId]);
             }
         }
+        if (boot && config.PageCache.Pages > 0)
+        {
+            // A machine that has run for a while: its page cache read, the working set first.
+            ReadFilePages(config.PageCache.ActivePages, active: true, cpu: 0);
+            ReadFilePages(config.PageCache.Pages - config.PageCache.ActivePages, active: false, cpu: 0);
+        }
     }
 
     /// <summary>The zones of a configuration in the machine's order: by node, then by zone type.</summary>

@@ -74,6 +74,12 @@ public sealed partial class Zone
         {
             return false;
         }
+        // A zone that has had LRU pages may hold one in the range, with refcount 1 like a client's:
+        // the flags say which (one vector scan of n bytes, on such zones only).
+        if (_lruOf is not null && Flags.AsSpan(idx, n).IndexOfAnyExcept((byte)PageFlags.Allocated) >= 0)
+        {
+            return false;
+        }
         var refs = RefCount.AsSpan(idx, n);
         var i = 0;
         if (Vector.IsHardwareAccelerated)

@@ -10,7 +10,7 @@ namespace PageAlloc.Domain.Allocator;
 /// struct zone: a contiguous range of page frames with its buddy free lists, per-CPU page sets,
 /// watermarks, counters and lock. Page state is kept as struct-of-arrays indexed by
 /// <c>pfn - StartPfn</c>: refcount, list links (4 bytes each), flags and order (1 byte each),
-/// 14 bytes per page where the kernel's struct page takes 64. Buddy arithmetic is done on absolute
+/// 14 bytes per page where the kernel's struct page takes 64 (15 once the zone has had an LRU page: Zone.Lru.cs). Buddy arithmetic is done on absolute
 /// pfns, so blocks are naturally aligned machine-wide as in the kernel.
 /// <para>Locks: <see cref="ZoneLock"/> (zone->lock) guards the free lists and PageBuddy state;
 /// each pcp has its own lock, taken outside the zone lock; <see cref="RefLock"/> serialises

@@ -31,6 +31,12 @@ public sealed class MachineConfig
     /// </summary>
     public List<MemcgConfig> Memcgs { get; set; } = [];
 
+    /// <summary>
+    /// The page cache the system reads at boot, as a machine that has run for a while holds it (none
+    /// by default). See <see cref="PageCacheConfig"/>.
+    /// </summary>
+    public PageCacheConfig PageCache { get; set; } = new();
+
     /// <summary>A copy with one zone resized (to a real machine's managed pages, say); Validate() says whether it still fits.</summary>
     public MachineConfig WithZonePages(int node, string zone, long pages)
     {
@@ -52,6 +58,7 @@ public sealed class MachineConfig
         MinFreeKbytes = MinFreeKbytes,
         TransparentHugepages = TransparentHugepages,
         Memcgs = [.. Memcgs.Select(m => new MemcgConfig { Name = m.Name, MaxPages = m.MaxPages })],
+        PageCache = new PageCacheConfig { Pages = PageCache.Pages, ActivePages = PageCache.ActivePages },
         Nodes = [.. Nodes.Select(n => new NodeConfig
         {
             Id = n.Id,
@@ -92,10 +99,11 @@ public sealed class MachineConfig
     public const int MaxMemcgs = ushort.MaxValue - 1;
 
     /// <summary>
-    /// The page state a zone keeps per page (refcount, two list links, flags, order: see Zone); the
-    /// pageblock array and the pcp lists add well under one byte a page.
+    /// The page state a zone keeps per page (refcount, two list links, flags, order: see Zone, and
+    /// the LRU map, allocated at the first LRU page); the pageblock array and the pcp lists add well
+    /// under one byte a page.
     /// </summary>
-    public const int StateBytesPerPage = 14;
+    public const int StateBytesPerPage = 15;
 
     /// <summary>The memory a machine booted from this configuration holds, in bytes.</summary>
     public long StateBytes() => Nodes.SelectMany(n => n.Zones).Sum(z => Math.Max(0, z.Pages) * (StateBytesPerPage + 1L));
@@ -115,6 +123,11 @@ public sealed class MachineConfig
         if (Nodes.Count == 0)
         {
             problems.Add("At least one node is needed.");
+        }
+        var totalPages = Nodes.SelectMany(n => n.Zones).Sum(z => Math.Max(0, Math.Min(z.Pages, MaxZonePages)));
+        if (PageCache is null || PageCache.Pages < 0 || PageCache.ActivePages < 0 || PageCache.ActivePages > PageCache.Pages || PageCache.Pages > Math.Max(totalPages, 0) * 4)
+        {
+            problems.Add($"PageCache: Pages must be 0..{Math.Max(totalPages, 0) * 4} (four times the machine's pages) and ActivePages 0..Pages, not {PageCache?.Pages} and {PageCache?.ActivePages}.");
         }
         var ranges = new List<(long Start, long End, string Name)>();
         var nodeIds = new HashSet<int>();
@@ -235,6 +248,20 @@ public sealed class ZoneConfig
 
     /// <summary>spanned_pages; PageAlloc has no holes, so present = managed = spanned.</summary>
     public long Pages { get; set; }
+}
+
+/// <summary>
+/// The page cache a machine reads at boot (Machine:PageCache): <see cref="Pages"/> order-0 file pages
+/// read through the allocator (GFP_HIGHUSER_MOVABLE readahead), the first <see cref="ActivePages"/>
+/// of them refaults of the working set (the active file list), the rest on the inactive list. Past
+/// what fits, kswapd reclaims the oldest as a real machine's does, so a machine that reads more than
+/// it has boots with its free memory between the watermarks. Up to four times the machine's pages.
+/// </summary>
+public sealed class PageCacheConfig
+{
+    public long Pages { get; set; }
+
+    public long ActivePages { get; set; }
 }
 
 /// <summary>A memory cgroup: its name and memory.max in pages (long.MaxValue: "max", no limit).</summary>

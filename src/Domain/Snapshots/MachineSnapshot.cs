@@ -44,7 +44,7 @@ public static class MachineSnapshot
             throw new ArgumentOutOfRangeException(nameof(version), version, "only this build's version, or version 1 for a machine without LRU pages");
         }
         ArgumentNullException.ThrowIfNull(output);
-        var config = SnapshotConfig.Encode(machine.Config);
+        var config = SnapshotConfig.Encode(machine.Config, version);
         using var compressed = new ChunkedBuffer();
         long bodyLength;
         using (var zlib = new ZLibStream(compressed, CompressionLevel.Fastest, leaveOpen: true))
@@ -85,7 +85,7 @@ public static class MachineSnapshot
     public static MachineConfig ReadConfig(Stream input)
     {
         ArgumentNullException.ThrowIfNull(input);
-        var config = SnapshotConfig.Decode(SnapshotHeader.Read(input).Config);
+        var config = ReadHeaderConfig(SnapshotHeader.Read(input));
         if (config.Validate() is { Count: > 0 } problems)
         {
             throw SnapshotFailures.Inconsistent($"its machine configuration does not validate: {string.Join(" ", problems)}");
@@ -93,11 +93,13 @@ public static class MachineSnapshot
         return config;
     }
 
+    private static MachineConfig ReadHeaderConfig(SnapshotHeader header) => SnapshotConfig.Decode(header.Config, header.Version);
+
     public static Machine Read(Stream input, Tracepoints? tracepoints = null, Func<MachineConfig, string?>? acceptConfig = null)
     {
         ArgumentNullException.ThrowIfNull(input);
         var header = SnapshotHeader.Read(input);
-        var config = SnapshotConfig.Decode(header.Config);
+        var config = ReadHeaderConfig(header);
         if (config.Validate() is { Count: > 0 } problems)
         {
             throw SnapshotFailures.Inconsistent($"its machine configuration does not validate: {string.Join(" ", problems)}");

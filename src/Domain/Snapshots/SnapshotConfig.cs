@@ -6,7 +6,7 @@ namespace PageAlloc.Domain.Snapshots;
 /// The machine's own <see cref="MachineConfig"/> as the snapshot's configuration section holds it
 /// (uncompressed, after the header, under the header's checksum), so that a reader can check it and
 /// bound what the body may make it allocate before it decompresses a byte. Every field, in
-/// declaration order; see docs/snapshot-format.md.
+/// declaration order (the page cache's from version 2 on); see docs/snapshot-format.md.
 /// </summary>
 internal static class SnapshotConfig
 {
@@ -16,7 +16,7 @@ internal static class SnapshotConfig
     /// <summary>The longest zone or memcg name read.</summary>
     private const int MaxNameBytes = 4096;
 
-    public static byte[] Encode(MachineConfig config)
+    public static byte[] Encode(MachineConfig config, ushort version = SnapshotHeader.FormatVersion)
     {
         using var buffer = new MemoryStream();
         var w = new SnapshotWriter(buffer);
@@ -50,6 +50,11 @@ internal static class SnapshotConfig
             w.WriteString(memcg.Name);
             w.WriteInt64(memcg.MaxPages);
         }
+        if (version >= 2)
+        {
+            w.WriteInt64(config.PageCache.Pages);
+            w.WriteInt64(config.PageCache.ActivePages);
+        }
         w.Flush();
         return buffer.ToArray();
     }
@@ -58,7 +63,7 @@ internal static class SnapshotConfig
     /// The configuration the section holds. Counts are bounded by the bytes left (each element takes
     /// at least one), so a hostile count allocates nothing it could not fill. Not validated here.
     /// </summary>
-    public static MachineConfig Decode(byte[] section)
+    public static MachineConfig Decode(byte[] section, ushort version = SnapshotHeader.FormatVersion)
     {
         using var stream = new MemoryStream(section, writable: false);
         var r = new SnapshotReader(stream, section.Length, "the configuration section");
@@ -98,6 +103,10 @@ internal static class SnapshotConfig
         for (var m = 0; m < memcgs; m++)
         {
             config.Memcgs.Add(new MemcgConfig { Name = r.ReadString($"the name of memcg {m}", MaxNameBytes), MaxPages = r.ReadInt64() });
+        }
+        if (version >= 2)
+        {
+            config.PageCache = new PageCacheConfig { Pages = r.ReadInt64(), ActivePages = r.ReadInt64() };
         }
         r.ExpectEnd();
         return config;
