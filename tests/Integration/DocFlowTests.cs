@@ -5,7 +5,7 @@ using System.Text.RegularExpressions;
 namespace PageAlloc.Tests.Integration;
 
 /// <summary>
-/// The curl flows the README, docs/http-api.md and docs/machines.md show, run by bash against a real server as a
+/// The curl flows the README, docs/http-api.md, docs/machines.md, docs/experiments.md and docs/reclaim.md show, run by bash against a real server as a
 /// reader pastes them: each command's answer must be what the comment under it says ("..." stands
 /// for anything), and the same on a second run after POST /reset, since a reader runs them again.
 /// </summary>
@@ -18,6 +18,7 @@ public partial class DocFlowTests
     [InlineData("docs/http-api.md", "## The seed scenario with curl")]
     [InlineData("docs/machines.md", "## The resource")]
     [InlineData("docs/experiments.md", "## The seed's claim with curl")]
+    [InlineData("docs/reclaim.md", "## Reclaim with curl")]
     public async Task TheDocumentsCurlFlow_AnswersWhatItsCommentsSay_OnEveryRun(string document, string section)
     {
         Assert.True(File.Exists("/usr/bin/curl") || string.IsNullOrEmpty(Environment.GetEnvironmentVariable("CI")), "curl is not installed");

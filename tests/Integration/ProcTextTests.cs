@@ -74,7 +74,11 @@ public partial class ProcTextTests
     public async Task Zoneinfo_AndVmstat_UseTheKernelsFieldNames()
     {
         var zoneinfo = await Get("/proc/zoneinfo");
-        Assert.StartsWith("Node 0, zone      DMA\n  pages free     4095\n        boost    0\n        min      ", zoneinfo, StringComparison.Ordinal);
+        // zoneinfo_show_print(): the node's stats in its first populated zone, then the zone's own.
+        Assert.StartsWith("Node 0, zone      DMA\n  per-node stats\n      nr_inactive_anon 0\n      nr_active_anon 0\n      nr_inactive_file 0\n", zoneinfo, StringComparison.Ordinal);
+        Assert.Contains("\n      nr_file_pages 0\n  pages free     4095\n        boost    0\n        min      ", zoneinfo, StringComparison.Ordinal);
+        Assert.Contains("\n      nr_free_pages 4095\n      nr_zone_inactive_anon 0\n", zoneinfo, StringComparison.Ordinal);
+        Assert.Single(System.Text.RegularExpressions.Regex.Matches(zoneinfo, "per-node stats"));
         Assert.Contains("\n  start_pfn:           1048576\n", zoneinfo, StringComparison.Ordinal);
 
         var vmstat = (await Get("/proc/vmstat")).TrimEnd('\n').Split('\n');

@@ -317,6 +317,39 @@ public class ReclaimTests
         m.AssertConsistent();
     }
 
+    [Fact]
+    public void AnUnmovableFallback_CountsLruPagesAsMovable_AndLeavesTheirPageblockMovable()
+    {
+        // The same allocations, as page cache (on the LRU) and as a client's pinned pages: 1836 of
+        // the zone's 2048 pages, so the last pageblock has fewer than half its pages free.
+        static Machine Small() => new(MachineConfig.SingleNode(1, 0, new ZoneConfig { Name = "Normal", StartPfn = 1 << 20, Pages = 2048 }));
+        var cache = Small();
+        var pinned = Small();
+        cache.ReadFilePages(1836, active: false, cpu: 0);
+        const GfpFlags readahead = Gfp.HighUserMovable | GfpFlags.NoRetry | GfpFlags.NoWarn;
+        for (var i = 0; i < 1836; i++)
+        {
+            Assert.True(pinned.AllocPages(pinned.Normal(), 0, readahead, 0).IsSuccess);
+        }
+        cache.Normal().DrainPages(null);
+        pinned.Normal().DrainPages(null);
+        Assert.Equal(cache.BuddyInfo(), pinned.BuddyInfo());
+
+        cache.Alloc("Normal", 0, "GFP_KERNEL");
+        pinned.Alloc("Normal", 0, "GFP_KERNEL");
+
+        // try_to_claim_block(): free + alike pages must be half the pageblock. Pinned pages are
+        // alike to an unmovable request (not movable); LRU pages are movable, so not alike.
+        var c = cache.Normal().Stats();
+        var p = pinned.Normal().Stats();
+        // (The pcp refill for the request steals page by page from the block it cannot claim.)
+        Assert.Equal(0, c.Event(VmEvent.FallbackClaim));
+        Assert.True(c.Event(VmEvent.FallbackSteal) > 0);
+        Assert.Equal((1L, 0L), (p.Event(VmEvent.FallbackClaim), p.Event(VmEvent.FallbackSteal)));
+        Assert.Equal(0, c.PageblocksByType[(int)MigrateType.Unmovable]);
+        Assert.Equal(1, p.PageblocksByType[(int)MigrateType.Unmovable]);
+    }
+
     private static List<TraceEvent> Drain(TraceListener listener)
     {
         var events = new List<TraceEvent>();

@@ -12,7 +12,9 @@ public sealed record MachineShape(
     [property: Description("Simulated cpus, 1..1024; each has a pcp in every zone. Default 4.")] int? Cpus = null,
     [property: Description("vm.min_free_kbytes as if written after boot; left out, the kernel's boot value (calculate_min_free_kbytes(), raised for THP).")] long? MinFreeKbytes = null,
     [property: Description("THP enabled (always or madvise): khugepaged raises min_free_kbytes at boot. Default true.")] bool? TransparentHugepages = null,
-    [property: Description("The nodes and their zones (DMA, DMA32, Normal, Movable), each with startPfn and pages; left out, the default machine's.")] List<NodeConfig>? Nodes = null)
+    [property: Description("The nodes and their zones (DMA, DMA32, Normal, Movable), each with startPfn and pages; left out, the default machine's.")] List<NodeConfig>? Nodes = null,
+    [property: Description("The page cache the system reads at boot: pages (up to four times the machine's), the first activePages of them the working set; "
+        + "past what fits, kswapd reclaims the oldest. Left out: the default machine's when nodes and cpus are left out too, else none.")] PageCacheConfig? PageCache = null)
 {
     /// <summary>The configuration this shape describes, what it leaves out taken from <paramref name="defaults"/>.</summary>
     public MachineConfig ToConfig(MachineConfig defaults) => new()
@@ -21,10 +23,13 @@ public sealed record MachineShape(
         MinFreeKbytes = MinFreeKbytes ?? (Nodes is null && Cpus is null ? defaults.MinFreeKbytes : null),
         TransparentHugepages = TransparentHugepages ?? defaults.TransparentHugepages,
         Nodes = Nodes is { Count: > 0 } nodes ? nodes : CopyNodes(defaults.Nodes),
+        PageCache = PageCache is { } cache ? new PageCacheConfig { Pages = cache.Pages, ActivePages = cache.ActivePages }
+            : Nodes is null && Cpus is null ? defaults.Copy().PageCache : new PageCacheConfig(),
     };
 
     public static MachineShape From(MachineConfig config) =>
-        new(config.Cpus, config.MinFreeKbytes, config.TransparentHugepages, CopyNodes(config.Nodes));
+        new(config.Cpus, config.MinFreeKbytes, config.TransparentHugepages, CopyNodes(config.Nodes),
+            new PageCacheConfig { Pages = config.PageCache.Pages, ActivePages = config.PageCache.ActivePages });
 
     private static List<NodeConfig> CopyNodes(List<NodeConfig> nodes) =>
         [.. nodes.Select(n => new NodeConfig

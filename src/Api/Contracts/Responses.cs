@@ -65,7 +65,9 @@ public sealed record ZoneStatsResponse(
     [property: System.ComponentModel.Description("extfrag_index per order 0..10 (mm/vmstat.c __fragmentation_index()): -1 when a block of the order is free, else 0 (would fail for lack of memory) to 1 (would fail for fragmentation).")]
     double[] ExtfragIndex,
     [property: System.ComponentModel.Description("unusable_index per order 0..10 (mm/vmstat.c unusable_free_index()): the share of free memory in blocks too small for the order.")]
-    double[] UnusableIndex)
+    double[] UnusableIndex,
+    [property: System.ComponentModel.Description("Pages on each LRU list (nr_zone_inactive_anon .. nr_zone_unevictable): the system's page cache and anon pages, which reclaim may free. Part of allocatedPages.")]
+    Dictionary<string, long> Lru)
 {
     public static ZoneStatsResponse From(ZoneStats s) => new(
         s.Zone, s.Node, s.ManagedPages, s.FreePages, s.PcpPages, s.AllocatedPages, s.HwPoisonLeakedPages,
@@ -77,7 +79,8 @@ public sealed record ZoneStatsResponse(
         Enum.GetValues<VmEvent>().ToDictionary(VmEvents.Name, e => s.Event(e)),
         s.Locks,
         Fragmentation.ExtfragIndices(s.NrFree),
-        Fragmentation.UnusableIndices(s.NrFree));
+        Fragmentation.UnusableIndices(s.NrFree),
+        Enum.GetValues<LruList>().ToDictionary(LruLists.Name, s.Lru));
 }
 
 public sealed record MachineTotals(long ManagedPages, long FreePages, long PcpPages, long AllocatedPages, long HwPoisonLeakedPages)
@@ -87,7 +90,15 @@ public sealed record MachineTotals(long ManagedPages, long FreePages, long PcpPa
         zones.Sum(z => z.AllocatedPages), zones.Sum(z => z.HwPoisonLeakedPages));
 }
 
-public sealed record MachineStatsResponse(int Cpus, long MinFreeKbytes, MachineTotals Totals, ZoneStatsResponse[] Zones);
+public sealed record MachineStatsResponse(int Cpus, long MinFreeKbytes, MachineTotals Totals, ZoneStatsResponse[] Zones,
+    [property: System.ComponentModel.Description("Reclaim's vm events, as /proc/vmstat names them (allocstall_*, pgscan_*, pgsteal_*, pageoutrun, drop_pagecache, ...).")]
+    Dictionary<string, long> Reclaim);
+
+/// <summary>What POST .../page_cache did: pages read into the page cache, pages not read, and what reclaim freed meanwhile.</summary>
+public sealed record PageCacheReadResponse(long Read, long NotRead, long ReclaimedByKswapd, long ReclaimedDirectly, Dictionary<string, long> Lru);
+
+/// <summary>What POST .../drop_caches did: the value written and the page-cache pages freed.</summary>
+public sealed record DropCachesResponse(int Value, long FreedPages);
 
 public sealed record HighOrderTestResponse(int Iterations, int Order, string Zone, PageAlloc.Domain.Testing.HighOrderTestResult[] Results);
 

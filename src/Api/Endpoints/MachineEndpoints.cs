@@ -79,8 +79,10 @@ public static class MachineEndpoints
     {
         var machine = scope.Machine;
         var zones = machine.Stats();
+        var reclaim = machine.Vmscan.Counters.Read();
         return TypedResults.Ok(new MachineStatsResponse(machine.Cpus, machine.MinFreeKbytes, MachineTotals.From(zones),
-            zones.Select(ZoneStatsResponse.From).ToArray()));
+            zones.Select(ZoneStatsResponse.From).ToArray(),
+            Domain.Reclaim.VmscanEvents.Names.Select((name, i) => (name, i)).ToDictionary(p => p.name, p => reclaim[p.i])));
     }
 
     /// <summary>The most intervals one call may run: an hour of simulated time (high has decayed to high_min long before).</summary>

@@ -6,7 +6,7 @@ namespace PageAlloc.Api.Endpoints;
 
 /// <summary>
 /// The routes that act on one machine (zones and page calls, stats, /proc, debugfs, events, reset,
-/// import, fragment, replay, tests, fault injection, vmstat_update, experiments), mapped on a group that names
+/// import, fragment, replay, tests, fault injection, vmstat_update, page cache and drop_caches, experiments), mapped on a group that names
 /// the machine: /machines/{machine}, or the root, whose routes are default's.
 /// </summary>
 public static class MachineScopedRoutes
@@ -19,6 +19,7 @@ public static class MachineScopedRoutes
         group.MapZones();
         group.MapPageCalls();
         group.MapMachine();
+        group.MapReclaim();
         group.MapTests();
         group.MapEvents();
         group.MapReplay();

@@ -172,9 +172,13 @@ public static class PageCallsEndpoints
 
     private const string UnknownZoneHelp = ZonesEndpoints.UnknownZoneHelp;
 
-    /// <summary>The refusals of a call on a page that is not the head of a live allocation (Zone.NotAllocatedHead).</summary>
+    /// <summary>
+    /// The refusals of a call on a page that is not the head of a live allocation (Zone.NotAllocatedHead),
+    /// or that is the system's (page cache on an LRU list: Zone.LruPageRefused).
+    /// </summary>
     private static readonly ProblemKind[] NotLive =
-        [ProblemCatalog.Of(PageErrorKind.PageFree), ProblemCatalog.Of(PageErrorKind.HwPoisoned), ProblemCatalog.Of(PageErrorKind.NotHead)];
+        [ProblemCatalog.Of(PageErrorKind.PageFree), ProblemCatalog.Of(PageErrorKind.HwPoisoned), ProblemCatalog.Of(PageErrorKind.NotHead),
+            ProblemCatalog.Of(PageErrorKind.LruPage)];
 
     public static Results<CreatedJson<AllocPagesResponse>, ProblemHttpResult> AllocPages(ZoneScope scope, AllocPagesRequest request)
     {

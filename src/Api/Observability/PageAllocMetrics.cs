@@ -59,6 +59,10 @@ public sealed class PageAllocMetrics
         meter.CreateObservableCounter("pagealloc.lock.wait.time", () => PerLockSeconds(l => l.WaitNs), "s",
             "Time spent waiting for the lock (lock_stat waittime-total).");
         // Unitless on purpose: the Prometheus exporter would name a unit of "1" _ratio.
+        meter.CreateObservableGauge("pagealloc.lru.pages", LruPages, "{page}",
+            "Pages on each LRU list (nr_zone_inactive_file and friends): the system's page cache and anon pages.");
+        meter.CreateObservableCounter("pagealloc.vmscan.events", VmscanEvents, "{event}",
+            "Reclaim's vm events (/proc/vmstat's pgscan_*, pgsteal_*, allocstall_*, pageoutrun, drop_pagecache, ...), by event.");
         meter.CreateObservableGauge("pagealloc.fragmentation.unusable_index", () => PerZoneAndOrderIndex(Fragmentation.UnusableIndex), null,
             "unusable_free_index() per order, 0..1: the share of free memory in blocks smaller than the order (debugfs extfrag/unusable_index).");
         meter.CreateObservableGauge("pagealloc.fragmentation.extfrag_index", () => PerZoneAndOrderIndex(Fragmentation.ExtfragIndex), null,
@@ -96,6 +100,14 @@ public sealed class PageAllocMetrics
     private IEnumerable<Measurement<long>> PerZoneAndOrder(Func<ZoneCounters, long[]> read) =>
         Zones().SelectMany(z => read(z.Counters).Select((n, order) =>
             new Measurement<long>(n, Machine(z.Machine), Silo, new("zone", z.Counters.Zone), new("order", order))));
+
+    private IEnumerable<Measurement<long>> LruPages() =>
+        Zones().SelectMany(z => z.Counters.LruPages.Select((n, lru) =>
+            new Measurement<long>(n, Machine(z.Machine), Silo, new("zone", z.Counters.Zone), new("lru", LruLists.Name((LruList)lru)))));
+
+    private IEnumerable<Measurement<long>> VmscanEvents() =>
+        _machines.All.Where(m => m.IsBooted).SelectMany(m => m.Machine.Vmscan.Counters.Read().Select((n, e) =>
+            new Measurement<long>(n, Machine(m.Name), Silo, new("event", Domain.Reclaim.VmscanEvents.Names[e]))));
 
     private IEnumerable<Measurement<long>> InjectedFailures() =>
         _machines.All.Where(m => m.IsBooted).Select(m => new Measurement<long>(m.Machine.FailPageAlloc.Injected, Machine(m.Name), Silo));

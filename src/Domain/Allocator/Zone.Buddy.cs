@@ -326,9 +326,9 @@ public sealed partial class Zone
 
     /// <summary>
     /// try_to_claim_block(): a block at or above pageblock_order is retyped whole; a smaller one
-    /// claims its pageblock when at least half of it is free or alike. PageAlloc's allocations are
-    /// never on the LRU, so no in-use page counts as movable (prep_move_freepages_block()).
-    /// Watermark boosting is not modelled (no kswapd).
+    /// claims its pageblock when at least half of it is free or alike. prep_move_freepages_block()
+    /// counts the block's LRU pages (the system's page cache and anon) as movable; clients' pinned
+    /// allocations never are. Watermark boosting is not modelled yet.
     /// </summary>
     private int TryToClaimBlock(int idx, int currentOrder, int order, MigrateType startMt, MigrateType blockMt)
     {
@@ -345,7 +345,7 @@ public sealed partial class Zone
         {
             return IntrusiveLists.Nil; // the pageblock crosses the zone's ends
         }
-        var freePages = 0;
+        int freePages = 0, movablePages = 0;
         for (var i = start; i < start + PageblockNrPages;)
         {
             if ((Flags[i] & (byte)PageFlags.Buddy) != 0)
@@ -355,10 +355,13 @@ public sealed partial class Zone
             }
             else
             {
+                if ((Flags[i] & (byte)PageFlags.Lru) != 0)
+                {
+                    movablePages++; // PageLRU(): could be isolated for migration
+                }
                 i++;
             }
         }
-        const int movablePages = 0;
         var alikePages = startMt == MigrateType.Movable ? movablePages
             : blockMt == MigrateType.Movable ? PageblockNrPages - (freePages + movablePages)
             : 0;

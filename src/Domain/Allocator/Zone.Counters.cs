@@ -53,7 +53,10 @@ public sealed partial class Zone
             }
         }
         return new ZoneCounters(Key, NodeId, Volatile.Read(ref _freePages), pcpPages, events, allocs, fromBuddy, frees, byType,
-            ZoneLock.Snapshot(), LockStats.Sum($"{Key} pcp->lock (all cpus)", _pcp.Select(p => p.Lock.Snapshot())), RefLock.Snapshot());
+            ZoneLock.Snapshot(), LockStats.Sum($"{Key} pcp->lock (all cpus)", _pcp.Select(p => p.Lock.Snapshot())), RefLock.Snapshot())
+        {
+            LruPages = [.. Enum.GetValues<LruList>().Select(LruPages)],
+        };
     }
 }
 
@@ -77,4 +80,7 @@ public sealed record ZoneCounters(
     LockStats RefLock)
 {
     public long Event(VmEvent e) => Events[(int)e];
+
+    /// <summary>Pages on each LRU list, indexed by <see cref="LruList"/>.</summary>
+    public long[] LruPages { get; init; } = new long[LruLists.Count];
 }
