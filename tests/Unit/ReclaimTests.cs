@@ -123,7 +123,7 @@ public class ReclaimTests
         Assert.Equal("order=0 gfp_flags=__GFP_IO|__GFP_FS|__GFP_DIRECT_RECLAIM", TraceText.Fields(events[0]));
         Assert.Equal(TraceEventType.MmVmscanDirectReclaimEnd, events[1].Type);
         Assert.Matches("^nr_reclaimed=[0-9]+$", TraceText.Fields(events[1]));
-        Assert.True(events[1].NrReclaimed >= PageAllocConstants.SwapClusterMax);
+        Assert.True(events[1].NrPages >= PageAllocConstants.SwapClusterMax);
         m.AssertConsistent();
     }
 

@@ -25,6 +25,12 @@ public sealed record TraceEventJson(
     [property: JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)] string? Strategy,
     [property: JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)] int? Nid,
     [property: JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)] long? NrReclaimed,
+    [property: JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)] long? NrMigrated,
+    [property: JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)] long? NrFailed,
+    [property: JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)] long? MigratePfn,
+    [property: JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)] long? FreePfn,
+    [property: JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)] string? Mode,
+    [property: JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)] string? Status,
     string Text)
 {
     public static TraceEventJson From(in TraceEvent e, string zone) => new(
@@ -35,7 +41,7 @@ public sealed record TraceEventJson(
         zone,
         e.Pfn,
         e.Order,
-        e.Type is TraceEventType.MmPageFree or TraceEventType.MmPageFreeBatched || TraceText.IsVmscan(e.Type) ? null : e.MigrateType,
+        e.Type is TraceEventType.MmPageFree or TraceEventType.MmPageFreeBatched || TraceText.IsVmscan(e.Type) || TraceText.IsCompaction(e.Type) ? null : e.MigrateType,
         e.Type is TraceEventType.MmPageAlloc or TraceEventType.MmVmscanWakeupKswapd or TraceEventType.MmVmscanDirectReclaimBegin ? Gfp.Format(e.Gfp) : null,
         e.Type == TraceEventType.MmPageAllocZoneLocked ? e.Flag : null,
         e.Type == TraceEventType.MmPageAllocExtfrag ? e.FallbackOrder : null,
@@ -43,6 +49,14 @@ public sealed record TraceEventJson(
         e.Type == TraceEventType.MmPageAllocExtfrag ? e.Flag : null,
         e.Type == TraceEventType.RangeFreeChunk ? FreeStrategies.Of(e.Strategy).Name : null,
         TraceText.IsVmscan(e.Type) && e.Type != TraceEventType.MmVmscanDirectReclaimBegin && e.Type != TraceEventType.MmVmscanDirectReclaimEnd ? e.Node : null,
-        e.Type == TraceEventType.MmVmscanDirectReclaimEnd ? e.NrReclaimed : null,
+        e.Type == TraceEventType.MmVmscanDirectReclaimEnd ? e.NrPages : null,
+        e.Type == TraceEventType.MmCompactionMigratepages ? e.NrPages : null,
+        e.Type == TraceEventType.MmCompactionMigratepages ? e.NrFailed : null,
+        Bounds(e.Type) ? e.MigratePfn : null,
+        Bounds(e.Type) ? e.FreePfn : null,
+        Bounds(e.Type) ? (e.Flag ? "sync" : "async") : null,
+        e.Type == TraceEventType.MmCompactionEnd ? TraceText.CompactionStatus(e.Status) : null,
         TraceText.Fields(in e));
+
+    private static bool Bounds(TraceEventType type) => type is TraceEventType.MmCompactionBegin or TraceEventType.MmCompactionEnd;
 }

@@ -126,7 +126,7 @@ public static class EventsEndpoints
         await foreach (var (e, lost) in Read(listener, lease, end, stop))
         {
             yield return lost > 0
-                ? new SseItem<TraceEventJson>(new TraceEventJson("lost", "ftrace", 0, 0, "", lost, 0, null, null, null, null, null, null, null, null, null, TraceText.Lost(lost)), "lost")
+                ? new SseItem<TraceEventJson>(new TraceEventJson("lost", "ftrace", 0, 0, "", lost, 0, null, null, null, null, null, null, null, null, null, null, null, null, null, null, null, TraceText.Lost(lost)), "lost")
                 : new SseItem<TraceEventJson>(TraceEventJson.From(in e, zoneKey(e.Zone)), TraceText.Name(e.Type));
         }
     }

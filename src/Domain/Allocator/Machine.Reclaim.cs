@@ -8,8 +8,11 @@ namespace PageAlloc.Domain.Allocator;
 // fills memory with, and drop_caches. Reclaim itself is Reclaim/Vmscan.cs.
 public sealed partial class Machine
 {
-    /// <summary>kswapd, direct reclaim and their counters.</summary>
+    /// <summary>kswapd, direct reclaim and their counters (compaction's among them).</summary>
     public Vmscan Vmscan { get; }
+
+    /// <summary>Direct compaction and compact_memory.</summary>
+    public Compaction Compaction { get; }
 
     /// <summary>
     /// __alloc_pages_slowpath() up to the OOM killer: wake kswapd (wake_all_kswapds()), try at the
@@ -29,6 +32,8 @@ public sealed partial class Machine
         var costly = order > PageAllocCostlyOrder;
         var alloc = SlowpathAllocFlags(gfp, order);
         var kswapd = (gfp & GfpFlags.KswapdReclaim) != 0;
+        var canCompact = (gfp & GfpFlags.Io) != 0; // gfp_compaction_allowed()
+        var pfmemalloc = (gfp & GfpFlags.MemAlloc) != 0 && (gfp & GfpFlags.NoMemAlloc) == 0;
         if (kswapd)
         {
             WakeAllKswapds(zonelist, order, gfp, gfpZone);
@@ -36,6 +41,25 @@ public sealed partial class Machine
         if (GetPageFromFreelist(zonelist, order, mt, alloc, gfpZone, gfp, cpu, charged) is { } first)
         {
             return first;
+        }
+        var compactPriority = CompactPriority.SyncLight; // DEF_COMPACT_PRIORITY
+        var compactResult = CompactResult.Skipped;
+        var compactionRetries = 0;
+        if (canDirectReclaim && canCompact && (costly || (order > 0 && mt != MigrateType.Movable)) && !pfmemalloc)
+        {
+            // Costly orders, and unmovable ones that would fragment, try async compaction before reclaim.
+            if (AllocPagesDirectCompact(zonelist, order, mt, alloc, gfpZone, gfp, cpu, charged, CompactPriority.Async, out compactResult) is { } compacted)
+            {
+                return compacted;
+            }
+            if (costly && (gfp & GfpFlags.NoRetry) != 0)
+            {
+                if (compactResult is CompactResult.Skipped or CompactResult.Deferred)
+                {
+                    return NoPage(zonelist, order, mt, gfpZone, gfp, cpu, charged, canDirectReclaim);
+                }
+                compactPriority = CompactPriority.Async; // a THP fault tries no harder than async
+            }
         }
         var noProgressLoops = 0;
         // Bound on purpose: should_reclaim_retry() stops after MAX_RECLAIM_RETRIES rounds without
@@ -63,21 +87,62 @@ public sealed partial class Machine
             {
                 return reclaimed;
             }
-            if ((gfp & GfpFlags.NoRetry) != 0 || (costly && (gfp & GfpFlags.RetryMayFail) == 0))
+            if (AllocPagesDirectCompact(zonelist, order, mt, alloc, gfpZone, gfp, cpu, charged, compactPriority, out compactResult) is { } compacted)
+            {
+                return compacted;
+            }
+            if ((gfp & GfpFlags.NoRetry) != 0 || (costly && (!canCompact || (gfp & GfpFlags.RetryMayFail) == 0)))
             {
                 break;
             }
-            if (!ShouldReclaimRetry(zonelist, order, mt, alloc, gfpZone, progress > 0, ref noProgressLoops))
+            if (ShouldReclaimRetry(zonelist, order, mt, alloc, gfpZone, progress > 0, ref noProgressLoops))
+            {
+                continue;
+            }
+            // Compaction needs free memory to work with: retrying it makes sense only while reclaim makes progress.
+            if (!(progress > 0 && canCompact && Compaction.ShouldCompactRetry(zonelist, order, gfpZone, compactResult, ref compactPriority, ref compactionRetries)))
             {
                 break;
             }
         }
-        if ((gfp & GfpFlags.NoFail) != 0 && canDirectReclaim)
-        {
-            return GetPageFromFreelist(zonelist, order, mt, AllocFlags.WmarkMin | AllocFlags.MinReserve, gfpZone, gfp, cpu, charged);
-        }
-        return null;
+        return NoPage(zonelist, order, mt, gfpZone, gfp, cpu, charged, canDirectReclaim);
     }
+
+    /// <summary>nopage: __GFP_NOFAIL with direct reclaim takes its last resort, ALLOC_MIN_RESERVE (__alloc_pages_cpuset_fallback()); then the allocation fails.</summary>
+    private static AllocatedBlock? NoPage(Zone[] zonelist, int order, MigrateType mt, ZoneType gfpZone, GfpFlags gfp, int cpu, Memcg? charged, bool canDirectReclaim) =>
+        (gfp & GfpFlags.NoFail) != 0 && canDirectReclaim
+            ? GetPageFromFreelist(zonelist, order, mt, AllocFlags.WmarkMin | AllocFlags.MinReserve, gfpZone, gfp, cpu, charged)
+            : null;
+
+    /// <summary>
+    /// __alloc_pages_direct_compact(): try_to_compact_pages() at the priority; unless it was
+    /// skipped, a compaction stall is counted and the allocation tried again, a success clearing the
+    /// zone's deferral (compact_success) and a failure counting compact_fail. Order 0 never compacts.
+    /// </summary>
+    private AllocatedBlock? AllocPagesDirectCompact(Zone[] zonelist, int order, MigrateType mt, AllocFlags alloc, ZoneType gfpZone, GfpFlags gfp, int cpu,
+        Memcg? charged, CompactPriority priority, out CompactResult result)
+    {
+        result = CompactResult.Skipped;
+        if (order == 0)
+        {
+            return null;
+        }
+        result = Compaction.TryToCompactPages(zonelist, order, gfp, alloc, gfpZone, priority, cpu);
+        if (result == CompactResult.Skipped)
+        {
+            return null;
+        }
+        var block = GetPageFromFreelist(zonelist, order, mt, alloc, gfpZone, gfp, cpu, charged);
+        if (block is { } b)
+        {
+            Reclaim.Compaction.CompactionDeferReset(b.Zone, order, allocSuccess: true);
+        }
+        Compaction.CountDirectCompaction(block is not null);
+        return block;
+    }
+
+    /// <summary>Writing 1 to /proc/sys/vm/compact_memory: every zone compacted whole (compact_nodes()).</summary>
+    public void CompactMemory(int cpu) => Compaction.CompactNodes(_zones, cpu);
 
     /// <summary>wake_all_kswapds(): wakeup_kswapd() for each node of the zonelist once, with its first zone up to highest_zoneidx.</summary>
     private void WakeAllKswapds(Zone[] zonelist, int order, GfpFlags gfp, ZoneType highestZoneIdx)

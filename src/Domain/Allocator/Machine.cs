@@ -48,6 +48,7 @@ public sealed partial class Machine
         }).ToArray();
         _byKey = _zones.ToDictionary(z => z.Key, StringComparer.OrdinalIgnoreCase);
         Vmscan = new Reclaim.Vmscan(_zones, Tracepoints);
+        Compaction = new Reclaim.Compaction(Vmscan.Counters, Tracepoints);
         _memcgs = [null, .. config.Memcgs.Select((m, i) => new Memcg((ushort)(i + 1), m.Name, m.MaxPages))];
         _memcgByName = Memcgs.ToDictionary(m => m.Name, StringComparer.Ordinal);
         if (config.Memcgs.Count > 0)

@@ -24,6 +24,7 @@ public sealed partial class Zone
         _lruOf = source._lruOf is { } lruOf ? (byte[])lruOf.Clone() : null;
         _lru.CopyFrom(source._lru, links: false);
         source._lruPages.CopyTo(_lruPages, 0);
+        RestoreCompactionState(source.CompactionState());
         source._pageblockMt.CopyTo(_pageblockMt, 0);
         _freeLists.CopyFrom(source._freeLists, links: false);
         _maxOrderLists.CopyFrom(source._maxOrderLists, links: true);

@@ -233,7 +233,8 @@ public sealed partial class Zone
 }
 
 // The zone's LRUS snapshot section (docs/snapshot-format.md), written after PCPS: each list's
-// length, then its pages from head to tail as distances, as the free lists are written.
+// length, then its pages from head to tail as distances, as the free lists are written; then the
+// zone's compaction state.
 public sealed partial class Zone
 {
     private void WriteLruSnapshot(Snapshots.SnapshotWriter w)
@@ -259,6 +260,8 @@ public sealed partial class Zone
                 throw ListDisagrees($"the {LruLists.Name((LruList)l)} list", (int)count);
             }
         }
+        // compact_cached_free_pfn, compact_cached_migrate_pfn[2], compact_considered, compact_defer_shift, compact_order_failed
+        w.WriteInt64s(CompactionState());
     }
 
     /// <summary>Rebuilds the lists and the map; a member must be a page on no other list, flagged PG_lru.</summary>
@@ -285,5 +288,11 @@ public sealed partial class Zone
             _lruPages[l] = count;
             members += count;
         }
+        Span<long> compaction = stackalloc long[6];
+        r.ReadCounters(compaction[..3], $"zone {Key}'s cached compaction pfns");
+        compaction[3] = r.ReadInt64($"zone {Key}'s compact_considered", 0, 1 << Reclaim.Compaction.MaxDeferShift);
+        compaction[4] = r.ReadInt64($"zone {Key}'s compact_defer_shift", 0, Reclaim.Compaction.MaxDeferShift);
+        compaction[5] = r.ReadInt64($"zone {Key}'s compact_order_failed", 0, MaxPageOrder + 1);
+        RestoreCompactionState(compaction);
     }
 }

@@ -340,7 +340,7 @@ public sealed class Vmscan
         }
         if (_trace.Enabled)
         {
-            _trace.Emit(TraceEventType.MmVmscanDirectReclaimEnd, zonelist[0].Index, 0, 0, 0, node: zonelist[0].NodeId, nrReclaimed: sc.NrReclaimed);
+            _trace.Emit(TraceEventType.MmVmscanDirectReclaimEnd, zonelist[0].Index, 0, 0, 0, node: zonelist[0].NodeId, nrPages: sc.NrReclaimed);
         }
         return sc.NrReclaimed;
     }

@@ -3,9 +3,9 @@ using System.Collections.Immutable;
 namespace PageAlloc.Domain.Reclaim;
 
 /// <summary>
-/// The vm_event_item counters of reclaim (include/linux/vm_event_item.h), machine-wide as the
-/// kernel's are (summed over cpus), in /proc/vmstat's order. allocstall_* is per zone type,
-/// indexed by gfp_zone() of the allocation that stalled.
+/// The vm_event_item counters of reclaim, migration and compaction (include/linux/vm_event_item.h),
+/// machine-wide as the kernel's are (summed over cpus), in /proc/vmstat's order. allocstall_* is per
+/// zone type, indexed by gfp_zone() of the allocation that stalled.
 /// </summary>
 public enum VmscanEvent
 {
@@ -29,11 +29,19 @@ public enum VmscanEvent
     PageOutRun,
     DropPagecache,
     DropSlab,
+    PgmigrateSuccess,
+    PgmigrateFail,
+    CompactMigrateScanned,
+    CompactFreeScanned,
+    CompactIsolated,
+    CompactStall,
+    CompactFail,
+    CompactSuccess,
 }
 
 public static class VmscanEvents
 {
-    public const int Count = 20;
+    public const int Count = 28;
 
     /// <summary>The names vmstat_text gives them, in the enum's order.</summary>
     public static ImmutableArray<string> Names { get; } =
@@ -44,6 +52,9 @@ public static class VmscanEvents
         "pgscan_anon", "pgscan_file", "pgsteal_anon", "pgsteal_file",
         "kswapd_low_wmark_hit_quickly", "kswapd_high_wmark_hit_quickly", "pageoutrun",
         "drop_pagecache", "drop_slab",
+        "pgmigrate_success", "pgmigrate_fail",
+        "compact_migrate_scanned", "compact_free_scanned", "compact_isolated",
+        "compact_stall", "compact_fail", "compact_success",
     ];
 
     public static string Name(VmscanEvent e) => Names[(int)e];

@@ -48,6 +48,15 @@ public enum TraceEventType : byte
 
     /// <summary>vmscan:mm_vmscan_direct_reclaim_end, in try_to_free_pages(), with the pages reclaimed.</summary>
     MmVmscanDirectReclaimEnd,
+
+    /// <summary>compaction:mm_compaction_begin, as compact_zone() starts its scanners.</summary>
+    MmCompactionBegin,
+
+    /// <summary>compaction:mm_compaction_end, as compact_zone() returns, with its status.</summary>
+    MmCompactionEnd,
+
+    /// <summary>compaction:mm_compaction_migratepages, after each migrate_pages() of compact_zone().</summary>
+    MmCompactionMigratepages,
 }
 
 /// <summary>
@@ -63,7 +72,12 @@ public enum TraceEventType : byte
 /// <param name="Gfp">mm_page_alloc: the gfp mask.</param>
 /// <param name="Strategy">range_free_chunk: the free strategy.</param>
 /// <param name="Node">vmscan events: the node (nid); the zone is the highest zone they name (zid).</param>
-/// <param name="NrReclaimed">mm_vmscan_direct_reclaim_end: the pages reclaimed.</param>
+/// <param name="NrPages">mm_vmscan_direct_reclaim_end: nr_reclaimed; mm_compaction_migratepages: nr_migrated.</param>
+/// <param name="NrFailed">mm_compaction_migratepages: nr_failed.</param>
+/// <param name="MigratePfn">mm_compaction_begin/end: the migration scanner's pfn (Pfn is zone_start).</param>
+/// <param name="FreePfn">mm_compaction_begin/end: the free scanner's pfn.</param>
+/// <param name="ZoneEnd">mm_compaction_begin/end: zone_end.</param>
+/// <param name="Status">mm_compaction_end: the compact_result (Flag: mode sync).</param>
 public readonly record struct TraceEvent(
     TraceEventType Type,
     long Timestamp,
@@ -78,4 +92,9 @@ public readonly record struct TraceEvent(
     GfpFlags Gfp = 0,
     FreeStrategy Strategy = default,
     int Node = 0,
-    long NrReclaimed = 0);
+    long NrPages = 0,
+    long NrFailed = 0,
+    long MigratePfn = 0,
+    long FreePfn = 0,
+    long ZoneEnd = 0,
+    int Status = 0);

@@ -26,19 +26,40 @@ public static class TraceText
         TraceEventType.MmVmscanKswapdSleep => "mm_vmscan_kswapd_sleep",
         TraceEventType.MmVmscanDirectReclaimBegin => "mm_vmscan_direct_reclaim_begin",
         TraceEventType.MmVmscanDirectReclaimEnd => "mm_vmscan_direct_reclaim_end",
+        TraceEventType.MmCompactionBegin => "mm_compaction_begin",
+        TraceEventType.MmCompactionEnd => "mm_compaction_end",
+        TraceEventType.MmCompactionMigratepages => "mm_compaction_migratepages",
         _ => throw new ArgumentOutOfRangeException(nameof(type), type, "every event has a name"),
     };
 
-    /// <summary>"kmem" and "vmscan" for the kernel's events, "pagealloc" for PageAlloc's own.</summary>
+    /// <summary>"kmem", "vmscan" and "compaction" for the kernel's events, "pagealloc" for PageAlloc's own.</summary>
     public static string Subsystem(TraceEventType type) => type switch
     {
         TraceEventType.RangeFreeChunk => "pagealloc",
+        >= TraceEventType.MmCompactionBegin => "compaction",
         >= TraceEventType.MmVmscanWakeupKswapd => "vmscan",
         _ => "kmem",
     };
 
     /// <summary>Whether the event is one of vmscan's, which name a node and no page.</summary>
-    public static bool IsVmscan(TraceEventType type) => type >= TraceEventType.MmVmscanWakeupKswapd;
+    public static bool IsVmscan(TraceEventType type) => type is >= TraceEventType.MmVmscanWakeupKswapd and < TraceEventType.MmCompactionBegin;
+
+    /// <summary>Whether the event is one of compaction's, which name no page.</summary>
+    public static bool IsCompaction(TraceEventType type) => type >= TraceEventType.MmCompactionBegin;
+
+    /// <summary>COMPACTION_STATUS (include/trace/events/mmflags.h): the compact_result names, by value.</summary>
+    public static string CompactionStatus(int status) => status switch
+    {
+        0 => "not_suitable_zone",
+        1 => "skipped",
+        2 => "deferred",
+        3 => "no_suitable_page",
+        4 => "continue",
+        5 => "complete",
+        6 => "partial_skipped",
+        7 => "contended",
+        _ => "success",
+    };
 
     /// <summary>Every event by its name (without the subsystem).</summary>
     public static IReadOnlyDictionary<string, TraceEventType> ByName { get; } =
@@ -68,7 +89,13 @@ public static class TraceText
             TraceEventType.MmVmscanKswapdWake => string.Create(c, $"nid={e.Node} order={e.Order}"),
             TraceEventType.MmVmscanKswapdSleep => string.Create(c, $"nid={e.Node}"),
             TraceEventType.MmVmscanDirectReclaimBegin => string.Create(c, $"order={e.Order} gfp_flags={Gfp.Format(e.Gfp)}"),
-            TraceEventType.MmVmscanDirectReclaimEnd => string.Create(c, $"nr_reclaimed={e.NrReclaimed}"),
+            TraceEventType.MmVmscanDirectReclaimEnd => string.Create(c, $"nr_reclaimed={e.NrPages}"),
+            // include/trace/events/compaction.h (v6.12-v6.18).
+            TraceEventType.MmCompactionBegin => string.Create(c,
+                $"zone_start=0x{e.Pfn:x} migrate_pfn=0x{e.MigratePfn:x} free_pfn=0x{e.FreePfn:x} zone_end=0x{e.ZoneEnd:x}, mode={(e.Flag ? "sync" : "async")}"),
+            TraceEventType.MmCompactionEnd => string.Create(c,
+                $"zone_start=0x{e.Pfn:x} migrate_pfn=0x{e.MigratePfn:x} free_pfn=0x{e.FreePfn:x} zone_end=0x{e.ZoneEnd:x}, mode={(e.Flag ? "sync" : "async")} status={CompactionStatus(e.Status)}"),
+            TraceEventType.MmCompactionMigratepages => string.Create(c, $"nr_migrated={e.NrPages} nr_failed={e.NrFailed}"),
             _ => throw new ArgumentOutOfRangeException(nameof(e), e.Type, "every event has a format"),
         };
     }

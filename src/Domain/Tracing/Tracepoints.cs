@@ -56,10 +56,22 @@ public sealed class Tracepoints
     /// <summary>Offers an event to every listener. Callers check <see cref="Enabled"/> first.</summary>
     public void Emit(TraceEventType type, int zone, long pfn, int order, int migrateType, bool flag = false,
         int fallbackOrder = 0, int fallbackMigrateType = 0, Model.GfpFlags gfp = 0, Model.FreeStrategy strategy = default,
-        int node = 0, long nrReclaimed = 0)
+        int node = 0, long nrPages = 0)
     {
         var e = new TraceEvent(type, Stopwatch.GetTimestamp() - _origin, t_cpu, zone, pfn, order, migrateType, flag, fallbackOrder, fallbackMigrateType, gfp, strategy,
-            node, nrReclaimed);
+            node, nrPages);
+        Offer(in e);
+    }
+
+    /// <summary>Offers an event built by the caller (the compaction events, whose fields the others lack). Callers check <see cref="Enabled"/> first.</summary>
+    public void Emit(TraceEvent partial)
+    {
+        var e = partial with { Timestamp = Stopwatch.GetTimestamp() - _origin, Cpu = t_cpu };
+        Offer(in e);
+    }
+
+    private void Offer(in TraceEvent e)
+    {
         foreach (var listener in _listeners)
         {
             listener.Offer(in e);
