@@ -164,4 +164,43 @@ public class ReclaimEndpointTests
         await client.PostOk("/machines/race/zones/Normal/drain_pages", new { });
         Assert.Equal(65536L, (long)(await client.GetJson("/machines/race/stats"))["totals"]!["freePages"]!);
     }
+
+    [Fact]
+    public async Task CompactMemory_GathersAFragmentedZonesFreeMemory_AndAHugepageThenSucceeds()
+    {
+        await using var app = new PageAllocApp();
+        var client = app.CreateClient();
+        await client.PostOk("/machines", new
+        {
+            name = "frag",
+            config = new { cpus = 1, minFreeKbytes = 256, nodes = new[] { new { id = 0, zones = new[] { new { name = "Normal", startPfn = 1048576, pages = 4096 } } } } },
+        }, 201);
+        var random = new Random(7);
+        var mine = new List<long>();
+        for (var i = 0; i < 3600; i++)
+        {
+            if (random.Next(2) == 0)
+            {
+                mine.Add((long)(await client.PostOk("/machines/frag/zones/Normal/alloc_pages", new { order = 0, cpu = 0, gfp = "GFP_HIGHUSER_MOVABLE" }, 201))["pfn"]!);
+            }
+            else
+            {
+                await client.PostOk("/machines/frag/page_cache?pages=1&cpu=0", new { });
+            }
+        }
+        await client.PostOk("/machines/frag/zones/Normal/free_pages_bulk", new { pfns = mine, cpu = 0 });
+        await client.PostOk("/machines/frag/zones/Normal/drain_pages", new { });
+        var before = (await client.GetJson("/machines/frag/zones/Normal/stats"))["buddyinfo"]!.AsArray().Select(n => (long)n!).ToArray();
+        Assert.Equal(0, before[9] + before[10]);
+
+        var compacted = await client.PostOk("/machines/frag/compact_memory?cpu=0", new { });
+
+        Assert.True((long)compacted["migrated"]! > 0);
+        await client.PostOk("/machines/frag/zones/Normal/drain_pages", new { });
+        var vmstat = await Vmstat(client, "frag");
+        Assert.Equal((long)compacted["migrated"]!, vmstat["pgmigrate_success"]);
+        Assert.True(vmstat["compact_migrate_scanned"] > 0 && vmstat["compact_free_scanned"] > 0);
+        var thp = await client.PostAsJsonAsync("/machines/frag/zones/Normal/alloc_pages", new { order = 9, cpu = 0, gfp = "GFP_HIGHUSER_MOVABLE|__GFP_COMP" }, Ct);
+        Assert.Equal(HttpStatusCode.Created, thp.StatusCode);
+    }
 }

@@ -60,7 +60,9 @@ public sealed record FragmentRequest(
     [property: Required, Range(0, long.MaxValue), Description("Free pages the zone ends with.")] long? FreePages,
     [property: Required, Range(1, PageAllocConstants.MaxPageOrder), Description("The order whose unusable_index is set (9 for THP).")] int? Order,
     [property: Required, Range(0.0, 1.0), Description("unusable_index at that order: the share of free memory in smaller blocks.")] double? UnusableIndex,
-    [property: Description("Seed of the layout and of the small blocks' sizes (default 1).")] int? Seed = null);
+    [property: Description("Seed of the layout and of the small blocks' sizes (default 1).")] int? Seed = null,
+    [property: Description("The used pages of Movable pageblocks are page cache on the LRU (reclaim may free them, compaction move them), "
+        + "as on a machine that has run for a while; those of other pageblocks stay pinned. Default false: every used page is pinned.")] bool? PageCache = null);
 
 /// <summary>
 /// New values for fail_page_alloc's debugfs files; members left out keep their value. Checked as a

@@ -97,6 +97,9 @@ public sealed record MachineStatsResponse(int Cpus, long MinFreeKbytes, MachineT
 /// <summary>What POST .../page_cache did: pages read into the page cache, pages not read, and what reclaim freed meanwhile.</summary>
 public sealed record PageCacheReadResponse(long Read, long NotRead, long ReclaimedByKswapd, long ReclaimedDirectly, Dictionary<string, long> Lru);
 
+/// <summary>What POST .../compact_memory did: free blocks per order (all zones) before and after, pages migrated, pfns each scanner visited.</summary>
+public sealed record CompactMemoryResponse(long[] FreeBlocksBefore, long[] FreeBlocksAfter, long Migrated, long MigrateScanned, long FreeScanned);
+
 /// <summary>What POST .../drop_caches did: the value written and the page-cache pages freed.</summary>
 public sealed record DropCachesResponse(int Value, long FreedPages);
 

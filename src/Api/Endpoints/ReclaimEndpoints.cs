@@ -41,7 +41,39 @@ public static class ReclaimEndpoints
             .Refuses("value is missing, not a number or outside 1..4, or cpu does not exist; nothing changed.",
                 ProblemCatalog.Of(PageErrorKind.InvalidLength), ProblemCatalog.Of(PageErrorKind.InvalidCpu), ProblemCatalog.MalformedRequest)
             .Refuses(MachineEndpoints.NotAdministrator, ProblemCatalog.Forbidden);
+        machine.MapPost("/compact_memory", CompactMemory).WithName("CompactMemory")
+            .WithSummary("Write 1 to /proc/sys/vm/compact_memory: compact every zone whole")
+            .WithDescription("compact_nodes() -> compact_node(): every zone, order -1, MIGRATE_SYNC, from the zone's ends until the scanners meet: "
+                + "the migration scanner moves the LRU pages it finds (page cache) to free pages the free scanner isolates from the end, so "
+                + "free memory gathers into large blocks there. Clients' pages are pinned and stay. Counts compact_migrate_scanned, "
+                + "compact_free_scanned, compact_isolated and pgmigrate_success; traces mm_compaction_begin and _end. With API keys, only an administrator may call it.")
+            .RequireMachineAdministration()
+            .Answers(200, "Free blocks per order before and after, and what the run migrated and scanned.")
+            .Refuses("cpu does not exist; nothing changed.", ProblemCatalog.Of(PageErrorKind.InvalidCpu), ProblemCatalog.MalformedRequest)
+            .Refuses(MachineEndpoints.NotAdministrator, ProblemCatalog.Forbidden);
         return app;
+    }
+
+    public static Results<Ok<CompactMemoryResponse>, ProblemHttpResult> CompactMemory(MachineScope scope,
+        [Description("The cpu whose pcp the migrated pages' sources are freed to; left out, the request thread's.")] int? cpu)
+    {
+        var machine = scope.Machine;
+        var c = cpu ?? machine.CurrentCpu();
+        if (c < 0 || c >= machine.Cpus)
+        {
+            return Problems.Of(ProblemCatalog.Of(PageErrorKind.InvalidCpu), $"cpu {c} does not exist: the machine has cpus 0..{machine.Cpus - 1}.");
+        }
+        static long[] Blocks(Domain.Allocator.Machine m) =>
+            [.. Enumerable.Range(0, Domain.Model.PageAllocConstants.NrPageOrders).Select(o => m.Stats().Sum(z => z.NrFree[o]))];
+        var before = Blocks(machine);
+        var counters = machine.Vmscan.Counters;
+        var (migrated, scanned, freeScanned) = (counters[Domain.Reclaim.VmscanEvent.PgmigrateSuccess],
+            counters[Domain.Reclaim.VmscanEvent.CompactMigrateScanned], counters[Domain.Reclaim.VmscanEvent.CompactFreeScanned]);
+        machine.CompactMemory(c);
+        return TypedResults.Ok(new CompactMemoryResponse(before, Blocks(machine),
+            counters[Domain.Reclaim.VmscanEvent.PgmigrateSuccess] - migrated,
+            counters[Domain.Reclaim.VmscanEvent.CompactMigrateScanned] - scanned,
+            counters[Domain.Reclaim.VmscanEvent.CompactFreeScanned] - freeScanned));
     }
 
     public static Results<Ok<PageCacheReadResponse>, ProblemHttpResult> ReadPageCache(MachineScope scope,

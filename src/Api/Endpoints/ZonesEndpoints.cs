@@ -157,7 +157,8 @@ public static class ZonesEndpoints
     /// refused, nothing changes, and a refusal for counts that do not fit ends with <paramref name="doesNotFitHint"/>.
     /// </summary>
     private static async Task<Results<Ok<ZoneStatsResponse>, ProblemHttpResult>> RebootWithFreeLists(
-        HostedMachine hosted, Cluster.ClusterMachines cluster, string key, PageAlloc.Domain.Import.FreeListCounts counts, int seed, MachineConfig? config = null, string? doesNotFitHint = null)
+        HostedMachine hosted, Cluster.ClusterMachines cluster, string key, PageAlloc.Domain.Import.FreeListCounts counts, int seed, MachineConfig? config = null, string? doesNotFitHint = null,
+        bool pageCache = false)
     {
         // A machine that grows asks the cluster's budget first (the catalog, a grain call: not under the
         // machine's boot lock); the boot then takes what it needs of that, and what it did not use
@@ -177,7 +178,7 @@ public static class ZonesEndpoints
         var error = hosted.ResetWith(machine =>
         {
             imported = machine.FindZone(key)!;
-            return imported.ImportFreeLists(counts, seed);
+            return imported.ImportFreeLists(counts, seed, pageCache);
         }, config, delta =>
         {
             if (delta > reserved - used)
@@ -207,7 +208,7 @@ public static class ZonesEndpoints
                 $"fragment: {request.FreePages} free pages do not fit zone {key}, which has {scope.Zone.ManagedPages} pages."));
         }
         var counts = PageAlloc.Domain.Import.Fragmenter.Target(key, request.FreePages!.Value, request.Order!.Value, request.UnusableIndex!.Value, request.Seed ?? 1)!;
-        return await RebootWithFreeLists(scope.Hosted, cluster, key, counts, request.Seed ?? 1);
+        return await RebootWithFreeLists(scope.Hosted, cluster, key, counts, request.Seed ?? 1, pageCache: request.PageCache ?? false);
     }
 
     /// <summary>The most cells a pageblock map may ask for.</summary>

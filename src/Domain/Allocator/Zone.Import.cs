@@ -19,7 +19,9 @@ public sealed partial class Zone
     /// whose buddy holds an in-use page, so that nothing could merge and buddyinfo reads back what was
     /// imported. Refused, changing nothing, when the counts do not fit the zone.
     /// </summary>
-    public PageError? ImportFreeLists(FreeListCounts counts, int seed)
+    /// <param name="pageCache">The used pages of Movable pageblocks become page cache on the inactive file list (a
+    /// machine's movable memory is mostly that), those of other pageblocks stay pinned (kernel memory).</param>
+    public PageError? ImportFreeLists(FreeListCounts counts, int seed, bool pageCache = false)
     {
         var types = PageblockTypes(counts.Pageblocks, seed, out var error);
         if (error is not null)
@@ -43,6 +45,10 @@ public sealed partial class Zone
         }
         using var _ = ZoneLock.Enter();
         Apply(types, placed);
+        if (pageCache)
+        {
+            UsedMovablePagesToLru();
+        }
         return null;
     }
 

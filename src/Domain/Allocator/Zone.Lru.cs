@@ -81,6 +81,27 @@ public sealed partial class Zone
         return true;
     }
 
+    /// <summary>
+    /// Every used order-0 page of a Movable pageblock joins the inactive file list, in pfn order (the
+    /// lowest the oldest, at the tail): an imported or fragmented zone's movable memory as page cache.
+    /// The machine is quiescent (a reboot in progress).
+    /// </summary>
+    internal void UsedMovablePagesToLru()
+    {
+        using var _ = RefLock.Enter();
+        _lruOf ??= new byte[SpannedPages];
+        for (var idx = 0; idx < SpannedPages; idx++)
+        {
+            if (Flags[idx] == (byte)PageFlags.Allocated && RefCount[idx] == 1 && Order[idx] == 0 && PageblockMigrateType(idx) == MigrateType.Movable)
+            {
+                Flags[idx] = (byte)(PageFlags.Allocated | PageFlags.Lru);
+                _lruOf[idx] = (byte)(LruList.InactiveFile + 1);
+                _lru.AddHead((int)LruList.InactiveFile, idx);
+                _lruPages[(int)LruList.InactiveFile]++;
+            }
+        }
+    }
+
     /// <summary>The list an LRU page is on; null for a page on none.</summary>
     internal LruList? LruOf(int idx) => _lruOf is { } map && map[idx] != 0 ? (LruList)(map[idx] - 1) : null;
 
