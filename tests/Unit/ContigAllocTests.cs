@@ -5,8 +5,8 @@ namespace PageAlloc.Tests.Unit;
 
 /// <summary>
 /// alloc_contig_range() and alloc_contig_pages() (mm/page_alloc.c): pageblocks isolated, pcp lists
-/// drained, the range taken as order-0 pages with one reference each, -EBUSY for a page in use
-/// (PageAlloc does not migrate), and the isolation always undone.
+/// drained, the range taken as order-0 pages with one reference each, -EBUSY for a pinned page
+/// (page cache is migrated: ReclaimTests), and the isolation always undone.
 /// </summary>
 public class ContigAllocTests
 {

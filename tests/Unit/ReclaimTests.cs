@@ -350,6 +350,41 @@ public class ReclaimTests
         Assert.Equal(1, p.PageblocksByType[(int)MigrateType.Unmovable]);
     }
 
+    [Fact]
+    public void AllocContigRange_MigratesThePageCacheOutOfTheRange_AndTakesIt()
+    {
+        var m = new Machine(Config());
+        var zone = m.Normal();
+        m.ReadFilePages(4096, active: false, cpu: 0); // the zone's first pages
+        var cache = m.LruPages(LruList.InactiveFile);
+        var range = zone.StartPfn + 1024;
+
+        var taken = zone.AllocContigRange(range, 1024, Gfp.Kernel);
+
+        Assert.True(taken.IsSuccess, taken.Error?.ToString());
+        Assert.Equal(cache, m.LruPages(LruList.InactiveFile)); // moved, not dropped
+        Assert.Equal(1024, Counter(m, VmscanEvent.PgmigrateSuccess));
+        Assert.All(Enumerable.Range(0, 1024), i => Assert.DoesNotContain("lru", zone.GetPageState(range + i).Value.Flags));
+        Assert.True(zone.FreeContigRange(range, 1024, FreeStrategy.Chunked, 0).IsSuccess);
+        m.AssertConsistent();
+    }
+
+    [Fact]
+    public void AllocContigRange_OverAPinnedPage_IsBusy_AndMigratesNothing()
+    {
+        var m = new Machine(Config());
+        var zone = m.Normal();
+        m.ReadFilePages(2048, active: false, cpu: 0);
+        var pinned = m.Alloc("Normal", 0).Pfn;
+        m.ReadFilePages(2048, active: false, cpu: 0);
+        var before = m.Fingerprint();
+
+        var refused = zone.AllocContigRange(pinned & ~1023L, 1024, Gfp.Kernel);
+
+        Assert.Equal(PageErrorKind.Busy, refused.Error?.Kind);
+        Assert.Equal(before, m.Fingerprint());
+    }
+
     private static List<TraceEvent> Drain(TraceListener listener)
     {
         var events = new List<TraceEvent>();

@@ -88,7 +88,9 @@ public static class PageCallsEndpoints
             .Answers(201, "The range: its first pfn (the Location header names it), its length and zone.")
             .Refuses("The range or its pageblocks leave the zone, nr_pages is out of range, or the gfp mask is invalid or has __GFP_COMP; nothing changed.",
                 ProblemCatalog.Of(PageErrorKind.OutOfZone), ProblemCatalog.Of(PageErrorKind.InvalidLength), ProblemCatalog.Of(PageErrorKind.InvalidGfp))
-            .Refuses("A page of the range is in use, or another call has its pageblocks isolated (-EBUSY); nothing changed.", ProblemCatalog.Of(PageErrorKind.Busy))
+            .Refuses("A page of the range is pinned (in use and not page cache), or another call has its pageblocks isolated (-EBUSY); nothing changed.", ProblemCatalog.Of(PageErrorKind.Busy))
+            .Refuses("No page of the zone is left to migrate the range's page cache to (-ENOMEM); the pages already migrated stay where they went.",
+                ProblemCatalog.Of(PageErrorKind.OutOfMemory))
             .Refuses(NotAdministrator, ProblemCatalog.Forbidden);
         pages.MapPost("/alloc_contig_pages", AllocContigPages).WithName("AllocContigPages")
             .WithSummary("alloc_contig_pages(nr_pages, gfp): find and take any free range of nr_pages")
@@ -105,7 +107,7 @@ public static class PageCallsEndpoints
             .Answers(201, "The range: its first pfn (the Location header names it), its length and zone.")
             .Refuses("nr_pages is out of range, or the gfp mask is invalid or has __GFP_COMP; nothing changed.",
                 ProblemCatalog.Of(PageErrorKind.InvalidLength), ProblemCatalog.Of(PageErrorKind.InvalidGfp))
-            .Refuses("No candidate range is free in any zone of the zonelist (pages in use are not migrated); nothing changed.", ProblemCatalog.Of(PageErrorKind.OutOfMemory))
+            .Refuses("No candidate range is free in any zone of the zonelist (page cache is migrated, pinned pages are not); nothing changed.", ProblemCatalog.Of(PageErrorKind.OutOfMemory))
             .Refuses(NotAdministrator, ProblemCatalog.Forbidden);
         pages.MapPost("/get_page", GetPage).WithName("GetPage")
             .WithSummary("get_page(page): take a reference")
@@ -223,7 +225,7 @@ public static class PageCallsEndpoints
         {
             return invalid;
         }
-        var result = z.AllocContigRange(request.Pfn!.Value, request.NrPages!.Value, gfp);
+        var result = z.AllocContigRange(request.Pfn!.Value, request.NrPages!.Value, gfp, scope.Machine.CurrentCpu());
         if (result.Error is { } error)
         {
             return Problems.From(error);

@@ -214,7 +214,7 @@ public static class ProblemCatalog
         PageErrorKind.NotOwner => "The page is charged to another API key's memory cgroup.",
         PageErrorKind.ImportDoesNotFit => "The imported free lists have more pages, pageblocks or blocks of a type than the zone can hold without merging.",
         PageErrorKind.InjectedFailure => "fail_page_alloc (/sys/kernel/debug/fail_page_alloc) failed the allocation on purpose, before the allocator ran.",
-        PageErrorKind.Busy => "-EBUSY: a page of the range is in use (PageAlloc does not migrate pages), or another call has its pageblocks isolated.",
+        PageErrorKind.Busy => "-EBUSY: a page of the range is pinned (in use and not page cache, which is migrated), or another call has its pageblocks isolated.",
         PageErrorKind.LruPage => "The page is the system's (page cache or anon, on an LRU list): only reclaim frees it and only migration moves it.",
         _ => throw new ArgumentOutOfRangeException(nameof(kind), kind, "every PageErrorKind needs a description"),
     };

@@ -49,6 +49,10 @@ public sealed partial class Machine
         _byKey = _zones.ToDictionary(z => z.Key, StringComparer.OrdinalIgnoreCase);
         Vmscan = new Reclaim.Vmscan(_zones, Tracepoints);
         Compaction = new Reclaim.Compaction(Vmscan.Counters, Tracepoints);
+        foreach (var zone in _zones)
+        {
+            zone.MigrationCounters = Vmscan.Counters;
+        }
         _memcgs = [null, .. config.Memcgs.Select((m, i) => new Memcg((ushort)(i + 1), m.Name, m.MaxPages))];
         _memcgByName = Memcgs.ToDictionary(m => m.Name, StringComparer.Ordinal);
         if (config.Memcgs.Count > 0)
@@ -412,7 +416,7 @@ public sealed partial class Machine
             }
         }
         return new PageError(PageErrorKind.OutOfMemory,
-            $"alloc_contig_pages: no range of {nrPages} pages at a multiple of {nrPages} in zone {zone.Key} or below it is free (pages in use are not migrated).");
+            $"alloc_contig_pages: no range of {nrPages} pages at a multiple of {nrPages} in zone {zone.Key} or below it is free of pinned pages (page cache would have been migrated).");
     }
 
     /// <summary>

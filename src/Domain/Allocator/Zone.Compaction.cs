@@ -25,6 +25,9 @@ public sealed partial class Zone
     internal int CompactDeferShift;
     internal int CompactOrderFailed;
 
+    /// <summary>The machine's migration counters (pgmigrate_success), for alloc_contig_range()'s migrations; set by the machine.</summary>
+    internal Reclaim.VmscanCounters? MigrationCounters { get; set; }
+
     /// <summary>The page heads a free buddy block; its order is in <paramref name="order"/>.</summary>
     internal bool IsBuddyHead(int idx, out int order)
     {

@@ -9,18 +9,20 @@ namespace PageAlloc.Domain.Allocator;
 // the range is then free the pages are taken out of the buddy as order-0 pages with one reference
 // each, which free_contig_range() frees again.
 //
-// Departure: the kernel migrates the pages in use out of the range (and retries, up to -EBUSY);
-// PageAlloc has no page contents or mappings to migrate, so a page in use makes the call fail
-// with -EBUSY at once. The isolation is undone before the call returns, as the kernel's is.
+// The range's LRU pages (the system's page cache) are migrated out of it first, to pages the zone
+// gives outside the isolated pageblocks (__alloc_contig_migrate_range()); a pinned page (a client's)
+// cannot be, and makes the call fail with -EBUSY at once. The isolation is undone before the call
+// returns, as the kernel's is.
 public sealed partial class Zone
 {
     /// <summary>
-    /// alloc_contig_range(start, start + nr_pages, ACR_FLAGS_NONE, gfp): isolate, drain, check, take.
-    /// Refuses __GFP_COMP (-EINVAL in the kernel), a range whose pageblocks leave the zone, a range
-    /// overlapping one already isolated, and a range with a page in use (-EBUSY). Nothing changes
-    /// when it is refused.
+    /// alloc_contig_range(start, start + nr_pages, ACR_FLAGS_NONE, gfp): isolate, drain, migrate the
+    /// LRU pages out, check, take. Refuses __GFP_COMP (-EINVAL in the kernel), a range whose
+    /// pageblocks leave the zone, a range overlapping one already isolated, and a range with a
+    /// pinned page (-EBUSY); nothing changes when it is refused. When the zone has no page left to
+    /// migrate to (-ENOMEM), the pages already migrated stay where they went.
     /// </summary>
-    public PageResult<long> AllocContigRange(long pfn, long nrPages, GfpFlags gfp)
+    public PageResult<long> AllocContigRange(long pfn, long nrPages, GfpFlags gfp, int cpu = 0)
     {
         if (CheckRange(pfn, nrPages) is { } error)
         {
@@ -49,7 +51,7 @@ public sealed partial class Zone
             // the isolation before anything changes, the pcp drain included. (Every page in use is
             // unmovable here; the kernel lets the refcount-0 tails of a non-compound block through
             // to fail later, after the drain.)
-            if (FirstPageNotFree(idx, end, pcpCountsAsFree: true) is var inUse and >= 0)
+            if (FirstUnmovablePage(idx, end) is var inUse and >= 0)
             {
                 return Ebusy(pfn, nrPages, inUse);
             }
@@ -61,6 +63,14 @@ public sealed partial class Zone
             saved = isolated;
         }
         DrainPages(null); // drain_all_pages(zone): pcp pages of the isolated blocks go to their Isolate lists
+        if (MigrateLruPagesOut(idx, end, cpu) is { } noMemory)
+        {
+            using (ZoneLock.Enter())
+            {
+                UndoIsolatePageRange(first, blocks, saved);
+            }
+            return noMemory;
+        }
         using (ZoneLock.Enter())
         {
             var busy = FirstPageNotFree(idx, end, pcpCountsAsFree: false); // test_pages_isolated()
@@ -82,7 +92,55 @@ public sealed partial class Zone
         : new PageError(PageErrorKind.InvalidGfp, $"{operation}: __GFP_COMP is refused (-EINVAL); the range comes back as order-0 pages.");
 
     private PageError Ebusy(long pfn, long nrPages, int inUse) => new(PageErrorKind.Busy,
-        $"alloc_contig_range: pfn {Hex(PfnOf(inUse))} of {Hex(pfn)}..{Hex(pfn + nrPages - 1)} is in use (-EBUSY; PageAlloc does not migrate pages).");
+        $"alloc_contig_range: pfn {Hex(PfnOf(inUse))} of {Hex(pfn)}..{Hex(pfn + nrPages - 1)} is in use and cannot be migrated (-EBUSY: a pinned page, not on an LRU list).");
+
+    /// <summary>has_unmovable_pages(): the first page of [idx, end) that is neither free (buddy or pcp) nor on an LRU list, or -1. Caller holds zone->lock.</summary>
+    private int FirstUnmovablePage(int idx, int end)
+    {
+        for (var i = idx; i < end;)
+        {
+            var (head, order, kind) = LocateBlock(i);
+            if (kind is not (PageLocation.Buddy or PageLocation.Pcp) && !IsLru(i))
+            {
+                return i;
+            }
+            i = kind == PageLocation.Allocated && IsLru(i) ? i + 1 : head + (1 << order);
+        }
+        return -1;
+    }
+
+    /// <summary>
+    /// __alloc_contig_migrate_range(): every LRU page of the isolated range moves to a page the zone
+    /// gives outside it (alloc_migration_target(): an order-0 Movable allocation at the min
+    /// watermark, from the lists the isolated pageblocks are not on), counting pgmigrate_success.
+    /// -ENOMEM (507) when the zone has none left; a page that left the LRU meanwhile is left to
+    /// test_pages_isolated().
+    /// </summary>
+    private PageError? MigrateLruPagesOut(int idx, int end, int cpu)
+    {
+        long migrated = 0;
+        PageError? error = null;
+        for (var i = idx; i < end && error is null; i++)
+        {
+            if (!IsLru(i) || !IsolateLruPage(i, out var lru))
+            {
+                continue;
+            }
+            var dst = ZoneWatermarkOk(0, Watermarks.Min, Type, AllocFlags.WmarkMin) ? Rmqueue(0, MigrateType.Movable, AllocFlags.WmarkMin, cpu, out _) : -1;
+            if (dst < 0)
+            {
+                PutbackLruPage(i, lru);
+                error = new PageError(PageErrorKind.OutOfMemory,
+                    $"alloc_contig_range: no page of zone {Key} is left to migrate pfn {Hex(PfnOf(i))} to (-ENOMEM); {migrated} pages of the range were migrated.");
+                break;
+            }
+            PrepNewPage(dst, 0, compound: false);
+            MigrateIsolatedPage(i, dst, lru, cpu);
+            migrated++;
+        }
+        MigrationCounters?.Add(Reclaim.VmscanEvent.PgmigrateSuccess, migrated);
+        return error;
+    }
 
     /// <summary>
     /// The first page of [idx, end) that is not in a free block (in the buddy, or with
