@@ -46,6 +46,28 @@ public sealed class TraceReplayToolTests : IDisposable
         Assert.Contains("4196 kmem events", output, StringComparison.Ordinal);
     }
 
+    /// <summary>
+    /// Replayed from the recorded machine's state (the fixtures' zoneinfo and pagetypeinfo), the
+    /// trace needs no migratetype fallback, as the kernel that recorded it needed none; a fresh,
+    /// all-Movable machine claims pageblocks for its first unmovable and reclaimable allocations.
+    /// </summary>
+    [Fact]
+    public async Task FromTheRecordedMachinesState_TheTraceFallsBackNoMoreThanTheKernelDid()
+    {
+        var proc = Path.Combine(AppContext.BaseDirectory, "Fixtures", "proc");
+        var recorded = File("recorded.txt", [.. System.IO.File.ReadAllBytes(Path.Combine(proc, "zoneinfo.txt")), .. System.IO.File.ReadAllBytes(Path.Combine(proc, "pagetypeinfo.txt"))]);
+        var trace = Path.Combine(AppContext.BaseDirectory, "Fixtures", "traces", "git-clone-tar.perf-script.txt.gz");
+
+        var (exit, output, error) = await Run(trace, "--import", recorded);
+        var (_, fresh, _) = await Run(trace, "--zoneinfo", Path.Combine(proc, "zoneinfo.txt"));
+
+        Assert.True(exit == 0, error);
+        Assert.Matches(@"migratetype fallbacks +0 +0 \(claim 0, steal 0\)", output);
+        Assert.Matches(@"migratetype fallbacks +0 +[1-9]", fresh);
+        Assert.Contains("zone Normal at the end: buddyinfo 20788 ", output, StringComparison.Ordinal); // the recorded free lists, less what the trace kept
+        Assert.Contains("--import: zone DMA32 stays as booted", error, StringComparison.Ordinal); // its pagetypeinfo counts pageblocks its managed pages do not span
+    }
+
     public static TheoryData<string, byte[], string> NotTraces => new()
     {
         { "README.md", "# A README\n\nSome text, no kmem event in it.\n"u8.ToArray(), "None of README.md's 3 lines is a kmem event" },

@@ -36,18 +36,25 @@ public static class ReplayCommand
         var maxBytes = new Option<long>("--max-bytes") { Description = "The most text read, after decompression (0: no bound); past it the replay stops with exit code 4.", DefaultValueFactory = _ => 0 };
         var json = new Option<bool>("--json") { Description = "Print the whole result as JSON, timeline included." };
         var zoneinfo = new Option<FileInfo>("--zoneinfo") { Description = "A /proc/zoneinfo: each zone of the default machine takes its managed pages, to replay on a machine shaped like the one that recorded the trace." };
+        var import = new Option<FileInfo>("--import")
+        {
+            Description = "The recording machine's /proc/zoneinfo followed by its /proc/pagetypeinfo (sudo cat /proc/zoneinfo /proc/pagetypeinfo): the zones take its "
+                + "managed pages and free lists, and the used pages of its Movable pageblocks are page cache (reclaimable, movable), the rest pinned, as POST .../fragment's pageCache makes them.",
+        };
         zoneinfo.AcceptExistingOnly();
         var root = new RootCommand("Replays a kernel kmem trace on a simulated machine (the default machine's zones, --cpus cpus). "
-            + "Exit codes: 0 replayed, 1 bad command line, 2 an unknown zone or a machine that does not validate, 3 not a kmem trace (no kmem event in it, or bad gzip), 4 a line longer than --max-line-bytes or more text than --max-bytes.") { file, zone, cpus, every, points, maxLine, maxBytes, json, zoneinfo };
+            + "Exit codes: 0 replayed, 1 bad command line, 2 an unknown zone or a machine that does not validate, 3 not a kmem trace (no kmem event in it, or bad gzip), 4 a line longer than --max-line-bytes or more text than --max-bytes.") { file, zone, cpus, every, points, maxLine, maxBytes, json, zoneinfo, import };
         root.SetAction(async (parse, ct) =>
         {
             var output = parse.InvocationConfiguration.Output;
             var error = parse.InvocationConfiguration.Error;
             var config = MachineConfig.Default();
             config.Cpus = parse.GetValue(cpus);
-            if (parse.GetValue(zoneinfo) is { } info)
+            var importFile = parse.GetValue(import);
+            var imported = importFile is not null ? await File.ReadAllTextAsync(importFile.FullName, ct) : null;
+            if ((importFile ?? parse.GetValue(zoneinfo)) is { } info)
             {
-                var text = await File.ReadAllTextAsync(info.FullName, ct);
+                var text = imported ?? await File.ReadAllTextAsync(info.FullName, ct);
                 foreach (var z in config.Nodes.SelectMany(n => n.Zones.Select(z => (n.Id, z))).ToList())
                 {
                     if (PageAlloc.Domain.Import.ZoneInfoSize.ManagedPages(text, z.z.Name, z.Id) is { } managed)
@@ -66,6 +73,18 @@ public static class ReplayCommand
             {
                 error.WriteLine($"There is no zone '{parse.GetValue(zone)}'. Zones: {string.Join(", ", machine.Zones.Select(z => z.Key))}.");
                 return 2;
+            }
+            if (imported is not null)
+            {
+                foreach (var z in machine.Zones)
+                {
+                    if (PageAlloc.Domain.Import.FreeListCounts.Parse(imported, ZoneTypes.Name(z.Type), z.NodeId) is { } counts
+                        && z.ImportFreeLists(counts, seed: 1, pageCache: true) is { } refused)
+                    {
+                        // (A small zone whose real counts cannot be laid out without merging, as DMA often is, stays as booted.)
+                        error.WriteLine($"--import: zone {z.Key} stays as booted: {refused.Detail}");
+                    }
+                }
             }
             var path = parse.GetValue(file)!;
             await using var stream = path.OpenRead();
