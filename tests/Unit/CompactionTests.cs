@@ -27,7 +27,7 @@ public class CompactionTests
     /// second client's pinned pages); what is still free in blocks of order 9 or more the second
     /// client pins too.
     /// </summary>
-    private static Machine Fragmented(bool pinnedInsteadOfCache = false)
+    internal static Machine Fragmented(bool pinnedInsteadOfCache = false)
     {
         var m = NewMachine();
         var zone = m.Normal();
@@ -145,6 +145,50 @@ public class CompactionTests
 
         Assert.Equal(CompactResult.Skipped, result);
         Assert.Equal(0, Counter(m, VmscanEvent.CompactMigrateScanned));
+    }
+
+    [Fact]
+    public void AFallbackBelowAPageblock_BoostsTheWatermarks_AndWakesKswapd_WhichReclaimsTheBoostAndDropsIt()
+    {
+        var m = Fragmented(); // no free block of order 9 or more: an unmovable fallback takes a smaller one
+        var zone = m.Normal();
+        Assert.True(zone.NrFreePages > zone.Watermarks.High * 4, "the node is balanced: kswapd would not wake on its own");
+        var listener = m.Tracepoints.Listen(new TraceFilter(TraceFilter.TypeBit(TraceEventType.MmVmscanWakeupKswapd)), 16);
+
+        m.Alloc("Normal", 0, "GFP_KERNEL");
+
+        Assert.True(zone.Stats().Event(VmEvent.FallbackClaim) + zone.Stats().Event(VmEvent.FallbackSteal) > 0);
+        Assert.True(listener.Events.TryRead(out var wake));
+        Assert.Equal("nid=0 order=0 gfp_flags=none", TraceText.Fields(wake)); // rmqueue()'s wakeup_kswapd(zone, 0, 0, zone_idx)
+        Assert.True(Counter(m, VmscanEvent.PgstealKswapd) >= PageAllocConstants.PageblockNrPages,
+            $"boosted reclaim freed {Counter(m, VmscanEvent.PgstealKswapd)}");
+        Assert.Equal(0, zone.WatermarkBoost); // taken back at the end of balance_pgdat()
+        Assert.Equal(zone.BaseWatermarks, zone.Watermarks);
+        m.AssertConsistent();
+    }
+
+    [Fact]
+    public void TheBoost_IsAPageblockPerFallback_UpToOneAndAHalfTimesTheHighWatermark_AndShowsInZoneinfo()
+    {
+        var m = Fragmented();
+        var zone = m.Normal();
+        var high = zone.BaseWatermarks.High; // 1536: at most 2304
+        var fork = m.Fork();
+
+        // GFP_NOWAIT without __GFP_KSWAPD_RECLAIM: boosts, but neither sets the flag nor wakes kswapd.
+        for (var i = 0; i < 8; i++)
+        {
+            Assert.True(m.AllocPages(zone, 3, GfpFlags.NoWarn, 0).IsSuccess);
+        }
+
+        Assert.InRange(zone.WatermarkBoost, PageAllocConstants.PageblockNrPages, high * 3 / 2);
+        Assert.Equal(zone.BaseWatermarks.Min + zone.WatermarkBoost, zone.Watermarks.Min);
+        Assert.Contains($"\n        boost    {zone.WatermarkBoost}\n        min      {zone.Watermarks.Min}\n", ProcFs.ZoneInfo(m.Stats(), m.Cpus), StringComparison.Ordinal);
+        Assert.Equal(0, Counter(m, VmscanEvent.PageOutRun));
+        Assert.Equal(0, fork.Normal().WatermarkBoost);
+        using var buffer = new MemoryStream();
+        MachineSnapshot.Write(m, buffer);
+        Assert.Equal(zone.WatermarkBoost, MachineSnapshot.Read(new MemoryStream(buffer.ToArray())).Normal().WatermarkBoost);
     }
 
     [Fact]

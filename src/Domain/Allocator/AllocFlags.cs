@@ -28,6 +28,9 @@ internal enum AllocFlags
     /// </summary>
     HighAtomic = 1 << 6,
 
+    /// <summary>ALLOC_KSWAPD (__GFP_KSWAPD_RECLAIM): the allocation may wake kswapd, so a watermark boost it causes sets ZONE_BOOSTED_WATERMARK.</summary>
+    Kswapd = 1 << 7,
+
     /// <summary>ALLOC_RESERVES: the flags that may dip below the min watermark (ALLOC_OOM is not modelled).</summary>
     Reserves = NonBlock | MinReserve | HighAtomic,
 }

@@ -73,7 +73,7 @@ public sealed partial class Machine
             }
             if ((gfp & GfpFlags.MemAlloc) != 0 && (gfp & GfpFlags.NoMemAlloc) == 0)
             {
-                alloc = AllocFlags.NoWatermarks; // reserve_flags: every later attempt ignores the watermarks
+                alloc = AllocFlags.NoWatermarks | (alloc & AllocFlags.Kswapd); // reserve_flags: every later attempt ignores the watermarks
             }
             if (GetPageFromFreelist(zonelist, order, mt, alloc, gfpZone, gfp, cpu, charged) is { } block)
             {

@@ -332,7 +332,7 @@ public sealed partial class Machine
         var mt = Gfp.MigrateTypeOf(gfp);
         var zonelist = _zonelists[zone.Index][((int)highest * 2) + ((gfp & GfpFlags.ThisNode) != 0 ? 1 : 0)];
 
-        var alloc = AllocFlags.WmarkLow;
+        var alloc = (gfp & GfpFlags.KswapdReclaim) != 0 ? AllocFlags.WmarkLow | AllocFlags.Kswapd : AllocFlags.WmarkLow;
         if (zonelist.Length > 1 && zonelist[0].Type == ZoneType.Normal && zonelist[1].Type == ZoneType.Dma32 && zonelist[1].NodeId == zonelist[0].NodeId)
         {
             alloc |= AllocFlags.NoFragment; // alloc_flags_nofragment()
@@ -348,6 +348,12 @@ public sealed partial class Machine
         if (tracing)
         {
             TraceAlloc(zone, block, order, gfp);
+        }
+        if (block is { Zone.BoostedWatermarkFlag: true } boosted && (alloc & AllocFlags.Kswapd) != 0)
+        {
+            // rmqueue(): a boost this zone took asks for kswapd, which a balanced node would not wake for.
+            boosted.Zone.BoostedWatermarkFlag = false;
+            Vmscan.WakeupKswapd(boosted.Zone, 0, 0, boosted.Zone.Type);
         }
         if (Vmscan.AnyWoken)
         {
@@ -445,7 +451,7 @@ public sealed partial class Machine
     /// <summary>gfp_to_alloc_flags(): the min watermark, with the reserves the gfp allows.</summary>
     private static AllocFlags SlowpathAllocFlags(GfpFlags gfp, int order)
     {
-        var alloc = AllocFlags.WmarkMin;
+        var alloc = (gfp & GfpFlags.KswapdReclaim) != 0 ? AllocFlags.WmarkMin | AllocFlags.Kswapd : AllocFlags.WmarkMin;
         if ((gfp & GfpFlags.High) != 0)
         {
             alloc |= AllocFlags.MinReserve;
@@ -521,7 +527,14 @@ public sealed partial class Machine
             }
             z.BelowHigh = true;
         }
-        return (alloc & AllocFlags.NoWatermarks) != 0 || z.ZoneWatermarkOk(order, z.Watermarks.Get(alloc), highestZoneIdx, alloc);
+        if ((alloc & AllocFlags.NoWatermarks) != 0 || z.ZoneWatermarkOk(order, z.Watermarks.Get(alloc), highestZoneIdx, alloc))
+        {
+            return true;
+        }
+        // zone_watermark_fast(): an order-0 request with ALLOC_MIN_RESERVE at the min watermark may
+        // ignore a boost, which is only there to make kswapd reclaim sooner.
+        return order == 0 && (alloc & AllocFlags.MinReserve) != 0 && (alloc & AllocFlags.WmarkMask) == AllocFlags.WmarkMin && z.WatermarkBoost != 0
+            && z.ZoneWatermarkOk(0, z.BaseWatermarks.Min, highestZoneIdx, alloc);
     }
 
     /// <summary>

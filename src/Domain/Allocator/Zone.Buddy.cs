@@ -282,7 +282,7 @@ public sealed partial class Zone
                 break;
             }
             var head = FreeListFirst(current, FreeListId(current, (MigrateType)fallback));
-            var idx = TryToClaimBlock(head, current, order, mt, (MigrateType)fallback);
+            var idx = TryToClaimBlock(head, current, order, mt, (MigrateType)fallback, alloc);
             if (idx >= 0)
             {
                 _events[(int)VmEvent.FallbackClaim]++;
@@ -328,9 +328,11 @@ public sealed partial class Zone
     /// try_to_claim_block(): a block at or above pageblock_order is retyped whole; a smaller one
     /// claims its pageblock when at least half of it is free or alike. prep_move_freepages_block()
     /// counts the block's LRU pages (the system's page cache and anon) as movable; clients' pinned
-    /// allocations never are. Watermark boosting is not modelled yet.
+    /// allocations never are. Falling back below a whole pageblock boosts the watermarks
+    /// (boost_watermark(), whether or not the block is claimed) and, for an allocation that may wake
+    /// kswapd, sets ZONE_BOOSTED_WATERMARK.
     /// </summary>
-    private int TryToClaimBlock(int idx, int currentOrder, int order, MigrateType startMt, MigrateType blockMt)
+    private int TryToClaimBlock(int idx, int currentOrder, int order, MigrateType startMt, MigrateType blockMt, AllocFlags alloc)
     {
         if (currentOrder >= PageblockOrder)
         {
@@ -338,6 +340,10 @@ public sealed partial class Zone
             ChangePageblockRange(idx, currentOrder, startMt);
             Expand(idx, order, currentOrder, startMt);
             return idx;
+        }
+        if (BoostWatermark() && (alloc & AllocFlags.Kswapd) != 0)
+        {
+            BoostedWatermarkFlag = true;
         }
 
         var start = PageblockStartInZone(idx);

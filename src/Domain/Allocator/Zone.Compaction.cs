@@ -52,7 +52,7 @@ public sealed partial class Zone
         }
         int order = Order[idx];
         var mt = PageblockMigrateType(idx);
-        if (mt != MigrateType.Isolate && !ZoneWatermarkOk(0, Watermarks.Min + (1L << order), ZoneType.Dma, AllocFlags.WmarkMin))
+        if (mt != MigrateType.Isolate && !ZoneWatermarkOk(0, BaseWatermarks.Min + (1L << order), ZoneType.Dma, AllocFlags.WmarkMin))
         {
             return -1;
         }

@@ -25,6 +25,7 @@ public sealed partial class Zone
         _lru.CopyFrom(source._lru, links: false);
         source._lruPages.CopyTo(_lruPages, 0);
         RestoreCompactionState(source.CompactionState());
+        RestoreBoost(source._watermarkBoost, source._boostedFlag);
         source._pageblockMt.CopyTo(_pageblockMt, 0);
         _freeLists.CopyFrom(source._freeLists, links: false);
         _maxOrderLists.CopyFrom(source._maxOrderLists, links: true);

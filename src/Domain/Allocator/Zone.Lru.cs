@@ -255,7 +255,7 @@ public sealed partial class Zone
 
 // The zone's LRUS snapshot section (docs/snapshot-format.md), written after PCPS: each list's
 // length, then its pages from head to tail as distances, as the free lists are written; then the
-// zone's compaction state.
+// zone's compaction state and its watermark boost.
 public sealed partial class Zone
 {
     private void WriteLruSnapshot(Snapshots.SnapshotWriter w)
@@ -283,6 +283,8 @@ public sealed partial class Zone
         }
         // compact_cached_free_pfn, compact_cached_migrate_pfn[2], compact_considered, compact_defer_shift, compact_order_failed
         w.WriteInt64s(CompactionState());
+        w.WriteInt64(_watermarkBoost); // zone->watermark_boost
+        w.WriteBool(_boostedFlag); // ZONE_BOOSTED_WATERMARK
     }
 
     /// <summary>Rebuilds the lists and the map; a member must be a page on no other list, flagged PG_lru.</summary>
@@ -315,5 +317,6 @@ public sealed partial class Zone
         compaction[4] = r.ReadInt64($"zone {Key}'s compact_defer_shift", 0, Reclaim.Compaction.MaxDeferShift);
         compaction[5] = r.ReadInt64($"zone {Key}'s compact_order_failed", 0, MaxPageOrder + 1);
         RestoreCompactionState(compaction);
+        RestoreBoost(r.ReadInt64($"zone {Key}'s watermark_boost", 0, SpannedPages), r.ReadBool($"zone {Key}'s ZONE_BOOSTED_WATERMARK"));
     }
 }

@@ -30,11 +30,11 @@ public sealed partial class Zone
         w.WriteInt64(StartPfn);
         w.WriteInt32(SpannedPages);
         w.WriteInt32(_pcp.Length);
-        // zone->_watermark[] (no boost: watermark boosting is not modelled) and lowmem_reserve[].
-        w.WriteInt64(Watermarks.Min);
-        w.WriteInt64(Watermarks.Low);
-        w.WriteInt64(Watermarks.High);
-        w.WriteInt64(Watermarks.Promo);
+        // zone->_watermark[] (the boost is in the LRUS section) and lowmem_reserve[].
+        w.WriteInt64(BaseWatermarks.Min);
+        w.WriteInt64(BaseWatermarks.Low);
+        w.WriteInt64(BaseWatermarks.High);
+        w.WriteInt64(BaseWatermarks.Promo);
         w.WriteInt64s(_lowmemReserve);
         w.WriteBool(_belowHigh); // zone->flags: ZONE_BELOW_HIGH, the only zone flag modelled
         w.WriteInt64(_freePages); // vm_stat[NR_FREE_PAGES]
@@ -179,14 +179,14 @@ public sealed partial class Zone
         {
             reserve[i] = r.ReadInt64();
         }
-        if (watermarks != Watermarks || !reserve.SequenceEqual(_lowmemReserve))
+        if (watermarks != BaseWatermarks || !reserve.SequenceEqual(_lowmemReserve))
         {
             // The tuning is the configuration's (MachineConfig -> min_free_kbytes -> watermarks): one
             // that differs was made by a build that tunes otherwise, or by hand.
             throw SnapshotFailures.Inconsistent(
                 $"zone {Key}'s watermarks (min {watermarks.Min}, low {watermarks.Low}, high {watermarks.High}, promo {watermarks.Promo}) and protection "
-                + $"({string.Join(", ", reserve.ToArray())}) are not those its configuration gives (min {Watermarks.Min}, low {Watermarks.Low}, "
-                + $"high {Watermarks.High}, promo {Watermarks.Promo}; protection {string.Join(", ", _lowmemReserve)})");
+                + $"({string.Join(", ", reserve.ToArray())}) are not those its configuration gives (min {BaseWatermarks.Min}, low {BaseWatermarks.Low}, "
+                + $"high {BaseWatermarks.High}, promo {BaseWatermarks.Promo}; protection {string.Join(", ", _lowmemReserve)})");
         }
         _belowHigh = r.ReadBool($"zone {Key}'s ZONE_BELOW_HIGH");
         _freePages = r.ReadInt64($"zone {Key}'s NR_FREE_PAGES", 0, SpannedPages);

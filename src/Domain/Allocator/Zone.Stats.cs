@@ -111,6 +111,7 @@ public sealed partial class Zone
             ReservedHighatomicPages, FreeHighatomicPages)
         {
             LruPages = [.. _lruPages],
+            WatermarkBoost = _watermarkBoost,
         };
     }
 }
@@ -152,6 +153,9 @@ public sealed record ZoneStats(
     public long[] LruPages { get; init; } = new long[LruLists.Count];
 
     public long Lru(LruList lru) => LruPages[(int)lru];
+
+    /// <summary>zone->watermark_boost (Watermarks already include it, as wmark_pages() does).</summary>
+    public long WatermarkBoost { get; init; }
 
     public long Event(VmEvent e) => Events[(int)e];
 

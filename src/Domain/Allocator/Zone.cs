@@ -84,7 +84,7 @@ public sealed partial class Zone
         Key = key;
         StartPfn = startPfn;
         SpannedPages = pages;
-        Watermarks = tuning.Watermarks;
+        BaseWatermarks = tuning.Watermarks;
         _lowmemReserve = tuning.LowmemReserve;
 
         // List links are always written before they are read (a page's links are set when it joins
@@ -133,8 +133,14 @@ public sealed partial class Zone
     /// <summary>managed_pages: every page, as PageAlloc reserves none (see docs/model.md).</summary>
     public long ManagedPages => SpannedPages;
 
+    /// <summary>
+    /// wmark_pages(): zone->_watermark[] plus zone->watermark_boost, the marks every check uses
+    /// (Zone.Boost.cs). Without a boost, <see cref="BaseWatermarks"/> itself.
+    /// </summary>
+    public Watermarks Watermarks => Volatile.Read(ref _boostedWatermarks) ?? BaseWatermarks;
+
     /// <summary>zone->_watermark[]: set at boot, and again by <see cref="SetWatermarksAndPcp"/> when min_free_kbytes changes.</summary>
-    public Watermarks Watermarks { get; private set; }
+    public Watermarks BaseWatermarks { get; private set; }
 
     /// <summary>
     /// What setup_per_zone_wmarks() does to one zone when min_free_kbytes changes: the new watermarks
@@ -146,7 +152,8 @@ public sealed partial class Zone
     {
         using (ZoneLock.Enter())
         {
-            Watermarks = tuning.Watermarks;
+            BaseWatermarks = tuning.Watermarks;
+            SetWatermarkBoost(_watermarkBoost);
         }
         foreach (var pcp in _pcp)
         {

@@ -110,7 +110,7 @@ public static class ProcFs
                 }
                 var wm = z?.Watermarks ?? UnpopulatedWatermarks(type);
                 sb.Append(Inv, $"\n  pages free     {z?.FreePages ?? 0}");
-                sb.Append(Inv, $"\n        boost    0");
+                sb.Append(Inv, $"\n        boost    {z?.WatermarkBoost ?? 0}");
                 sb.Append(Inv, $"\n        min      {wm.Min}");
                 sb.Append(Inv, $"\n        low      {wm.Low}");
                 sb.Append(Inv, $"\n        high     {wm.High}");

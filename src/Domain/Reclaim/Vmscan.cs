@@ -80,7 +80,7 @@ public sealed class Vmscan
             {
                 return; // !waitqueue_active(): kswapd is awake and will read the merged values
             }
-            if (k.Hopeless || PgdatBalanced(k, order, (int)highestZoneIdx))
+            if (k.Hopeless || (PgdatBalanced(k, order, (int)highestZoneIdx) && !PgdatWatermarkBoosted(k, (int)highestZoneIdx)))
             {
                 return; // (kcompactd's wake for a request that cannot reclaim: not modelled yet)
             }
@@ -183,6 +183,10 @@ public sealed class Vmscan
         return true;
     }
 
+    /// <summary>pgdat_watermark_boosted(): some zone up to the index has a watermark boost.</summary>
+    private static bool PgdatWatermarkBoosted(Kswapd k, int highestZoneIdx) =>
+        k.Zones.Any(z => (int)z.Type <= highestZoneIdx && z.WatermarkBoost != 0);
+
     /// <summary>prepare_kswapd_sleep(): hopeless, or pgdat_balanced().</summary>
     private static bool PrepareKswapdSleep(Kswapd k, int order, int idx) => k.Hopeless || PgdatBalanced(k, order, idx);
 
@@ -211,25 +215,42 @@ public sealed class Vmscan
 
     /// <summary>
     /// balance_pgdat(): from DEF_PRIORITY down to 1, shrink the node until it is balanced for the
-    /// order (dropped to 0 once compact_gap(order) pages were reclaimed). Counts pageoutrun; a run
-    /// that reclaims nothing counts a kswapd failure. The zones are ZONE_RECLAIM_ACTIVE meanwhile.
-    /// Returns the order it ended with.
+    /// order (dropped to 0 once compact_gap(order) pages were reclaimed). A watermark boost on the
+    /// zones makes it reclaim that many pages first, even on a balanced node, at priorities no
+    /// lower than DEF_PRIORITY - 2 (boosted reclaim; it restarts unboosted if the node is not
+    /// balanced), and comes off at the end. Counts pageoutrun; a run that reclaims nothing counts a
+    /// kswapd failure. The zones are ZONE_RECLAIM_ACTIVE meanwhile. Returns the order it ended with.
     /// </summary>
     private int BalancePgdat(Kswapd k, int order, int highestZoneIdx, int cpu)
     {
         Counters.Add(VmscanEvent.PageOutRun, 1);
-        var sc = new ScanControl { Order = order, Priority = DefPriority, ReclaimIdx = highestZoneIdx, IsKswapd = true };
+        var zoneBoosts = k.Zones.Select(z => (int)z.Type <= highestZoneIdx ? z.WatermarkBoost : 0).ToArray();
+        var nrBoostReclaim = zoneBoosts.Sum();
+        var boosted = nrBoostReclaim != 0;
+        var sc = new ScanControl { Order = order, ReclaimIdx = highestZoneIdx, IsKswapd = true };
         SetReclaimActive(k, highestZoneIdx, true);
         try
         {
+        restart:
+            sc.Priority = DefPriority;
             do
             {
                 var reclaimedBefore = sc.NrReclaimed;
                 var raisePriority = true;
                 sc.ReclaimIdx = highestZoneIdx;
-                if (PgdatBalanced(k, sc.Order, highestZoneIdx))
+                var balanced = PgdatBalanced(k, sc.Order, highestZoneIdx);
+                if (!balanced && nrBoostReclaim != 0)
+                {
+                    nrBoostReclaim = 0; // a node that needs real reclaim gets it, unboosted
+                    goto restart;
+                }
+                if (nrBoostReclaim == 0 && balanced)
                 {
                     return sc.Order;
+                }
+                if (nrBoostReclaim != 0 && sc.Priority == DefPriority - 2)
+                {
+                    raisePriority = false; // boosted reclaim goes no deeper
                 }
                 sc.NrScanned = 0;
                 if (KswapdShrinkNode(k, ref sc, cpu))
@@ -237,6 +258,11 @@ public sealed class Vmscan
                     raisePriority = false;
                 }
                 var reclaimed = sc.NrReclaimed - reclaimedBefore;
+                nrBoostReclaim -= Math.Min(nrBoostReclaim, reclaimed);
+                if (nrBoostReclaim != 0 && reclaimed == 0)
+                {
+                    break; // a boost reclaim that makes no progress stops rather than loop
+                }
                 if (raisePriority || reclaimed == 0)
                 {
                     sc.Priority--;
@@ -252,6 +278,16 @@ public sealed class Vmscan
         finally
         {
             SetReclaimActive(k, highestZoneIdx, false);
+            if (boosted)
+            {
+                for (var i = 0; i < k.Zones.Length; i++)
+                {
+                    if (zoneBoosts[i] != 0)
+                    {
+                        k.Zones[i].RemoveWatermarkBoost(zoneBoosts[i]); // (then wakeup_kcompactd(pageblock_order): not modelled yet)
+                    }
+                }
+            }
         }
     }
 

@@ -34,7 +34,7 @@ internal enum SnapshotSection : uint
     /// <summary>"VMSC": reclaim's vm events and each node's kswapd failures (format version 2 on).</summary>
     Vmscan = 'V' | ('M' << 8) | ('S' << 16) | ((uint)'C' << 24),
 
-    /// <summary>"LRUS": the zone's LRU lists, as pages from head to tail, and its compaction state (format version 2 on).</summary>
+    /// <summary>"LRUS": the zone's LRU lists, as pages from head to tail, its compaction state and watermark boost (format version 2 on).</summary>
     Lru = 'L' | ('R' << 8) | ('U' << 16) | ((uint)'S' << 24),
 
     /// <summary>"END.": the end of the body.</summary>
