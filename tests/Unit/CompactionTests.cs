@@ -192,6 +192,62 @@ public class CompactionTests
     }
 
     [Fact]
+    public void KswapdThatCannotReclaim_WakesKcompactdForTheOrder_WhichMovesAnonPages()
+    {
+        // Anon pages interleaved with holes: nothing is reclaimable (no swap), but all is movable.
+        var m = NewMachine();
+        var zone = m.Normal();
+        var random = new Random(3);
+        var mine = new List<long>();
+        for (var i = 0; i < Pages - 4096; i++)
+        {
+            if (random.Next(2) == 0)
+            {
+                mine.Add(m.AllocPages(zone, 0, Gfp.HighUserMovable, 0).Value.Pfn);
+            }
+            else
+            {
+                Assert.Equal(1, m.FaultAnonPages(1, 0).Value.Read);
+            }
+        }
+        mine.ForEach(pfn => zone.FreePages(pfn, 0, 0));
+        zone.DrainPages(null);
+        while (FreeBlocksAtOrAbove(m, 9) > 0)
+        {
+            Assert.True(m.AllocPages(zone, 9, Gfp.HighUserMovable, 0).IsSuccess);
+        }
+        var anon = m.LruPages(LruList.InactiveAnon);
+        var listener = m.Tracepoints.Listen(new TraceFilter(TraceFilter.TypeBit(TraceEventType.MmCompactionWakeupKcompactd) | TraceFilter.TypeBit(TraceEventType.MmCompactionKcompactdWake)), 16);
+
+        // THP faults that may wake kswapd but neither reclaim nor compact themselves: each fails, and
+        // kswapd, woken for order 9, finds nothing to reclaim (a failure), then sleeps for order 0.
+        // Once MAX_RECLAIM_RETRIES failures make the node hopeless, wakeup_kswapd() leaves it alone
+        // and wakes kcompactd for the order instead, which compacts a block.
+        var faults = 0;
+        while (Counter(m, VmscanEvent.CompactDaemonWake) == 0 && faults++ < 2 * PageAllocConstants.MaxReclaimRetries)
+        {
+            Assert.False(m.AllocPages(zone, 9, Gfp.TransHugeLight | GfpFlags.KswapdReclaim, 0).IsSuccess);
+        }
+        Assert.Equal(PageAllocConstants.MaxReclaimRetries + 1, faults);
+        Assert.Equal(PageAllocConstants.MaxReclaimRetries, m.Vmscan.KswapdFailures(0));
+        Assert.Contains("node_unreclaimable:  1", ProcFs.ZoneInfo(m.Stats(), m.Cpus, m.Vmscan), StringComparison.Ordinal);
+
+        var events = new List<string>();
+        while (listener.Events.TryRead(out var e))
+        {
+            events.Add($"{TraceText.Name(e.Type)}: {TraceText.Fields(e)}");
+        }
+        Assert.Equal(["mm_compaction_wakeup_kcompactd: nid=0 order=9 classzone_idx=Movable ", "mm_compaction_kcompactd_wake: nid=0 order=9 classzone_idx=Normal  "], events);
+        Assert.Equal(0, Counter(m, VmscanEvent.PgstealKswapd)); // anon without swap: nothing reclaimed
+        Assert.Equal(1, Counter(m, VmscanEvent.CompactDaemonWake));
+        Assert.True(Counter(m, VmscanEvent.PgmigrateSuccess) > 0);
+        Assert.Equal(anon, m.LruPages(LruList.InactiveAnon)); // moved, every one
+        Assert.Equal(0, Counter(m, VmscanEvent.CompactStall)); // kcompactd's runs are not stalls
+        Assert.True(m.AllocPages(zone, 9, Gfp.TransHugeLight, 0).IsSuccess); // the next fault finds kcompactd's block
+        m.AssertConsistent();
+    }
+
+    [Fact]
     public void Deferral_SkipsTwoToTheShiftAttempts_AfterEachFailure()
     {
         var zone = NewMachine().Normal();

@@ -282,7 +282,7 @@ public class ReclaimTests
         var m = new Machine(Config(Pages, cpus: 4));
         var zone = m.Normal();
         var stop = DateTime.UtcNow.AddSeconds(2);
-        var threads = Enumerable.Range(0, 4).Select(t => new Thread(() =>
+        var threads = Enumerable.Range(0, 5).Select(t => new Thread(() =>
         {
             var random = new Random(t);
             var mine = new List<long>();
@@ -296,6 +296,9 @@ public class ReclaimTests
                     case 1:
                         // A hostile client guessing pfns: every one is refused unless it is its own.
                         zone.FreePages(zone.StartPfn + random.NextInt64(Pages), 0, 1);
+                        break;
+                    case 4:
+                        m.CompactMemory(3); // pages isolated for migration are nobody else's to free
                         break;
                     default:
                         if (mine.Count < 4096 && m.AllocPages(zone, 0, Gfp.Kernel, t) is { IsSuccess: true } r)

@@ -125,6 +125,22 @@ public class SnapshotPropertyTests
         public override string ToString() => $"alloc_contig_range(zone #{Zone}, slot {Where}, {1 << Order} pages)";
     }
 
+    /// <summary>The system reads files: page cache on the LRU, reclaimed (and compacted) when memory runs low.</summary>
+    public sealed record ReadPageCache(int Pages, bool Active, int Cpu) : KernelCall
+    {
+        public override string ToString() => $"page_cache({Pages} pages, {(Active ? "active" : "inactive")}, cpu {Cpu})";
+    }
+
+    public sealed record DropCaches(int Value, int Cpu) : KernelCall
+    {
+        public override string ToString() => $"drop_caches({Value}, cpu {Cpu})";
+    }
+
+    public sealed record CompactMemory(int Cpu) : KernelCall
+    {
+        public override string ToString() => $"compact_memory(cpu {Cpu})";
+    }
+
     public sealed record ContigPages(int Zone, int Order) : KernelCall
     {
         public override string ToString() => $"alloc_contig_pages(zone #{Zone}, {1 << Order} pages)";
@@ -157,7 +173,10 @@ public class SnapshotPropertyTests
         (1, Gen.Select(Gen.Int[0, 100], Gen.Int[1, 3], Gen.Int[-1, 6], Gen.Int[0, 64], Gen.Int[0, 3], Gen.Bool, Gen.Bool,
             (p, i, t, s, o, w, h) => (KernelCall)new FailSettings(p, i, t, s, o, w, h))),
         (1, Gen.Select(AnyZone, Gen.Int[0, 1000], Gen.Int[0, 10], (z, w, o) => (KernelCall)new ContigRange(z, w, o))),
-        (1, Gen.Select(AnyZone, Gen.Int[0, 10], (z, o) => (KernelCall)new ContigPages(z, o))));
+        (1, Gen.Select(AnyZone, Gen.Int[0, 10], (z, o) => (KernelCall)new ContigPages(z, o))),
+        (2, Gen.Select(Gen.Int[1, 20000], Gen.Bool, AnyCpu, (n, a, c) => (KernelCall)new ReadPageCache(n, a, c))),
+        (1, Gen.Select(Gen.Int[1, 3], AnyCpu, (v, c) => (KernelCall)new DropCaches(v, c))),
+        (1, AnyCpu.Select(c => (KernelCall)new CompactMemory(c))));
 
     private static readonly Gen<Fragment?> Prefix = Gen.Frequency<Fragment?>(
         (2, Gen.Const((Fragment?)null)),
@@ -192,7 +211,7 @@ public class SnapshotPropertyTests
         var original = new Driver(new Machine(Config(minFreeKbytes)), []);
         if (prefix is { } f && Fragmenter.Target("Normal", f.FreePages, f.Order, f.Unusable, f.Seed) is { } counts)
         {
-            original.Machine.Normal().ImportFreeLists(counts, f.Seed); // refused (nothing changes) when it does not fit
+            original.Machine.Normal().ImportFreeLists(counts, f.Seed, pageCache: f.Seed % 2 == 0); // refused (nothing changes) when it does not fit
         }
         foreach (var call in before)
         {
@@ -313,6 +332,13 @@ public class SnapshotPropertyTests
                     return FillZone(machine.Zones[f.Zone], f.Above);
                 case Vmstat v:
                     return $"drained {string.Join(",", Enumerable.Range(0, v.Intervals).Select(_ => machine.VmstatUpdate()))}";
+                case ReadPageCache p:
+                    return machine.ReadFilePages(p.Pages, p.Active, p.Cpu) is { IsSuccess: true } read ? read.Value.ToString() : "refused";
+                case DropCaches d:
+                    return machine.DropCaches(d.Value, d.Cpu) is { IsSuccess: true } dropped ? $"dropped {dropped.Value}" : "refused";
+                case CompactMemory c:
+                    machine.CompactMemory(c.Cpu);
+                    return string.Join(",", machine.Vmscan.Counters.Read());
                 case FailSettings s:
                 {
                     var fail = machine.FailPageAlloc;

@@ -48,7 +48,8 @@ public sealed record TraceEventJson(
         e.Type == TraceEventType.MmPageAllocExtfrag ? e.FallbackMigrateType : null,
         e.Type == TraceEventType.MmPageAllocExtfrag ? e.Flag : null,
         e.Type == TraceEventType.RangeFreeChunk ? FreeStrategies.Of(e.Strategy).Name : null,
-        TraceText.IsVmscan(e.Type) && e.Type != TraceEventType.MmVmscanDirectReclaimBegin && e.Type != TraceEventType.MmVmscanDirectReclaimEnd ? e.Node : null,
+        (TraceText.IsVmscan(e.Type) && e.Type != TraceEventType.MmVmscanDirectReclaimBegin && e.Type != TraceEventType.MmVmscanDirectReclaimEnd)
+            || e.Type is TraceEventType.MmCompactionWakeupKcompactd or TraceEventType.MmCompactionKcompactdWake ? e.Node : null,
         e.Type == TraceEventType.MmVmscanDirectReclaimEnd ? e.NrPages : null,
         e.Type == TraceEventType.MmCompactionMigratepages ? e.NrPages : null,
         e.Type == TraceEventType.MmCompactionMigratepages ? e.NrFailed : null,

@@ -239,7 +239,20 @@ public sealed partial class Machine
     /// the first allocation that fails. <paramref name="preferred"/> is the zone the reads prefer (the
     /// highest zone of node 0 when null).
     /// </summary>
-    public PageResult<PageCacheRead> ReadFilePages(long pages, bool active, int cpu, Zone? preferred = null)
+    public PageResult<PageCacheRead> ReadFilePages(long pages, bool active, int cpu, Zone? preferred = null) =>
+        AddSystemPages(pages, active ? LruList.ActiveFile : LruList.InactiveFile, Gfp.HighUserMovable | GfpFlags.NoRetry | GfpFlags.NoWarn, cpu, preferred);
+
+    /// <summary>
+    /// The system's processes fault in <paramref name="pages"/> pages of anonymous memory
+    /// (do_anonymous_page() -> vma_alloc_folio(GFP_HIGHUSER_MOVABLE), an order-0 folio, then
+    /// folio_add_lru_vma() onto the inactive anon list). Without swap reclaim never takes them, but
+    /// compaction and alloc_contig_range() move them. Stops at the first allocation that fails (the
+    /// kernel would OOM-kill).
+    /// </summary>
+    public PageResult<PageCacheRead> FaultAnonPages(long pages, int cpu, Zone? preferred = null) =>
+        AddSystemPages(pages, LruList.InactiveAnon, Gfp.HighUserMovable, cpu, preferred);
+
+    private PageResult<PageCacheRead> AddSystemPages(long pages, LruList lru, GfpFlags gfp, int cpu, Zone? preferred)
     {
         var most = 4 * _zones.Sum(z => z.ManagedPages);
         if (pages < 0 || pages > most)
@@ -251,13 +264,11 @@ public sealed partial class Machine
             return cpuError;
         }
         var zone = preferred ?? _zones.Where(z => z.NodeId == _zones[0].NodeId).MaxBy(z => z.Type)!;
-        const GfpFlags readahead = Gfp.HighUserMovable | GfpFlags.NoRetry | GfpFlags.NoWarn;
-        var lru = active ? LruList.ActiveFile : LruList.InactiveFile;
         long read = 0;
         var before = Vmscan.Counters.Read();
         for (; read < pages; read++)
         {
-            var result = AllocPages(zone, 0, readahead, cpu);
+            var result = AllocPages(zone, 0, gfp, cpu);
             if (!result.IsSuccess)
             {
                 break;

@@ -49,6 +49,7 @@ public sealed partial class Machine
         _byKey = _zones.ToDictionary(z => z.Key, StringComparer.OrdinalIgnoreCase);
         Vmscan = new Reclaim.Vmscan(_zones, Tracepoints);
         Compaction = new Reclaim.Compaction(Vmscan.Counters, Tracepoints);
+        Vmscan.Compaction = Compaction;
         foreach (var zone in _zones)
         {
             zone.MigrationCounters = Vmscan.Counters;

@@ -33,4 +33,11 @@ internal enum PageFlags : byte
     /// LRU lists; which one the zone's LRU map says. Only reclaim (and migration) may take it.
     /// </summary>
     Lru = 1 << 6,
+
+    /// <summary>
+    /// An LRU page compaction or alloc_contig_range() has isolated for migration: off its list, its
+    /// reference held by the migration (the kernel's isolation takes a folio reference). No client
+    /// call may touch it; it never outlives the call that isolated it.
+    /// </summary>
+    Isolated = 1 << 7,
 }

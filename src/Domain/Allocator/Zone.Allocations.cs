@@ -23,7 +23,7 @@ public sealed partial class Zone
         {
             var flags = (PageFlags)Flags[idx];
             // The system's LRU pages (page cache, anon) are nobody's allocation: they are not listed.
-            if ((flags & (PageFlags.Allocated | PageFlags.Lru)) != PageFlags.Allocated || (owner is not null && MemcgOf(PfnOf(idx)) != owner))
+            if ((flags & (PageFlags.Allocated | PageFlags.Lru | PageFlags.Isolated)) != PageFlags.Allocated || (owner is not null && MemcgOf(PfnOf(idx)) != owner))
             {
                 continue;
             }

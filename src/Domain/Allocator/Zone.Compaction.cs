@@ -85,7 +85,7 @@ public sealed partial class Zone
             return false;
         }
         UnlinkLru(idx, on);
-        Flags[idx] = (byte)PageFlags.Allocated;
+        Flags[idx] = (byte)(PageFlags.Allocated | PageFlags.Isolated);
         lru = on;
         return true;
     }
@@ -121,6 +121,7 @@ public sealed partial class Zone
             Order[dst] = 0;
             RelistLru(dst, lru);
             RefCount[src] = 0;
+            Flags[src] = (byte)PageFlags.Allocated;
             PrepareFree(src, 0, compound: false, tracing);
         }
         FreeFrozenPages(src, 0, cpu);

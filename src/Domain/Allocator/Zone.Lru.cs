@@ -194,12 +194,14 @@ public sealed partial class Zone
     }
 
     /// <summary>The refusal for a client's call on a page of the system's LRU lists.</summary>
-    internal PageError LruPageRefused(int idx, string operation) => new(PageErrorKind.LruPage,
+    internal PageError LruPageRefused(int idx, string operation) => (Flags[idx] & (byte)PageFlags.Isolated) != 0
+        ? new(PageErrorKind.LruPage, $"{operation}: pfn {Hex(PfnOf(idx))} is a page of the system's that is being migrated: only reclaim frees it and only migration moves it.")
+        : new(PageErrorKind.LruPage,
         $"{operation}: pfn {Hex(PfnOf(idx))} is a {(LruOf(idx) is { } lru && LruLists.IsFile(lru) ? "page-cache" : "anon")} page of the system's, "
         + $"on zone {Key}'s {(LruOf(idx) is { } l ? LruLists.Name(l) : "lru")} list: only reclaim frees it and only migration moves it.");
 
-    /// <summary>Whether a page is on an LRU list (the system's, not a client's).</summary>
-    internal bool IsLru(int idx) => (Flags[idx] & (byte)PageFlags.Lru) != 0;
+    /// <summary>Whether a page is the system's: on an LRU list, or isolated from one for migration (not a client's).</summary>
+    internal bool IsLru(int idx) => (Flags[idx] & (byte)(PageFlags.Lru | PageFlags.Isolated)) != 0;
 
     /// <summary>
     /// The invariant checker's part: every list's walk agrees with its counter and the map, every
@@ -211,7 +213,11 @@ public sealed partial class Zone
         long flagged = 0;
         for (var idx = 0; idx < SpannedPages; idx++)
         {
-            if (IsLru(idx))
+            if ((Flags[idx] & (byte)PageFlags.Isolated) != 0)
+            {
+                report($"pfn {Hex(PfnOf(idx))} is still isolated for migration");
+            }
+            if ((Flags[idx] & (byte)PageFlags.Lru) != 0)
             {
                 flagged++;
                 if (Flags[idx] != (byte)(PageFlags.Allocated | PageFlags.Lru) || RefCount[idx] != 1 || Order[idx] != 0)
@@ -300,7 +306,7 @@ public sealed partial class Zone
             {
                 idx += r.ReadInt32();
                 CheckListMember(listed, idx, 0, what);
-                if (!IsLru((int)idx))
+                if ((Flags[(int)idx] & (byte)PageFlags.Lru) == 0)
                 {
                     throw Snapshots.SnapshotFailures.Inconsistent($"{what} names pfn {Hex(PfnOf((int)idx))}, which is not flagged PG_lru");
                 }

@@ -28,7 +28,7 @@ public sealed partial class Zone
         bool compound, leaked = false;
         using (RefLock.Enter())
         {
-            if (RefCount[idx] <= 0 || (Flags[idx] & (byte)(PageFlags.Allocated | PageFlags.Lru)) != (byte)PageFlags.Allocated)
+            if (RefCount[idx] <= 0 || (Flags[idx] & (byte)(PageFlags.Allocated | PageFlags.Lru | PageFlags.Isolated)) != (byte)PageFlags.Allocated)
             {
                 return IsLru(idx) ? LruPageRefused(idx, "free_pages") : NotAllocatedHead(idx, "free_pages");
             }
@@ -124,7 +124,7 @@ public sealed partial class Zone
         }
         using var _ = RefLock.Enter();
         var head = RefcountTarget(IndexOf(pfn));
-        if (RefCount[head] <= 0 || (Flags[head] & (byte)(PageFlags.Allocated | PageFlags.Lru)) != (byte)PageFlags.Allocated)
+        if (RefCount[head] <= 0 || (Flags[head] & (byte)(PageFlags.Allocated | PageFlags.Lru | PageFlags.Isolated)) != (byte)PageFlags.Allocated)
         {
             return IsLru(head) ? LruPageRefused(head, "get_page") : NotAllocatedHead(IndexOf(pfn), "get_page");
         }
@@ -159,7 +159,7 @@ public sealed partial class Zone
         using (RefLock.Enter())
         {
             head = RefcountTarget(IndexOf(pfn));
-            if (RefCount[head] <= 0 || (Flags[head] & (byte)(PageFlags.Allocated | PageFlags.Lru)) != (byte)PageFlags.Allocated)
+            if (RefCount[head] <= 0 || (Flags[head] & (byte)(PageFlags.Allocated | PageFlags.Lru | PageFlags.Isolated)) != (byte)PageFlags.Allocated)
             {
                 return IsLru(head) ? LruPageRefused(head, "put_page") : NotAllocatedHead(IndexOf(pfn), "put_page");
             }
@@ -201,7 +201,7 @@ public sealed partial class Zone
         }
         var idx = IndexOf(pfn);
         using var _ = RefLock.Enter();
-        if (RefCount[idx] <= 0 || (Flags[idx] & (byte)(PageFlags.Allocated | PageFlags.Lru)) != (byte)PageFlags.Allocated)
+        if (RefCount[idx] <= 0 || (Flags[idx] & (byte)(PageFlags.Allocated | PageFlags.Lru | PageFlags.Isolated)) != (byte)PageFlags.Allocated)
         {
             return IsLru(idx) ? LruPageRefused(idx, "split_page") : NotAllocatedHead(idx, "split_page");
         }
@@ -240,7 +240,7 @@ public sealed partial class Zone
         }
         var idx = IndexOf(pfn);
         using var _ = RefLock.Enter();
-        if (RefCount[idx] <= 0 || (Flags[idx] & (byte)(PageFlags.Allocated | PageFlags.Lru)) != (byte)PageFlags.Allocated)
+        if (RefCount[idx] <= 0 || (Flags[idx] & (byte)(PageFlags.Allocated | PageFlags.Lru | PageFlags.Isolated)) != (byte)PageFlags.Allocated)
         {
             // memory_failure() on a page-cache page would truncate it (not modelled): refused instead.
             return IsLru(idx) ? LruPageRefused(idx, "hwpoison") : NotAllocatedHead(idx, "hwpoison");

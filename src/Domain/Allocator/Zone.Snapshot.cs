@@ -226,7 +226,7 @@ public sealed partial class Zone
                 throw SnapshotFailures.Malformed($"pfn {Hex(PfnOf(badId))} is charged to memcg id {ids[badId]}; the configuration has {memcgs} memcgs");
             }
         }
-        const byte knownFlags = (byte)(PageFlags.Buddy | PageFlags.Pcp | PageFlags.Head | PageFlags.Tail | PageFlags.HwPoison | PageFlags.Allocated | PageFlags.Lru);
+        const byte knownFlags = (byte)(PageFlags.Buddy | PageFlags.Pcp | PageFlags.Head | PageFlags.Tail | PageFlags.HwPoison | PageFlags.Allocated | PageFlags.Lru); // (Isolated: only inside a call, never in a snapshot)
         if (Flags.AsSpan().IndexOfAnyInRange((byte)(knownFlags + 1), byte.MaxValue) is var badFlags and >= 0)
         {
             throw SnapshotFailures.Malformed($"pfn {Hex(PfnOf(badFlags))} has page flags 0x{Flags[badFlags]:x2}, beyond the known 0x{knownFlags:x2}");

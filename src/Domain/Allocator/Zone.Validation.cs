@@ -121,7 +121,7 @@ public sealed partial class Zone
                     $"{operation}: pfn {Hex(PfnOf(i))} belongs to the order-{order} compound page at {Hex(PfnOf(head))}; "
                     + "free_contig_range() takes order-0 pages only.");
             }
-            if ((flags & PageFlags.Lru) != 0)
+            if ((flags & (PageFlags.Lru | PageFlags.Isolated)) != 0)
             {
                 return LruPageRefused(i, operation);
             }

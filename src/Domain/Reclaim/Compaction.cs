@@ -168,6 +168,115 @@ public sealed class Compaction
         _counters.Add(success ? VmscanEvent.CompactSuccess : VmscanEvent.CompactFail, 1);
     }
 
+    // ---- kcompactd ----
+
+    /// <summary>
+    /// wakeup_kcompactd(): merge the order and zone into the node's, and (for an order &gt; 0, when
+    /// some zone up to the index would be suitable for it) wake kcompactd. Woken by kswapd, it runs
+    /// at once, on kswapd's thread; woken from an allocation (wakeup_kswapd()), it runs once that
+    /// call is done, as kswapd does (Reclaim/Kswapd.cs). Returns whether it was woken.
+    /// </summary>
+    internal bool WakeupKcompactd(Kswapd k, int order, int highestZoneIdx, int cpu, bool runNow = true)
+    {
+        if (order == 0)
+        {
+            return false;
+        }
+        lock (k.Lock)
+        {
+            k.KcompactdMaxOrder = Math.Max(k.KcompactdMaxOrder, order);
+            k.KcompactdHighestZoneIdx = Math.Min(k.KcompactdHighestZoneIdx, highestZoneIdx);
+        }
+        if (Volatile.Read(ref k.KcompactdRunning) != 0 || Volatile.Read(ref k.KcompactdWoken) != 0 || !KcompactdNodeSuitable(k))
+        {
+            return false; // awake already (it reads the merged values), or nothing it could do
+        }
+        if (_trace.Enabled)
+        {
+            Tracepoints.OnCpu(cpu);
+            _trace.Emit(new TraceEvent(TraceEventType.MmCompactionWakeupKcompactd, 0, 0, k.Zones[0].Index, 0, order, 0, Node: k.Node, Status: highestZoneIdx));
+        }
+        if (runNow)
+        {
+            RunKcompactd(k, cpu);
+        }
+        return true;
+    }
+
+    /// <summary>kcompactd(), woken: one kcompactd_do_work(), unless another thread runs it for the node.</summary>
+    internal void RunKcompactd(Kswapd k, int cpu)
+    {
+        if (Interlocked.CompareExchange(ref k.KcompactdRunning, 1, 0) != 0)
+        {
+            return;
+        }
+        try
+        {
+            KcompactdDoWork(k, cpu);
+        }
+        finally
+        {
+            Volatile.Write(ref k.KcompactdRunning, 0);
+        }
+    }
+
+    /// <summary>kcompactd_node_suitable(): some zone up to the node's kcompactd zone would compact for its order (CONTINUE).</summary>
+    private static bool KcompactdNodeSuitable(Kswapd k) =>
+        k.Zones.Any(z => (int)z.Type <= k.KcompactdHighestZoneIdx
+            && CompactionSuitAllocationOrder(z, k.KcompactdMaxOrder, (ZoneType)k.KcompactdHighestZoneIdx, AllocFlags.WmarkMin, async: false) == CompactResult.Continue);
+
+    /// <summary>
+    /// kcompactd_do_work(): MIGRATE_SYNC_LIGHT compaction, for GFP_KERNEL, of each zone up to the
+    /// node's kcompactd zone that is neither deferred nor unsuitable for the order; a zone scanned to
+    /// the end without success has its pcp lists drained and is deferred. Counts compact_daemon_*.
+    /// </summary>
+    private void KcompactdDoWork(Kswapd k, int cpu)
+    {
+        int order, highest;
+        lock (k.Lock)
+        {
+            order = k.KcompactdMaxOrder;
+            highest = k.KcompactdHighestZoneIdx;
+        }
+        if (_trace.Enabled)
+        {
+            _trace.Emit(new TraceEvent(TraceEventType.MmCompactionKcompactdWake, 0, 0, k.Zones[0].Index, 0, order, 0, Node: k.Node, Status: highest));
+        }
+        _counters.Add(VmscanEvent.CompactDaemonWake, 1);
+        foreach (var zone in k.Zones)
+        {
+            if ((int)zone.Type > highest || CompactionDeferred(zone, order)
+                || CompactionSuitAllocationOrder(zone, order, (ZoneType)highest, AllocFlags.WmarkMin, async: false) != CompactResult.Continue)
+            {
+                continue;
+            }
+            var cc = new CompactControl(zone, order, MigrateType.Unmovable, AllocFlags.WmarkMin, (ZoneType)highest, cpu) { Sync = true };
+            var status = CompactZone(cc);
+            if (status == CompactResult.Success)
+            {
+                CompactionDeferReset(zone, order, allocSuccess: false);
+            }
+            else if (status is CompactResult.PartialSkipped or CompactResult.Complete)
+            {
+                zone.DrainPages(null); // drain_all_pages(zone): what the run freed to pcp lists may merge
+                DeferCompaction(zone, order);
+            }
+            _counters.Add(VmscanEvent.CompactDaemonMigrateScanned, cc.TotalMigrateScanned);
+            _counters.Add(VmscanEvent.CompactDaemonFreeScanned, cc.TotalFreeScanned);
+        }
+        lock (k.Lock)
+        {
+            if (k.KcompactdMaxOrder <= order)
+            {
+                k.KcompactdMaxOrder = 0;
+            }
+            if (k.KcompactdHighestZoneIdx >= highest)
+            {
+                k.KcompactdHighestZoneIdx = (int)k.Zones[^1].Type;
+            }
+        }
+    }
+
     // ---- compact_memory ----
 
     /// <summary>

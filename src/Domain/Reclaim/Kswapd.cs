@@ -39,6 +39,22 @@ internal sealed class Kswapd(int node, Zone[] zones)
     /// <summary>The zone index kswapd used last, for kswapd_highest_zoneidx(pgdat, prev).</summary>
     public int PreviousZoneIdx = ZoneTypes.Count - 1;
 
+    /// <summary>pgdat->kcompactd_max_order: the highest order a wakeup_kcompactd() asked for since kcompactd last ran.</summary>
+    public int KcompactdMaxOrder;
+
+    /// <summary>
+    /// pgdat->kcompactd_highest_zoneidx: the lowest highest-zone a wake asked for; the node's highest
+    /// zone (nr_zones - 1) when none. (The kernel's starts at 0 until kcompactd first runs, which
+    /// makes its first run DMA's alone; PageAlloc starts where every later run leaves it.)
+    /// </summary>
+    public int KcompactdHighestZoneIdx = (int)zones[^1].Type;
+
+    /// <summary>kcompactd is running on some thread (a wake meanwhile only merges its order and zone).</summary>
+    public int KcompactdRunning;
+
+    /// <summary>kcompactd was woken from an allocation and runs once that call is done.</summary>
+    public int KcompactdWoken;
+
     /// <summary>MAX_RECLAIM_RETRIES failures: "hopeless", left to direct reclaim.</summary>
     public bool Hopeless => Volatile.Read(ref Failures) >= PageAllocConstants.MaxReclaimRetries;
 }

@@ -36,29 +36,46 @@ public sealed class Vmscan
     /// <summary>The reclaim counters of /proc/vmstat.</summary>
     public VmscanCounters Counters { get; } = new();
 
+    /// <summary>The machine's compaction, which kswapd wakes kcompactd through; set by the machine.</summary>
+    internal Compaction? Compaction { get; set; }
+
     /// <summary>kswapd_failures per node, for zoneinfo's node_unreclaimable and forks.</summary>
     internal int KswapdFailures(int node) => _kswapds[node] is { } k ? Volatile.Read(ref k.Failures) : 0;
 
-    /// <summary>A fork's reclaim state: the counters and each node's kswapd failures (kswapd sleeps between calls).</summary>
+    /// <summary>A fork's reclaim state: the counters and each node's kswapd and kcompactd state (both sleep between calls).</summary>
     internal void CopyFrom(Vmscan source)
     {
         Counters.Restore(source.Counters.Read());
         for (var node = 0; node < _kswapds.Length; node++)
         {
-            RestoreKswapdFailures(node, source.KswapdFailures(node));
+            if (source._kswapds[node] is not null)
+            {
+                RestoreNodeState(node, source.NodeState(node));
+            }
+        }
+    }
+
+    /// <summary>
+    /// A node's pglist_data reclaim state between calls, for forks and snapshots: kswapd_order and
+    /// kswapd_highest_zoneidx (a wake that did not wake kswapd still merged them), the zone kswapd
+    /// used last, kswapd_failures, kcompactd_max_order and kcompactd_highest_zoneidx.
+    /// </summary>
+    internal int[] NodeState(int node) => _kswapds[node] is { } k
+        ? [k.Order, k.HighestZoneIdx, k.PreviousZoneIdx, k.Failures, k.KcompactdMaxOrder, k.KcompactdHighestZoneIdx]
+        : new int[NodeStateLength];
+
+    internal const int NodeStateLength = 6;
+
+    internal void RestoreNodeState(int node, ReadOnlySpan<int> s)
+    {
+        if (_kswapds[node] is { } k)
+        {
+            (k.Order, k.HighestZoneIdx, k.PreviousZoneIdx, k.Failures, k.KcompactdMaxOrder, k.KcompactdHighestZoneIdx) = (s[0], s[1], s[2], s[3], s[4], s[5]);
         }
     }
 
     /// <summary>The nodes kswapd runs for (ids with zones).</summary>
     internal IEnumerable<int> Nodes => _kswapds.Where(k => k is not null).Select(k => k.Node);
-
-    internal void RestoreKswapdFailures(int node, int failures)
-    {
-        if (_kswapds[node] is { } k)
-        {
-            k.Failures = failures;
-        }
-    }
 
     // ---- kswapd ----
 
@@ -66,9 +83,10 @@ public sealed class Vmscan
     /// wakeup_kswapd(): merge the order and highest zone into the node's, and wake its kswapd
     /// unless it is awake already, hopeless, or its node is balanced for the request.
     /// </summary>
-    internal void WakeupKswapd(Zone zone, GfpFlags gfp, int order, ZoneType highestZoneIdx)
+    internal void WakeupKswapd(Zone zone, GfpFlags gfp, int order, ZoneType highestZoneIdx, int cpu = 0)
     {
         var k = _kswapds[zone.NodeId];
+        var kcompactd = false;
         lock (k.Lock)
         {
             if (k.HighestZoneIdx == Kswapd.NoZone || k.HighestZoneIdx < (int)highestZoneIdx)
@@ -82,7 +100,10 @@ public sealed class Vmscan
             }
             if (k.Hopeless || (PgdatBalanced(k, order, (int)highestZoneIdx) && !PgdatWatermarkBoosted(k, (int)highestZoneIdx)))
             {
-                return; // (kcompactd's wake for a request that cannot reclaim: not modelled yet)
+                // Leave a hopeless or balanced node to direct reclaim, but a request that cannot
+                // reclaim gets kcompactd's help for its order.
+                kcompactd = (gfp & GfpFlags.DirectReclaim) == 0;
+                goto done;
             }
             if (_trace.Enabled)
             {
@@ -91,14 +112,22 @@ public sealed class Vmscan
             k.Woken = true;
         }
         Volatile.Write(ref _anyWoken, 1);
+        return;
+    done:
+        if (kcompactd && Compaction?.WakeupKcompactd(k, order, (int)highestZoneIdx, cpu, runNow: false) == true)
+        {
+            Volatile.Write(ref k.KcompactdWoken, 1);
+            Volatile.Write(ref _anyWoken, 1);
+        }
     }
 
     /// <summary>Whether some kswapd was woken and has not run yet (one volatile read, for the allocation path).</summary>
     internal bool AnyWoken => Volatile.Read(ref _anyWoken) != 0;
 
     /// <summary>
-    /// Runs every woken kswapd until it sleeps (kswapd()'s loop), on this thread and
-    /// <paramref name="cpu"/>'s pcp. A kswapd another thread is running is left to it.
+    /// Runs every woken kcompactd (woken from an allocation) and every woken kswapd until it sleeps
+    /// (kswapd()'s loop), on this thread and <paramref name="cpu"/>'s pcp. A daemon another thread is
+    /// running is left to it.
     /// </summary>
     internal void RunWokenKswapds(int cpu)
     {
@@ -108,6 +137,10 @@ public sealed class Vmscan
             if (k is null)
             {
                 continue;
+            }
+            if (Interlocked.Exchange(ref k.KcompactdWoken, 0) != 0)
+            {
+                Compaction?.RunKcompactd(k, cpu);
             }
             lock (k.Lock)
             {
@@ -136,7 +169,12 @@ public sealed class Vmscan
     // failure, and 16 failures make the node hopeless); a bound on purpose, never reached in tests.
     private const int MaxKswapdRounds = 1024;
 
-    /// <summary>kswapd(): read and reset the wake's order and zone, balance_pgdat(), then kswapd_try_to_sleep(); again while it cannot sleep.</summary>
+    /// <summary>
+    /// kswapd()'s loop, entered where a wake finds it (in kswapd_try_to_sleep()): read and reset the
+    /// merged order and zone, balance_pgdat(); then, when balancing dropped to a lower order, try to
+    /// sleep for the order it was woken for (goto kswapd_try_sleep), else go round: try to sleep for
+    /// whatever order wakes have merged since (kswapd_order, not reset). Again while it cannot sleep.
+    /// </summary>
     private void RunKswapd(Kswapd k, int cpu)
     {
         for (var round = 0; round < MaxKswapdRounds; round++)
@@ -156,7 +194,16 @@ public sealed class Vmscan
                 _trace.Emit(TraceEventType.MmVmscanKswapdWake, ZoneIndexFor(k, idx), 0, order, 0, node: k.Node);
             }
             var reclaimOrder = BalancePgdat(k, order, idx, cpu);
-            if (KswapdTryToSleep(k, reclaimOrder, idx))
+            var allocOrder = order;
+            if (reclaimOrder >= order)
+            {
+                lock (k.Lock)
+                {
+                    allocOrder = reclaimOrder = k.Order; // the loop's top: alloc_order = reclaim_order = kswapd_order
+                    idx = k.HighestZoneIdx == Kswapd.NoZone ? idx : k.HighestZoneIdx; // kswapd_highest_zoneidx(pgdat, prev)
+                }
+            }
+            if (KswapdTryToSleep(k, allocOrder, reclaimOrder, idx, cpu))
             {
                 return;
             }
@@ -167,15 +214,17 @@ public sealed class Vmscan
     /// kswapd_try_to_sleep(): balanced (or hopeless), kswapd naps and then sleeps
     /// (mm_vmscan_kswapd_sleep); not, it counts kswapd_high_wmark_hit_quickly and goes back to work.
     /// </summary>
-    private bool KswapdTryToSleep(Kswapd k, int reclaimOrder, int idx)
+    private bool KswapdTryToSleep(Kswapd k, int allocOrder, int reclaimOrder, int idx, int cpu)
     {
         if (!PrepareKswapdSleep(k, reclaimOrder, idx))
         {
             Counters.Add(VmscanEvent.KswapdHighWmarkHitQuickly, 1);
             return false;
         }
-        // (wakeup_kcompactd() here: not modelled yet.) The nap takes no simulated time, so it ends
-        // unwoken and the second check sees what the first did.
+        // kcompactd compacts for the order kswapd was woken for, now that there is free memory to
+        // compact into. The nap takes no simulated time, so it ends unwoken and the second check sees
+        // what the first did.
+        Compaction?.WakeupKcompactd(k, allocOrder, idx, cpu);
         if (_trace.Enabled)
         {
             _trace.Emit(TraceEventType.MmVmscanKswapdSleep, ZoneIndexFor(k, idx), 0, 0, 0, node: k.Node);
@@ -284,9 +333,10 @@ public sealed class Vmscan
                 {
                     if (zoneBoosts[i] != 0)
                     {
-                        k.Zones[i].RemoveWatermarkBoost(zoneBoosts[i]); // (then wakeup_kcompactd(pageblock_order): not modelled yet)
+                        k.Zones[i].RemoveWatermarkBoost(zoneBoosts[i]);
                     }
                 }
+                Compaction?.WakeupKcompactd(k, PageblockOrder, highestZoneIdx, cpu); // now there is likely space to defragment pageblocks
             }
         }
     }

@@ -37,11 +37,14 @@ public enum VmscanEvent
     CompactStall,
     CompactFail,
     CompactSuccess,
+    CompactDaemonWake,
+    CompactDaemonMigrateScanned,
+    CompactDaemonFreeScanned,
 }
 
 public static class VmscanEvents
 {
-    public const int Count = 28;
+    public const int Count = 31;
 
     /// <summary>The names vmstat_text gives them, in the enum's order.</summary>
     public static ImmutableArray<string> Names { get; } =
@@ -55,6 +58,7 @@ public static class VmscanEvents
         "pgmigrate_success", "pgmigrate_fail",
         "compact_migrate_scanned", "compact_free_scanned", "compact_isolated",
         "compact_stall", "compact_fail", "compact_success",
+        "compact_daemon_wake", "compact_daemon_migrate_scanned", "compact_daemon_free_scanned",
     ];
 
     public static string Name(VmscanEvent e) => Names[(int)e];

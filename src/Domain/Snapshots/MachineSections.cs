@@ -51,7 +51,12 @@ internal static class MachineSections
             foreach (var node in nodes)
             {
                 w.WriteInt32(node);
-                w.WriteInt32(machine.Vmscan.KswapdFailures(node)); // pgdat->kswapd_failures
+                // kswapd_order, kswapd_highest_zoneidx, the zone kswapd used last, kswapd_failures,
+                // kcompactd_max_order, kcompactd_highest_zoneidx
+                foreach (var value in machine.Vmscan.NodeState(node))
+                {
+                    w.WriteInt32(value);
+                }
             }
         }
         foreach (var zone in machine.Zones)
@@ -126,7 +131,15 @@ internal static class MachineSections
                     throw SnapshotFailures.Inconsistent($"its kswapd state names node {id} where node {node} was expected");
                 }
                 // kswapd_failures stops counting where it matters (MAX_RECLAIM_RETRIES), but may pass it.
-                machine.Vmscan.RestoreKswapdFailures(node, r.ReadInt32($"node {node}'s kswapd_failures", 0, int.MaxValue));
+                machine.Vmscan.RestoreNodeState(node,
+                [
+                    r.ReadInt32($"node {node}'s kswapd_order", 0, PageAllocConstants.MaxPageOrder),
+                    r.ReadInt32($"node {node}'s kswapd_highest_zoneidx", 0, ZoneTypes.Count),
+                    r.ReadInt32($"node {node}'s last kswapd zone", 0, ZoneTypes.Count - 1),
+                    r.ReadInt32($"node {node}'s kswapd_failures", 0, int.MaxValue),
+                    r.ReadInt32($"node {node}'s kcompactd_max_order", 0, PageAllocConstants.MaxPageOrder),
+                    r.ReadInt32($"node {node}'s kcompactd_highest_zoneidx", 0, ZoneTypes.Count - 1),
+                ]);
             }
         }
 

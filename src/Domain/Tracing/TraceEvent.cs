@@ -57,6 +57,12 @@ public enum TraceEventType : byte
 
     /// <summary>compaction:mm_compaction_migratepages, after each migrate_pages() of compact_zone().</summary>
     MmCompactionMigratepages,
+
+    /// <summary>compaction:mm_compaction_wakeup_kcompactd, in wakeup_kcompactd() when it wakes kcompactd.</summary>
+    MmCompactionWakeupKcompactd,
+
+    /// <summary>compaction:mm_compaction_kcompactd_wake, as kcompactd starts kcompactd_do_work().</summary>
+    MmCompactionKcompactdWake,
 }
 
 /// <summary>
@@ -77,7 +83,7 @@ public enum TraceEventType : byte
 /// <param name="MigratePfn">mm_compaction_begin/end: the migration scanner's pfn (Pfn is zone_start).</param>
 /// <param name="FreePfn">mm_compaction_begin/end: the free scanner's pfn.</param>
 /// <param name="ZoneEnd">mm_compaction_begin/end: zone_end.</param>
-/// <param name="Status">mm_compaction_end: the compact_result (Flag: mode sync).</param>
+/// <param name="Status">mm_compaction_end: the compact_result (Flag: mode sync); the kcompactd events: the highest zone type (classzone_idx).</param>
 public readonly record struct TraceEvent(
     TraceEventType Type,
     long Timestamp,

@@ -29,6 +29,8 @@ public static class TraceText
         TraceEventType.MmCompactionBegin => "mm_compaction_begin",
         TraceEventType.MmCompactionEnd => "mm_compaction_end",
         TraceEventType.MmCompactionMigratepages => "mm_compaction_migratepages",
+        TraceEventType.MmCompactionWakeupKcompactd => "mm_compaction_wakeup_kcompactd",
+        TraceEventType.MmCompactionKcompactdWake => "mm_compaction_kcompactd_wake",
         _ => throw new ArgumentOutOfRangeException(nameof(type), type, "every event has a name"),
     };
 
@@ -96,6 +98,8 @@ public static class TraceText
             TraceEventType.MmCompactionEnd => string.Create(c,
                 $"zone_start=0x{e.Pfn:x} migrate_pfn=0x{e.MigratePfn:x} free_pfn=0x{e.FreePfn:x} zone_end=0x{e.ZoneEnd:x}, mode={(e.Flag ? "sync" : "async")} status={CompactionStatus(e.Status)}"),
             TraceEventType.MmCompactionMigratepages => string.Create(c, $"nr_migrated={e.NrPages} nr_failed={e.NrFailed}"),
+            TraceEventType.MmCompactionWakeupKcompactd or TraceEventType.MmCompactionKcompactdWake => string.Create(c,
+                $"nid={e.Node} order={e.Order} classzone_idx={ZoneTypes.Name((ZoneType)e.Status),-8}"),
             _ => throw new ArgumentOutOfRangeException(nameof(e), e.Type, "every event has a format"),
         };
     }
