@@ -58,22 +58,13 @@ public static class ReclaimEndpoints
         [Description("The cpu whose pcp the migrated pages' sources are freed to; left out, the request thread's.")] int? cpu)
     {
         var machine = scope.Machine;
-        var c = cpu ?? machine.CurrentCpu();
-        if (c < 0 || c >= machine.Cpus)
+        var result = machine.CompactMemory(cpu ?? machine.CurrentCpu());
+        if (result.Error is { } error)
         {
-            return Problems.Of(ProblemCatalog.Of(PageErrorKind.InvalidCpu), $"cpu {c} does not exist: the machine has cpus 0..{machine.Cpus - 1}.");
+            return Problems.From(error);
         }
-        static long[] Blocks(Domain.Allocator.Machine m) =>
-            [.. Enumerable.Range(0, Domain.Model.PageAllocConstants.NrPageOrders).Select(o => m.Stats().Sum(z => z.NrFree[o]))];
-        var before = Blocks(machine);
-        var counters = machine.Vmscan.Counters;
-        var (migrated, scanned, freeScanned) = (counters[Domain.Reclaim.VmscanEvent.PgmigrateSuccess],
-            counters[Domain.Reclaim.VmscanEvent.CompactMigrateScanned], counters[Domain.Reclaim.VmscanEvent.CompactFreeScanned]);
-        machine.CompactMemory(c);
-        return TypedResults.Ok(new CompactMemoryResponse(before, Blocks(machine),
-            counters[Domain.Reclaim.VmscanEvent.PgmigrateSuccess] - migrated,
-            counters[Domain.Reclaim.VmscanEvent.CompactMigrateScanned] - scanned,
-            counters[Domain.Reclaim.VmscanEvent.CompactFreeScanned] - freeScanned));
+        var r = result.Value;
+        return TypedResults.Ok(new CompactMemoryResponse(r.FreeBlocksBefore, r.FreeBlocksAfter, r.Migrated, r.MigrateScanned, r.FreeScanned));
     }
 
     public static Results<Ok<PageCacheReadResponse>, ProblemHttpResult> ReadPageCache(MachineScope scope,

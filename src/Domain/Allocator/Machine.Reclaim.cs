@@ -141,8 +141,36 @@ public sealed partial class Machine
         return block;
     }
 
-    /// <summary>Writing 1 to /proc/sys/vm/compact_memory: every zone compacted whole (compact_nodes()).</summary>
-    public void CompactMemory(int cpu) => Compaction.CompactNodes(_zones, cpu);
+    /// <summary>
+    /// Writing 1 to /proc/sys/vm/compact_memory: every zone compacted whole (compact_nodes()), the
+    /// migrated pages' sources freed to <paramref name="cpu"/>'s pcp. Answers the machine's free
+    /// blocks per order before and after, and what the run itself migrated and scanned.
+    /// </summary>
+    public PageResult<CompactMemoryResult> CompactMemory(int cpu)
+    {
+        if (_zones[0].CheckCpu(cpu) is { } cpuError)
+        {
+            return cpuError;
+        }
+        var before = FreeBlocksByOrder();
+        var (migrated, migrateScanned, freeScanned) = Compaction.CompactNodes(_zones, cpu);
+        return new CompactMemoryResult(before, FreeBlocksByOrder(), migrated, migrateScanned, freeScanned);
+    }
+
+    /// <summary>nr_free per order summed over the zones, read without locks as /proc/buddyinfo's counters are.</summary>
+    private long[] FreeBlocksByOrder()
+    {
+        var blocks = new long[NrPageOrders];
+        foreach (var zone in _zones)
+        {
+            var nrFree = zone.NrFreeByOrder();
+            for (var order = 0; order < NrPageOrders; order++)
+            {
+                blocks[order] += nrFree[order];
+            }
+        }
+        return blocks;
+    }
 
     /// <summary>wake_all_kswapds(): wakeup_kswapd() for each node of the zonelist once, with its first zone up to highest_zoneidx.</summary>
     private void WakeAllKswapds(Zone[] zonelist, int order, GfpFlags gfp, ZoneType highestZoneIdx)
@@ -305,6 +333,9 @@ public sealed partial class Machine
     /// <summary>The machine's LRU pages per list, summed over zones (the node stats nr_inactive_file and friends).</summary>
     public long LruPages(LruList lru) => _zones.Sum(z => z.LruPages(lru));
 }
+
+/// <summary>What compact_memory did: the machine's free blocks per order before and after, the pages it migrated and the pfns each scanner visited.</summary>
+public sealed record CompactMemoryResult(long[] FreeBlocksBefore, long[] FreeBlocksAfter, long Migrated, long MigrateScanned, long FreeScanned);
 
 /// <summary>What a page-cache read did: the pages read, those not read (an allocation failed), and what reclaim freed meanwhile.</summary>
 public readonly record struct PageCacheRead(long Read, long NotRead, long ReclaimedByKswapd, long ReclaimedDirectly);

@@ -43,8 +43,8 @@ public sealed partial class Zone
 
     private bool _reclaimActive;
 
-    /// <summary>Whether any page of the zone is on an LRU list.</summary>
-    public bool HasLruPages => _lruPages.Any(n => Volatile.Read(ref n) != 0);
+    /// <summary>Whether any page of the zone is on an LRU list (read on a quiescent machine: a snapshot's writer).</summary>
+    public bool HasLruPages => _lruPages.Any(n => n != 0);
 
     /// <summary>Pages on one of the zone's LRU lists (NR_ZONE_INACTIVE_FILE and friends), read without a lock.</summary>
     public long LruPages(LruList lru) => Volatile.Read(ref _lruPages[(int)lru]);

@@ -191,6 +191,10 @@ public sealed class Compaction
         {
             return false; // awake already (it reads the merged values), or nothing it could do
         }
+        if (!runNow && Interlocked.CompareExchange(ref k.KcompactdWoken, 1, 0) != 0)
+        {
+            return false; // a racing wake woke it first: one wake_up, one tracepoint
+        }
         if (_trace.Enabled)
         {
             Tracepoints.OnCpu(cpu);
@@ -283,17 +287,22 @@ public sealed class Compaction
     /// Writing 1 to /proc/sys/vm/compact_memory: compact_nodes() -> compact_node() on every zone,
     /// order -1 (compact everything), MIGRATE_SYNC, the whole zone, until the scanners meet.
     /// </summary>
-    internal void CompactNodes(IReadOnlyList<Zone> zones, int cpu)
+    /// <returns>The pages the runs migrated and the pfns each scanner visited, theirs alone (the machine's counters also count any racing compaction).</returns>
+    internal (long Migrated, long MigrateScanned, long FreeScanned) CompactNodes(IReadOnlyList<Zone> zones, int cpu)
     {
+        long migrated = 0, migrateScanned = 0, freeScanned = 0;
         foreach (var zone in zones)
         {
-            CompactZone(new CompactControl(zone, -1, MigrateType.Movable, AllocFlags.WmarkMin, ZoneType.Movable, cpu)
+            var cc = new CompactControl(zone, -1, MigrateType.Movable, AllocFlags.WmarkMin, ZoneType.Movable, cpu)
             {
                 Sync = true,
                 WholeZone = true,
                 IgnoreBlockSuitable = false,
-            });
+            };
+            CompactZone(cc);
+            (migrated, migrateScanned, freeScanned) = (migrated + cc.Migrated, migrateScanned + cc.TotalMigrateScanned, freeScanned + cc.TotalFreeScanned);
         }
+        return (migrated, migrateScanned, freeScanned);
     }
 
     // ---- compact_zone ----
@@ -669,6 +678,7 @@ public sealed class Compaction
             migrated++;
         }
         var failed = cc.Migrate.Count;
+        cc.Migrated += migrated;
         PutbackMigratepages(cc);
         _counters.Add(VmscanEvent.PgmigrateSuccess, migrated);
         _counters.Add(VmscanEvent.PgmigrateFail, ok ? 0 : 1);
@@ -871,6 +881,9 @@ internal sealed class CompactControl(Zone zone, int order, MigrateType migrateTy
     public long NrFreePages { get; set; }
 
     public long TotalMigrateScanned { get; set; }
+
+    /// <summary>Pages the run migrated.</summary>
+    public long Migrated { get; set; }
 
     public long TotalFreeScanned { get; set; }
 }

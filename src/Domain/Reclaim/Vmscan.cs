@@ -116,8 +116,7 @@ public sealed class Vmscan
     done:
         if (kcompactd && Compaction?.WakeupKcompactd(k, order, (int)highestZoneIdx, cpu, runNow: false) == true)
         {
-            Volatile.Write(ref k.KcompactdWoken, 1);
-            Volatile.Write(ref _anyWoken, 1);
+            Volatile.Write(ref _anyWoken, 1); // it runs once this call is done (RunWokenKswapds)
         }
     }
 
