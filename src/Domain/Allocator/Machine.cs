@@ -350,15 +350,9 @@ public sealed partial class Machine
         {
             TraceAlloc(zone, block, order, gfp);
         }
-        if (block is { Zone.BoostedWatermarkFlag: true } boosted && (alloc & AllocFlags.Kswapd) != 0)
+        if (Vmscan.AnyWoken || (block is { Zone.BoostedWatermarkFlag: true } && (alloc & AllocFlags.Kswapd) != 0))
         {
-            // rmqueue(): a boost this zone took asks for kswapd, which a balanced node would not wake for.
-            boosted.Zone.BoostedWatermarkFlag = false;
-            Vmscan.WakeupKswapd(boosted.Zone, 0, 0, boosted.Zone.Type);
-        }
-        if (Vmscan.AnyWoken)
-        {
-            Vmscan.RunWokenKswapds(cpu); // kswapd runs once the call that woke it has its pages (Reclaim/Kswapd.cs)
+            RunDaemons(block, cpu);
         }
         if (block is { } b)
         {
@@ -367,6 +361,25 @@ public sealed partial class Machine
         charged?.Uncharge(1L << order);
         zone.CountAllocFailure();
         return OutOfMemory(zone, order, mt);
+    }
+
+    /// <summary>
+    /// After an allocation: rmqueue()'s wake of kswapd for a zone whose boost the allocation took
+    /// (ZONE_BOOSTED_WATERMARK: a balanced node would not wake it), then every daemon woken during
+    /// the call runs (Reclaim/Kswapd.cs). Out of line, so that AllocPages stays small.
+    /// </summary>
+    [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.NoInlining)]
+    private void RunDaemons(AllocatedBlock? block, int cpu)
+    {
+        if (block is { Zone.BoostedWatermarkFlag: true } boosted)
+        {
+            boosted.Zone.BoostedWatermarkFlag = false;
+            Vmscan.WakeupKswapd(boosted.Zone, 0, 0, boosted.Zone.Type, cpu);
+        }
+        if (Vmscan.AnyWoken)
+        {
+            Vmscan.RunWokenKswapds(cpu);
+        }
     }
 
     // The refusals' texts, built out of line so that AllocPages stays small enough to optimise well.
